@@ -1,0 +1,26 @@
+# The README's two commands: `make run` and `make test`. Each sets up .venv first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CONFIG ?= conf/tys.yaml
+
+.PHONY: run test lint demo bench clean venv
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+run: venv
+	$(PY) -m tys_server --config $(CONFIG)
+
+test: venv
+	$(PY) -m pytest
+
+lint: venv
+	$(PY) -m ruff check tys_server tests tools
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .hypothesis
