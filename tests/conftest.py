@@ -1,0 +1,176 @@
+"""Shared fixtures: a real PostgreSQL (embedded, or TYS_TEST_DSN), settings, the app."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import orjson
+import psycopg2
+import psycopg2.extensions
+import pytest
+import tornado.httpclient
+
+from tys_server.config import Settings, load_settings
+from tys_server.embedded import EmbeddedPostgres
+from tys_server.server import Runtime
+
+TABLES = ("devices", "users", "distance", "distance_history", "count", "zone")
+CMX_AUTH = ("cmx", "change-me-cmx")
+API_AUTH = ("frontend", "change-me-api")
+
+
+class TestDatabase:
+    """One database of this test run, on the embedded server or TYS_TEST_DSN's."""
+
+    __test__ = False
+
+    def __init__(self, admin_dsn: str, embedded: EmbeddedPostgres | None) -> None:
+        self.admin_dsn = admin_dsn
+        self.embedded = embedded
+        self.name = f"tys_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+        self.dsn = psycopg2.extensions.make_dsn(admin_dsn, dbname=self.name)
+
+    def _admin(self, sql: str) -> None:
+        conn = psycopg2.connect(self.admin_dsn)
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute(sql)
+        finally:
+            conn.close()
+
+    def create(self) -> None:
+        self._admin(f'CREATE DATABASE "{self.name}"')
+
+    def drop(self) -> None:
+        self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+    def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Synchronous read for assertions (tests only)."""
+        conn = psycopg2.connect(self.dsn)
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute(sql, args)
+                return cur.fetchall() if cur.description else []
+        finally:
+            conn.close()
+
+    def clear(self) -> None:
+        """Empty every TYS table that exists."""
+        conn = psycopg2.connect(self.dsn)
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+                present = [name for (name,) in cur.fetchall() if name in TABLES]
+                if present:
+                    cur.execute("TRUNCATE " + ", ".join(present))
+        finally:
+            conn.close()
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestDatabase]:
+    """The run's own database; dropped at the end."""
+    admin_dsn = os.environ.get("TYS_TEST_DSN")
+    embedded = None
+    if not admin_dsn:
+        embedded = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data")
+        embedded.start()
+        admin_dsn = embedded.dsn("postgres")
+    database = TestDatabase(admin_dsn, embedded)
+    database.create()
+    try:
+        yield database
+    finally:
+        database.drop()
+        if embedded is not None:
+            embedded.stop()
+
+
+@pytest.fixture
+def db(postgres: TestDatabase) -> TestDatabase:
+    """The run's database, emptied for this test."""
+    postgres.clear()
+    return postgres
+
+
+def with_overrides(settings: Settings, **overrides: Any) -> Settings:
+    """settings with dotted keys replaced: with_overrides(s, **{"cmx.hosts": ("x",)})."""
+    for dotted, value in overrides.items():
+        section, _, key = dotted.partition(".")
+        if "." in key:
+            sub, _, leaf = key.partition(".")
+            inner = getattr(getattr(settings, section), sub)
+            value = dataclasses.replace(inner, **{leaf: value})
+            key = sub
+        settings = dataclasses.replace(
+            settings, **{section: dataclasses.replace(getattr(settings, section), **{key: value})})
+    return settings
+
+
+@pytest.fixture
+def settings(db: TestDatabase) -> Settings:
+    """The shipped default config pointed at the test database, flushed only on demand."""
+    base = load_settings("conf/tys.yaml", environ={})
+    return with_overrides(base, **{"database.dsn": db.dsn, "database.flush_interval_s": 3600.0})
+
+
+@pytest.fixture
+def overrides() -> dict[str, Any]:
+    """Tests override settings by parametrising or replacing this fixture."""
+    return {}
+
+
+@pytest.fixture
+def runtime(io_loop: Any, settings: Settings, overrides: dict[str, Any]) -> Iterator[Runtime]:
+    """A started runtime (database, state, service) on the test database."""
+    rt = Runtime(with_overrides(settings, **overrides))
+    io_loop.run_sync(rt.start)
+    try:
+        yield rt
+    finally:
+        io_loop.run_sync(rt.stop)
+
+
+@pytest.fixture
+def app(runtime: Runtime) -> Any:
+    """pytest-tornado serves this app on a free port (http_server, base_url)."""
+    return runtime.application()
+
+
+def basic(pair: tuple[str, str]) -> str:
+    """Authorization header value for a username/password pair."""
+    return "Basic " + base64.b64encode(f"{pair[0]}:{pair[1]}".encode()).decode()
+
+
+@pytest.fixture
+def post(http_client: Any, base_url: str) -> Callable[..., Any]:
+    """await post(path, body, auth=API_AUTH) → HTTPResponse (never raises on status)."""
+
+    async def _post(path: str, body: Any = None, *, auth: tuple[str, str] | None = API_AUTH,
+                    raw: bytes | None = None, content_type: str = "application/json",
+                    method: str = "POST") -> tornado.httpclient.HTTPResponse:
+        headers = {"Content-Type": content_type}
+        if auth is not None:
+            headers["Authorization"] = basic(auth)
+        payload = raw if raw is not None else (orjson.dumps(body) if body is not None else b"")
+        return await http_client.fetch(
+            base_url + path, method=method, headers=headers,
+            body=payload if method in ("POST", "PUT", "PATCH") else None,
+            raise_error=False, allow_nonstandard_methods=True)
+
+    return _post
+
+
+def json_of(response: tornado.httpclient.HTTPResponse) -> Any:
+    """Decoded JSON body of a reply (asserting it is JSON)."""
+    assert response.headers.get("Content-Type", "").startswith("application/json"), \
+        response.headers.get("Content-Type")
+    return orjson.loads(response.body)

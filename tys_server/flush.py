@@ -1,0 +1,131 @@
+"""The periodic flush of dirty state to PostgreSQL, with back-off and health."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .state import State
+from .store import Store, StoreError
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF_S = 30.0
+UNHEALTHY_AFTER_INTERVALS = 3
+
+
+class Flusher:
+    """Owns the flush task: every interval, write what changed; keep it on failure."""
+
+    def __init__(self, state: State, store: Store, interval_s: float, *,
+                 clock: Callable[[], float] = time.time,
+                 on_flush: Callable[[float, int, bool], None] | None = None) -> None:
+        self.state = state
+        self.store = store
+        self.interval_s = interval_s
+        self.clock = clock
+        self.on_flush = on_flush  # (seconds, rows, ok) for metrics
+        self.last_success_s: float | None = None
+        self.failing_since_s: float | None = None
+        self.failures = 0
+        self.flushes = 0
+        self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+
+    async def flush_once(self) -> bool:
+        """Write every dirty key as an absolute value; True when it reached the database."""
+        async with self._lock:
+            dirty = self.state.take_dirty()
+            started = time.perf_counter()
+            rows = self.state.rows_for(dirty)
+            try:
+                if len(rows):
+                    await self.store.flush(rows)
+                else:
+                    await self.store.ping()
+            except (StoreError, OSError) as exc:
+                self.state.dirty.merge(dirty)
+                self._failed(exc)
+                self._report(started, len(rows), False)
+                return False
+            except BaseException:
+                self.state.dirty.merge(dirty)
+                raise
+            now = self.clock()
+            if self.failing_since_s is not None:
+                log.warning("database reachable again after %.0f s; flushed %d rows",
+                            now - self.failing_since_s, len(rows))
+            self.last_success_s = now
+            self.failing_since_s = None
+            self.failures = 0
+            self.flushes += 1
+            self.state.forget_old(now)
+            self._report(started, len(rows), True)
+            return True
+
+    def _failed(self, exc: BaseException) -> None:
+        self.failures += 1
+        if self.failing_since_s is None:
+            self.failing_since_s = self.clock()
+            log.error("flush failed, keeping %d dirty keys in memory: %s",
+                      len(self.state.dirty), exc)
+        else:
+            log.debug("flush failed again (%d): %s", self.failures, exc)
+
+    def _report(self, started: float, rows: int, ok: bool) -> None:
+        if self.on_flush is not None:
+            self.on_flush(time.perf_counter() - started, rows, ok)
+
+    def next_delay_s(self) -> float:
+        """Interval when healthy; doubling back-off (capped) while failing."""
+        if not self.failures:
+            return self.interval_s
+        return min(self.interval_s * 2 ** min(self.failures - 1, 8),
+                   max(self.interval_s, MAX_BACKOFF_S))
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """(ok, details) for /healthz: not ok once the database is gone 3 intervals."""
+        now = self.clock()
+        down_s = 0.0 if self.failing_since_s is None else now - self.failing_since_s
+        ok = down_s <= UNHEALTHY_AFTER_INTERVALS * self.interval_s
+        age = None if self.last_success_s is None else round(now - self.last_success_s, 1)
+        return ok, {
+            "database": "up" if self.failing_since_s is None else "down",
+            "last_flush_age_s": age,
+            "backlog": len(self.state.dirty),
+        }
+
+    def start(self) -> None:
+        """Run the periodic flush in the background."""
+        self._task = asyncio.create_task(self._run(), name="tys-flush")
+
+    def wake(self) -> None:
+        """Flush now instead of at the end of the interval (tests, shutdown)."""
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.next_delay_s())
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                await self.flush_once()
+            except Exception:  # a bug must not end the flushing for good
+                log.exception("unexpected error in the flush")
+
+    async def stop(self) -> None:
+        """Let a running flush finish (never cancel it mid-transaction), then stop."""
+        self._stop.set()
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+            self._task = None

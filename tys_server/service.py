@@ -1,0 +1,310 @@
+"""Use cases of the front-end API: register, delete, dashboard, leaderboard, ip→username."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .cmx import LocationUnavailable, NotOnWifi, parse_ip
+from .config import Settings
+from .ranking import Ranking
+from .state import State, User
+from .store import DeviceConflict, StoreError, UsernameConflict
+from .units import km, miles, steps
+
+log = logging.getLogger(__name__)
+
+USERNAME_MAX = 64
+DATE_FORMAT = "%m/%d/%Y"
+
+
+class ApiError(Exception):
+    """A reply the API promises: status code and the exact error text."""
+
+    status = 400
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
+class BadRequest(ApiError):
+    status = 400
+
+
+class NotFound(ApiError):
+    status = 404
+
+
+class Conflict(ApiError):
+    status = 409
+
+
+class Failed(ApiError):
+    status = 500
+
+
+class Unavailable(ApiError):
+    status = 503
+
+
+class MacLookup(Protocol):
+    """What the service needs of the CMX client."""
+
+    async def lookup_mac(self, ip: str) -> str: ...
+
+
+class UserStore(Protocol):
+    """What the service needs of the database."""
+
+    async def add_user(self, email: str, username: str, mac: str) -> None: ...
+
+    async def add_device(self, email: str, mac: str) -> None: ...
+
+    async def delete_user(self, email: str) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Reply:
+    """Status and JSON body of a successful call."""
+
+    status: int
+    body: Any
+
+
+def valid_username(value: object) -> str | None:
+    """1–64 printable characters, not starting with '@'; None otherwise."""
+    if not isinstance(value, str) or not 1 <= len(value) <= USERNAME_MAX:
+        return None
+    if value.startswith("@") or not value.isprintable() or value.strip() != value:
+        return None
+    return value
+
+
+def json_int(value: object, low: int, high: int) -> int | None:
+    """A JSON integer within [low, high]; "5", 2.5 and true are not."""
+    if type(value) is not int or not low <= value <= high:
+        return None
+    return value
+
+
+class Service:
+    """The API's use cases over memory, the database and CMX."""
+
+    def __init__(self, settings: Settings, state: State, store: UserStore, cmx: MacLookup,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.state = state
+        self.store = store
+        self.cmx = cmx
+        self.clock = clock
+        self.not_on_wifi = f"Connect to {settings.registration.wifi_name} WiFi first"
+        excluded = settings.leaderboard.exclude_email_domains
+        self._excluded = tuple("@" + d.lower().lstrip("@") for d in excluded)
+        self._ranking: Ranking | None = None
+        self._ranking_version = -1
+        self._ranking_at = 0.0
+        self._day_rankings: dict[int, tuple[int, float, Ranking]] = {}
+
+    # -- helpers --------------------------------------------------------------------
+
+    def email_for(self, username: str) -> str:
+        """username@email_domain, unless the username is an address itself."""
+        if "@" in username:
+            return username
+        return f"{username}@{self.settings.registration.email_domain}"
+
+    def is_ranked(self, user: User) -> bool:
+        """Staff (excluded e-mail domains) stay off the leaderboard."""
+        return not user.email.lower().endswith(self._excluded) if self._excluded else True
+
+    async def _lookup(self, ip: str) -> str:
+        try:
+            return await self.cmx.lookup_mac(ip)
+        except NotOnWifi:
+            raise NotFound(self.not_on_wifi) from None
+        except LocationUnavailable:
+            raise Unavailable("Location service unavailable") from None
+
+    def ranking(self) -> Ranking:
+        """Overall ranking, rebuilt at most every refresh interval when distance changed."""
+        now = time.monotonic()
+        stale = self._ranking_version != self.state.version
+        fresh_enough = now - self._ranking_at < self.settings.leaderboard.refresh_interval_s
+        if self._ranking is None or (stale and not fresh_enough):
+            version = self.state.version
+            self._ranking = Ranking((u.username, total) for u, total
+                                    in self.state.registered_totals() if self.is_ranked(u))
+            self._ranking_version = version
+            self._ranking_at = now
+        return self._ranking
+
+    def day_ranking(self, ordinal: int) -> Ranking:
+        """One day's ranking, cached like the overall one."""
+        now = time.monotonic()
+        cached = self._day_rankings.get(ordinal)
+        if cached is not None:
+            version, built_at, ranking = cached
+            if version == self.state.version or \
+                    now - built_at < self.settings.leaderboard.refresh_interval_s:
+                return ranking
+        ranking = Ranking((u.username, total) for u, total
+                          in self.state.registered_day_totals(ordinal) if self.is_ranked(u))
+        if len(self._day_rankings) > 32:
+            self._day_rankings.clear()
+        self._day_rankings[ordinal] = (self.state.version, now, ranking)
+        return ranking
+
+    # -- use cases ------------------------------------------------------------------
+
+    async def register(self, body: Any) -> Reply:
+        """register_username: username + ip (+ add_device) → a device of that user."""
+        text = "Not a POST request or no application/json headers with username and ip"
+        if not isinstance(body, dict):
+            raise BadRequest(text)
+        username = valid_username(body.get("username"))
+        ip = parse_ip(body.get("ip"))
+        add_device = body.get("add_device", False)
+        if username is None or ip is None or not isinstance(add_device, bool):
+            raise BadRequest(text)
+        mac = await self._lookup(ip)
+        reply = {"username": username, "email": self.email_for(username), "ip": ip, "mac": mac}
+        user = self.state.user(username)
+        owner = self.state.owner(mac)
+        if owner is not None:
+            if owner is user:
+                return Reply(200, {"info": "Username already registered with that mac, "
+                                           "nothing to do", **reply,
+                                   "username": owner.username, "email": owner.email})
+            raise Conflict("Device already registered with another username.")
+        if user is not None:
+            if not add_device:
+                raise Conflict("Username already registered")
+            if len(user.macs) >= self.settings.registration.max_devices_per_user:
+                raise Conflict("Maximum number of devices registered")
+            await self._write(self.store.add_device(user.email, mac))
+            self.state.add_device(user, mac, self.clock())
+            log.info("device added to a user (%d devices)", len(user.macs))
+            return Reply(201, {"success": "Username added with device", **reply,
+                               "username": user.username, "email": user.email})
+        await self._write(self.store.add_user(reply["email"], username, mac))
+        self.state.add_user(reply["email"], username, mac, self.clock())
+        log.info("user registered (%d users)", len(self.state.users))
+        return Reply(201, {"success": "Username added with device", **reply})
+
+    async def _write(self, operation: Any) -> None:
+        try:
+            await operation
+        except DeviceConflict:
+            raise Conflict("Device already registered with another username.") from None
+        except UsernameConflict:
+            raise Conflict("Username already registered") from None
+        except StoreError as exc:
+            log.warning("registration not stored: %s", exc)
+            raise Failed("Database error adding user") from None
+
+    async def delete(self, body: Any) -> Reply:
+        """delete_username: forget a user and its devices (distance stays with the MACs)."""
+        username = valid_username(body.get("username")) if isinstance(body, dict) else None
+        if username is None:
+            raise BadRequest("Expecting keyname username to delete.")
+        user = self.state.user(username)
+        if user is None:
+            raise NotFound("Username not found")
+        try:
+            await self.store.delete_user(user.email)
+        except StoreError as exc:
+            log.warning("user not deleted: %s", exc)
+            raise Failed("Could not delete user from database") from None
+        self.state.remove_user(user, self.clock())
+        log.info("user deleted (%d users)", len(self.state.users))
+        return Reply(200, {"success": "Username and associated devices deleted",
+                           "username": user.username, "email": user.email})
+
+    def dashboard(self, body: Any) -> Reply:
+        """username_data: per-device totals and the last `days` days."""
+        if not isinstance(body, dict):
+            raise BadRequest("No data")
+        username = valid_username(body.get("username"))
+        days = json_int(body.get("days", 5), 1, 366)
+        if username is None or days is None:
+            raise BadRequest("Expecting key name username to get data for.")
+        user = self.state.user(username)
+        if user is None:
+            raise NotFound("Username not found")
+        if not user.macs:
+            raise Failed("Could not get device for username")
+        place = self.ranking().place(user.username) if self.is_ranked(user) else None
+        today = self.state.calendar.today(self.clock())
+        step_ft = self.settings.tracking.step_length_ft
+        devices = []
+        for mac in user.macs:
+            history = []
+            for ordinal in range(today - days + 1, today + 1):
+                metres = self.state.day_m(mac, ordinal)
+                if metres > 0.0:
+                    history.append({
+                        "date": dt.date.fromordinal(ordinal).strftime(DATE_FORMAT),
+                        "km": round(km(metres), 3), "miles": round(miles(metres), 3),
+                        "steps": steps(metres, step_ft)})
+            total = self.state.total_m(mac)
+            devices.append({
+                "distance_day": history, "mac": mac, "place": place,
+                "total_kilometres": round(km(total), 3), "total_miles": round(miles(total), 3),
+                "total_steps": steps(total, step_ft), "username": user.username})
+        return Reply(200, devices)
+
+    def leaderboard(self, body: Any) -> Reply:
+        """leaderboard: top N overall, or of one day with `date` MM/DD/YYYY."""
+        if not isinstance(body, dict):
+            raise BadRequest("Expecting a JSON object with number_leaders.")
+        count = json_int(body.get("number_leaders", 5), 1, 100)
+        if count is None:
+            raise BadRequest("number_leaders must be an integer from 1 to 100.")
+        date = body.get("date")
+        if date is None:
+            ranking = self.ranking()
+        else:
+            ordinal = _parse_date(date)
+            if ordinal is None:
+                raise BadRequest("date must be a day as MM/DD/YYYY.")
+            ranking = self.day_ranking(ordinal)
+        step_ft = self.settings.tracking.step_length_ft
+        leaders = [{"place": e.place, "username": e.username,
+                    "kilometres": round(km(e.total_m), 1), "miles": round(miles(e.total_m), 1),
+                    "steps": steps(e.total_m, step_ft)} for e in ranking.top(count)]
+        total = self._registered_total(None if date is None else ordinal)
+        reply: dict[str, Any] = {"leaders": leaders, "total_kilometres": round(km(total), 1),
+                                 "total_miles": round(miles(total), 1)}
+        if not leaders:
+            reply["error"] = "No data to display for the leader board"
+        return Reply(200, reply)
+
+    def _registered_total(self, ordinal: int | None) -> float:
+        if ordinal is None:
+            return sum(self.state.total_m(mac) for mac in self.state.owners)
+        return sum(self.state.day_m(mac, ordinal) for mac in self.state.owners)
+
+    async def ip_username(self, body: Any) -> Reply:
+        """ip_username: which username registered the device at this IP."""
+        ip = parse_ip(body.get("ip")) if isinstance(body, dict) else None
+        if ip is None:
+            raise BadRequest("Expecting key name ip.")
+        mac = await self._lookup(ip)
+        owner = self.state.owner(mac)
+        if owner is None:
+            raise NotFound("Device not registered")
+        return Reply(200, {"ip": ip, "username": owner.username})
+
+
+def _parse_date(value: object) -> int | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return dt.datetime.strptime(value, DATE_FORMAT).date().toordinal()
+    except ValueError:
+        return None

@@ -1,0 +1,307 @@
+"""In-memory aggregate: tracks, day totals, users, devices, counters, dirty sets."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from .notifications import Batch, Movement, ZoneVisit
+from .store import FlushRows, Loaded, TrackRow
+from .tracking import FilterParams, Track, advance
+
+MINUTE_S = 60
+# Counters older than this are dropped from memory after they are flushed.
+RECENT_S = 3 * 3600
+
+
+class User:
+    """A registered visitor and the MACs (as stored) of their devices."""
+
+    __slots__ = ("email", "username", "macs")
+
+    def __init__(self, email: str, username: str, macs: list[str] | None = None) -> None:
+        self.email = email
+        self.username = username
+        self.macs: list[str] = macs if macs is not None else []
+
+
+def user_key(username: str) -> str:
+    """Usernames are unique case-insensitively."""
+    return username.lower()
+
+
+class EventCalendar:
+    """Maps a timestamp to its event day in the event time zone (cached per day)."""
+
+    def __init__(self, timezone: str) -> None:
+        self.zone = zoneinfo.ZoneInfo(timezone)
+        self._start = 0.0
+        self._end = -1.0
+        self._ordinal = 0
+
+    def day_of(self, ts: float) -> int:
+        """Ordinal of the local date of ts (fast path: same day as last time)."""
+        if self._start <= ts < self._end:
+            return self._ordinal
+        local = dt.datetime.fromtimestamp(ts, self.zone).date()
+        self._ordinal = local.toordinal()
+        self._start = self.day_start(self._ordinal)
+        self._end = self.day_start(self._ordinal + 1)
+        return self._ordinal
+
+    def day_start(self, ordinal: int) -> float:
+        """Epoch seconds of local midnight starting that day."""
+        day = dt.date.fromordinal(ordinal)
+        return dt.datetime.combine(day, dt.time(), self.zone).timestamp()
+
+    def today(self, now_s: float) -> int:
+        """Ordinal of the local date at now_s."""
+        return dt.datetime.fromtimestamp(now_s, self.zone).date().toordinal()
+
+    def ordinal_of_start(self, start_s: float) -> int:
+        """Inverse of day_start (for rows read back from distance_history)."""
+        return dt.datetime.fromtimestamp(start_s + 1, self.zone).date().toordinal()
+
+
+@dataclass
+class Dirty:
+    """Keys changed since the last successful flush."""
+
+    tracks: set[str] = field(default_factory=set)
+    days: set[tuple[str, int]] = field(default_factory=set)
+    minutes: set[int] = field(default_factory=set)
+    zones: set[tuple[int, str]] = field(default_factory=set)
+
+    def __len__(self) -> int:
+        return len(self.tracks) + len(self.days) + len(self.minutes) + len(self.zones)
+
+    def merge(self, other: Dirty) -> None:
+        """Put back keys of a flush that failed."""
+        self.tracks |= other.tracks
+        self.days |= other.days
+        self.minutes |= other.minutes
+        self.zones |= other.zones
+
+
+class State:
+    """Everything the server knows, kept in memory and flushed as absolute values."""
+
+    def __init__(self, params: FilterParams, timezone: str) -> None:
+        self.params = params
+        self.calendar = EventCalendar(timezone)
+        self.tracks: dict[str, Track] = {}
+        self.days: dict[tuple[str, int], float] = {}
+        self.notifications: dict[int, int] = {}       # minute → notifications received
+        self.registered: dict[int, tuple[int, int]] = {}  # minute → (users, devices)
+        self.zones: dict[tuple[int, str], int] = {}   # (minute, zone) → devices seen
+        self._zone_seen: set[tuple[int, str, str]] = set()
+        self.users: dict[str, User] = {}              # user_key(username) → user
+        self.owners: dict[str, User] = {}             # stored MAC → owner
+        self.dirty = Dirty()
+        self.version = 0  # bumped whenever a registered device's distance changes
+
+    # -- notifications ------------------------------------------------------------
+
+    def ingest(self, batch: Batch, now_s: float) -> None:
+        """Apply one parsed CMX batch."""
+        minute = int(now_s) // MINUTE_S * MINUTE_S
+        received = batch.accepted + batch.ignored + batch.rejected
+        self.notifications[minute] = self.notifications.get(minute, 0) + received
+        self.dirty.minutes.add(minute)
+        for event in batch.events:
+            if type(event) is Movement:
+                self._move(event)
+            else:
+                self._visit(event)  # type: ignore[arg-type]
+
+    def _move(self, mv: Movement) -> None:
+        mac = mv.mac
+        track, credited_m, changed = advance(self.tracks.get(mac), mv, self.params)
+        if not changed:
+            return
+        self.tracks[mac] = track
+        self.dirty.tracks.add(mac)
+        if credited_m > 0.0:
+            key = (mac, self.calendar.day_of(mv.ts))
+            self.days[key] = self.days.get(key, 0.0) + credited_m
+            self.dirty.days.add(key)
+            if mac in self.owners:
+                self.version += 1
+
+    def _visit(self, visit: ZoneVisit) -> None:
+        minute = int(visit.ts) // MINUTE_S * MINUTE_S
+        seen = (minute, visit.zone, visit.mac)
+        if seen in self._zone_seen:
+            return
+        self._zone_seen.add(seen)
+        key = (minute, visit.zone)
+        self.zones[key] = self.zones.get(key, 0) + 1
+        self.dirty.zones.add(key)
+
+    # -- users ----------------------------------------------------------------------
+
+    def user(self, username: str) -> User | None:
+        """The user registered under that name (any case), or None."""
+        return self.users.get(user_key(username))
+
+    def owner(self, mac: str) -> User | None:
+        """Who registered that (stored) MAC, or None."""
+        return self.owners.get(mac)
+
+    def add_user(self, email: str, username: str, mac: str, now_s: float) -> User:
+        """Record a registration that the database has accepted."""
+        user = User(email, username, [mac])
+        self.users[user_key(username)] = user
+        self.owners[mac] = user
+        self._registrations_changed(now_s)
+        return user
+
+    def add_device(self, user: User, mac: str, now_s: float) -> None:
+        """Record one more device of a user (already in the database)."""
+        user.macs.append(mac)
+        self.owners[mac] = user
+        self._registrations_changed(now_s)
+
+    def remove_user(self, user: User, now_s: float) -> None:
+        """Forget a deleted user; distance stays with the MACs."""
+        self.users.pop(user_key(user.username), None)
+        for mac in user.macs:
+            self.owners.pop(mac, None)
+        self._registrations_changed(now_s)
+
+    def device_count(self) -> int:
+        """Registered devices."""
+        return len(self.owners)
+
+    def _registrations_changed(self, now_s: float) -> None:
+        minute = int(now_s) // MINUTE_S * MINUTE_S
+        self.registered[minute] = (len(self.users), len(self.owners))
+        self.dirty.minutes.add(minute)
+        self.version += 1
+
+    # -- distance queries ---------------------------------------------------------------
+
+    def total_m(self, mac: str) -> float:
+        """A device's credited distance over the whole event."""
+        track = self.tracks.get(mac)
+        return track.total_m if track is not None else 0.0
+
+    def day_m(self, mac: str, ordinal: int) -> float:
+        """A device's credited distance on one event day."""
+        return self.days.get((mac, ordinal), 0.0)
+
+    # -- flush ----------------------------------------------------------------------
+
+    def take_dirty(self) -> Dirty:
+        """Hand the dirty keys to a flush; new changes collect in a fresh set."""
+        dirty, self.dirty = self.dirty, Dirty()
+        return dirty
+
+    def rows_for(self, dirty: Dirty) -> FlushRows:
+        """Absolute values of the dirty keys, as the store writes them."""
+        tracks = [_track_row(mac, self.tracks[mac]) for mac in dirty.tracks]
+        starts: dict[int, float] = {}
+        days = []
+        for mac, ordinal in dirty.days:
+            start = starts.get(ordinal)
+            if start is None:
+                start = starts[ordinal] = self.calendar.day_start(ordinal)
+            days.append((mac, start, self.days[(mac, ordinal)]))
+        counts = []
+        for minute in dirty.minutes:
+            users, devices = self.registered.get(minute) or self._registered_at(minute)
+            counts.append((float(minute), users, devices, self.notifications.get(minute, 0)))
+        zones = [(float(minute), name, self.zones[(minute, name)]) for minute, name in dirty.zones]
+        return FlushRows(tracks, days, counts, zones)
+
+    def _registered_at(self, minute: int) -> tuple[int, int]:
+        earlier = [m for m in self.registered if m <= minute]
+        if earlier:
+            return self.registered[max(earlier)]
+        return (len(self.users), len(self.owners))
+
+    def forget_old(self, now_s: float) -> None:
+        """Drop per-minute counters older than the status page shows (already flushed)."""
+        horizon = int(now_s) - RECENT_S
+        for minute in [m for m in self.notifications if m < horizon]:
+            if minute not in self.dirty.minutes:
+                del self.notifications[minute]
+        for key in [k for k in self.zones if k[0] < horizon]:
+            if key not in self.dirty.zones:
+                del self.zones[key]
+        current = int(now_s) // MINUTE_S * MINUTE_S
+        self._zone_seen = {s for s in self._zone_seen if s[0] >= current - MINUTE_S}
+        if len(self.registered) > 1:
+            latest = max(self.registered)
+            for minute in [m for m in self.registered if m < horizon and m != latest]:
+                if minute not in self.dirty.minutes:
+                    del self.registered[minute]
+
+    # -- start-up -------------------------------------------------------------------
+
+    def seed(self, loaded: Loaded) -> None:
+        """Fill memory from the database so a restart never lowers a stored value."""
+        by_email: dict[str, User] = {}
+        for email, nickname in loaded.users:
+            user = User(email, nickname or email)
+            by_email[email] = user
+            self.users[user_key(user.username)] = user
+        for mac, owner in loaded.devices:
+            user = by_email.get(owner)
+            if user is not None:
+                user.macs.append(mac)
+                self.owners[mac] = user
+        for row in loaded.tracks:
+            self.tracks[row.mac] = _restore(row)
+        ordinals: dict[float, int] = {}
+        for mac, start, metres in loaded.days:
+            ordinal = ordinals.get(start)
+            if ordinal is None:
+                ordinal = ordinals[start] = self.calendar.ordinal_of_start(start)
+            self.days[(mac, ordinal)] = self.days.get((mac, ordinal), 0.0) + (metres or 0.0)
+        for minute, users, devices, notifications in loaded.counts:
+            self.notifications[int(minute)] = notifications
+            self.registered[int(minute)] = (users, devices)
+        for minute, name, visits in loaded.zones:
+            self.zones[(int(minute), name)] = visits
+        self.version += 1
+
+    def registered_totals(self) -> Iterable[tuple[User, float]]:
+        """Each user with the sum of their devices' totals."""
+        tracks = self.tracks
+        for user in self.users.values():
+            total = 0.0
+            for mac in user.macs:
+                track = tracks.get(mac)
+                if track is not None:
+                    total += track.total_m
+            yield user, total
+
+    def registered_day_totals(self, ordinal: int) -> Iterable[tuple[User, float]]:
+        """Each user with the sum of their devices' distance on one day."""
+        days = self.days
+        for user in self.users.values():
+            yield user, sum(days.get((mac, ordinal), 0.0) for mac in user.macs)
+
+
+# A stored track without a first point (legacy rows) restarts at its next fix:
+# no real floorId is the smallest bigint.
+NO_FLOOR = -(2**63)
+
+
+def _restore(row: TrackRow) -> Track:
+    if row.x1_ft is None or row.y1_ft is None:
+        return Track(NO_FLOOR, 0.0, 0.0, row.last_ts or 0.0, row.total_m)
+    has_p2 = row.x2_ft is not None and row.y2_ft is not None
+    return Track.restore(
+        floor=row.floor, x1_ft=row.x1_ft, y1_ft=row.y1_ft,
+        x2_ft=row.x2_ft if has_p2 else None, y2_ft=row.y2_ft if has_p2 else None,
+        pending_m=row.pending_m, held_m=row.held_m, last_ts=row.last_ts or 0.0,
+        total_m=row.total_m)
+
+
+def _track_row(mac: str, track: Track) -> TrackRow:
+    return TrackRow(mac, track.total_m, track.floor, track.x1_ft, track.y1_ft,
+                    track.x2_ft, track.y2_ft, track.pending_m, track.held_m, track.last_ts)

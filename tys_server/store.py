@@ -1,0 +1,365 @@
+"""PostgreSQL through aiopg: schema, start-up load, flush, user transactions."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiopg
+import psycopg2
+import psycopg2.errors
+
+log = logging.getLogger(__name__)
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+LOAD_PAGE_ROWS = 100_000
+T = TypeVar("T")
+
+
+class StoreError(Exception):
+    """The database could not do what was asked (down, timed out, refused)."""
+
+
+class UsernameConflict(StoreError):
+    """A user with that username or e-mail already exists."""
+
+
+class DeviceConflict(StoreError):
+    """That MAC is already registered."""
+
+
+@dataclass(frozen=True)
+class TrackRow:
+    """One `distance` row, as the flush writes it and the start-up load reads it."""
+
+    mac: str
+    total_m: float
+    floor: int | None
+    x1_ft: float | None
+    y1_ft: float | None
+    x2_ft: float | None
+    y2_ft: float | None
+    pending_m: float
+    held_m: float
+    last_ts: float | None
+
+
+@dataclass
+class FlushRows:
+    """Everything one flush writes, as absolute values."""
+
+    tracks: list[TrackRow]
+    days: list[tuple[str, float, float]]        # mac, day start (epoch s), metres
+    counts: list[tuple[float, int, int, int]]   # minute (epoch s), users, devices, notifications
+    zones: list[tuple[float, str, int]]         # minute (epoch s), zone name, visits
+
+    def __len__(self) -> int:
+        return len(self.tracks) + len(self.days) + len(self.counts) + len(self.zones)
+
+
+@dataclass
+class Loaded:
+    """The database's content, read at start-up to seed memory."""
+
+    users: list[tuple[str, str | None]]          # email, nickname
+    devices: list[tuple[str, str]]               # mac, owner e-mail
+    tracks: list[TrackRow]
+    days: list[tuple[str, float, float]]         # mac, day start (epoch s), metres
+    counts: list[tuple[float, int, int, int]]    # recent minutes only
+    zones: list[tuple[float, str, int]]          # recent minutes only
+
+
+# Statements of the flush. Arrays go through unnest() because aiopg has no
+# executemany and no COPY (DESIGN section 11); values are absolute, so a retried
+# flush can neither lose nor double-count.
+_UPSERT_TRACKS = """
+INSERT INTO distance (mac, mtrs, floor_id, point_1, point_2, distance_1to2, held_m, time)
+SELECT m, t, f, point(x1, y1), point(x2, y2), p, h, to_timestamp(ts)
+FROM unnest(%s::macaddr[], %s::float8[], %s::bigint[], %s::float8[], %s::float8[],
+            %s::float8[], %s::float8[], %s::float8[], %s::float8[], %s::float8[])
+     AS r(m, t, f, x1, y1, x2, y2, p, h, ts)
+ON CONFLICT (mac) DO UPDATE SET
+    mtrs = EXCLUDED.mtrs, floor_id = EXCLUDED.floor_id, point_1 = EXCLUDED.point_1,
+    point_2 = EXCLUDED.point_2, distance_1to2 = EXCLUDED.distance_1to2,
+    held_m = EXCLUDED.held_m, time = EXCLUDED.time
+"""
+_UPSERT_DAYS = """
+INSERT INTO distance_history (time, mac, mtrs)
+SELECT to_timestamp(d), m, v FROM unnest(%s::float8[], %s::macaddr[], %s::float8[]) AS r(d, m, v)
+ON CONFLICT (time, mac) DO UPDATE SET mtrs = EXCLUDED.mtrs
+"""
+_UPSERT_COUNTS = """
+INSERT INTO count (time, user_count, device_count, notification_count)
+SELECT to_timestamp(t) AT TIME ZONE 'UTC', u, d, n
+FROM unnest(%s::float8[], %s::int[], %s::int[], %s::int[]) AS r(t, u, d, n)
+ON CONFLICT (time) DO UPDATE SET user_count = EXCLUDED.user_count,
+    device_count = EXCLUDED.device_count, notification_count = EXCLUDED.notification_count
+"""
+_UPSERT_ZONES = """
+INSERT INTO zone (time, name, count)
+SELECT to_timestamp(t) AT TIME ZONE 'UTC', n, c
+FROM unnest(%s::float8[], %s::text[], %s::int[]) AS r(t, n, c)
+ON CONFLICT (time, name) DO UPDATE SET count = EXCLUDED.count
+"""
+_SELECT_TRACKS = """
+SELECT mac::text, mtrs, floor_id, point_1[0], point_1[1], point_2[0], point_2[1],
+       distance_1to2, held_m, extract(epoch FROM time)
+FROM distance WHERE %s::macaddr IS NULL OR mac > %s::macaddr ORDER BY mac LIMIT %s
+"""
+
+
+class Store:
+    """The service's only door to PostgreSQL."""
+
+    def __init__(self, pool: aiopg.Pool, statement_timeout_s: float) -> None:
+        self._pool = pool
+        self._statement_timeout_ms = int(statement_timeout_s * 1000)
+
+    @classmethod
+    async def connect(cls, dsn: str, *, pool_size: int, connect_timeout_s: float,
+                      statement_timeout_s: float) -> Store:
+        """Open a pool; fails (StoreError) when the server does not answer."""
+        timeout_s = statement_timeout_s + connect_timeout_s
+        try:
+            pool = await aiopg.create_pool(
+                dsn, minsize=1, maxsize=pool_size, timeout=timeout_s,
+                enable_json=False, enable_hstore=False, enable_uuid=False,
+                connect_timeout=max(1, round(connect_timeout_s)))
+        except (TimeoutError, psycopg2.Error, OSError) as exc:
+            raise StoreError(f"cannot connect to PostgreSQL: {_first_line(exc)}") from None
+        return cls(pool, statement_timeout_s)
+
+    async def close(self) -> None:
+        """Close every pooled connection."""
+        self._pool.close()
+        await self._pool.wait_closed()
+
+    # -- plumbing ---------------------------------------------------------------
+
+    async def _run(self, work: Callable[[Any], Awaitable[T]], *, transaction: bool) -> T:
+        """Run work(cursor), retrying once on a connection broken by a server restart."""
+        for attempt in (1, 2):
+            try:
+                conn = await self._pool.acquire()
+            except (TimeoutError, psycopg2.Error, OSError) as exc:
+                raise StoreError(_first_line(exc)) from None
+            try:
+                async with conn.cursor() as cur:
+                    if not transaction:
+                        return await work(cur)
+                    await cur.execute("BEGIN")
+                    try:
+                        await cur.execute(
+                            f"SET LOCAL statement_timeout = {self._statement_timeout_ms}")
+                        result = await work(cur)
+                        await cur.execute("COMMIT")
+                        return result
+                    except BaseException as exc:
+                        await _rollback_or_close(conn, cur, exc)
+                        raise
+            except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+                conn.close()
+                if attempt == 2 or _is_timeout(exc):
+                    raise StoreError(_first_line(exc)) from None
+                log.info("database connection lost, retrying on a new one")
+            except psycopg2.IntegrityError:
+                raise
+            except psycopg2.Error as exc:
+                raise StoreError(_first_line(exc)) from None
+            except TimeoutError:
+                conn.close()
+                raise StoreError("database operation timed out") from None
+            except asyncio.CancelledError:
+                conn.close()
+                raise
+            finally:
+                await self._pool.release(conn)
+        raise AssertionError("unreachable")
+
+    # -- schema -----------------------------------------------------------------
+
+    async def apply_schema(self, *, unlogged: bool) -> None:
+        """Create missing tables and set their persistence (idempotent)."""
+        schema = (SQL_DIR / "schema.sql").read_text()
+        persistence = (SQL_DIR / ("unlogged.sql" if unlogged else "logged.sql")).read_text()
+
+        async def work(cur: Any) -> None:
+            await cur.execute(schema)
+            await cur.execute(persistence)
+
+        await self._run(work, transaction=True)
+
+    async def ping(self) -> None:
+        """One round trip; raises StoreError when the database does not answer."""
+
+        async def work(cur: Any) -> None:
+            await cur.execute("SELECT 1")
+
+        await self._run(work, transaction=False)
+
+    # -- start-up load ----------------------------------------------------------
+
+    async def load(self, *, recent_since_s: float) -> Loaded:
+        """Read users, devices, tracks, day totals and recent counters."""
+
+        async def work(cur: Any) -> Loaded:
+            await cur.execute("SELECT email, nickname FROM users")
+            users = await cur.fetchall()
+            await cur.execute("SELECT mac::text, owner FROM devices WHERE owner IS NOT NULL")
+            devices = await cur.fetchall()
+            tracks = await _load_tracks(cur)
+            await cur.execute("SELECT mac::text, extract(epoch FROM time)::float8, mtrs "
+                              "FROM distance_history")
+            days = await cur.fetchall()
+            await cur.execute(
+                "SELECT extract(epoch FROM time AT TIME ZONE 'UTC')::float8, "
+                "coalesce(user_count, 0), coalesce(device_count, 0), "
+                "coalesce(notification_count, 0) FROM count "
+                "WHERE time >= to_timestamp(%s) AT TIME ZONE 'UTC'", (recent_since_s,))
+            counts = await cur.fetchall()
+            await cur.execute(
+                "SELECT extract(epoch FROM time AT TIME ZONE 'UTC')::float8, name, "
+                "coalesce(count, 0) FROM zone WHERE time >= to_timestamp(%s) AT TIME ZONE 'UTC'",
+                (recent_since_s,))
+            zones = await cur.fetchall()
+            return Loaded(users, devices, tracks, days, counts, zones)
+
+        return await self._run(work, transaction=True)
+
+    # -- flush ------------------------------------------------------------------
+
+    async def flush(self, rows: FlushRows, *, chunk_rows: int = 5000) -> None:
+        """Write one flush in one transaction, in chunks that let the loop breathe."""
+
+        async def work(cur: Any) -> None:
+            # A PostgreSQL crash may lose the last moment of commits; the next
+            # flush rewrites them (DESIGN section 8).
+            await cur.execute("SET LOCAL synchronous_commit = off")
+            for chunk in _chunks(rows.tracks, chunk_rows):
+                await cur.execute(_UPSERT_TRACKS, _track_arrays(chunk))
+            for day_chunk in _chunks(rows.days, chunk_rows):
+                await cur.execute(_UPSERT_DAYS, (
+                    [d for _, d, _ in day_chunk], [m for m, _, _ in day_chunk],
+                    [v for _, _, v in day_chunk]))
+            if rows.counts:
+                await cur.execute(_UPSERT_COUNTS, tuple(map(list, zip(*rows.counts, strict=True))))
+            for zone_chunk in _chunks(rows.zones, chunk_rows):
+                await cur.execute(_UPSERT_ZONES, tuple(map(list, zip(*zone_chunk, strict=True))))
+
+        await self._run(work, transaction=True)
+
+    # -- users and devices --------------------------------------------------------
+
+    async def add_user(self, email: str, username: str, mac: str) -> None:
+        """Insert a user and its first device in one transaction."""
+
+        async def work(cur: Any) -> None:
+            await cur.execute("INSERT INTO users (email, nickname, admin) VALUES (%s, %s, false)",
+                              (email, username))
+            await cur.execute("INSERT INTO devices (mac, owner) VALUES (%s, %s)", (mac, email))
+
+        await self._run_unique(work)
+
+    async def add_device(self, email: str, mac: str) -> None:
+        """Attach one more device to an existing user."""
+
+        async def work(cur: Any) -> None:
+            await cur.execute("INSERT INTO devices (mac, owner) VALUES (%s, %s)", (mac, email))
+
+        await self._run_unique(work)
+
+    async def delete_user(self, email: str) -> bool:
+        """Delete a user and its devices (never its distance); False if not there."""
+
+        async def work(cur: Any) -> bool:
+            await cur.execute("DELETE FROM devices WHERE owner = %s", (email,))
+            await cur.execute("DELETE FROM users WHERE email = %s", (email,))
+            return bool(cur.rowcount)
+
+        return await self._run(work, transaction=True)
+
+    async def _run_unique(self, work: Callable[[Any], Awaitable[None]]) -> None:
+        try:
+            await self._run(work, transaction=True)
+        except psycopg2.errors.UniqueViolation as exc:
+            constraint = exc.diag.constraint_name or ""
+            if constraint.startswith("devices"):
+                raise DeviceConflict(constraint) from None
+            raise UsernameConflict(constraint) from None
+        except psycopg2.Error as exc:
+            raise StoreError(_first_line(exc)) from None
+
+    # -- reports ----------------------------------------------------------------
+
+    async def fetch(self, query: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Read-only query for reports and the status page."""
+
+        async def work(cur: Any) -> list[tuple[Any, ...]]:
+            await cur.execute(query, args)
+            return list(await cur.fetchall())
+
+        return await self._run(work, transaction=False)
+
+
+async def _load_tracks(cur: Any) -> list[TrackRow]:
+    tracks: list[TrackRow] = []
+    last: str | None = None
+    while True:
+        # Keyset pages keep each round trip bounded for a million devices.
+        await cur.execute(_SELECT_TRACKS, (last, last, LOAD_PAGE_ROWS))
+        page = await cur.fetchall()
+        for mac, total, floor, x1, y1, x2, y2, pending, held, ts in page:
+            tracks.append(TrackRow(mac, total or 0.0, floor, x1, y1, x2, y2,
+                                   pending or 0.0, held or 0.0, ts))
+        if len(page) < LOAD_PAGE_ROWS:
+            return tracks
+        last = page[-1][0]
+
+
+def _track_arrays(chunk: Sequence[TrackRow]) -> tuple[list[Any], ...]:
+    return (
+        [r.mac for r in chunk], [r.total_m for r in chunk], [r.floor for r in chunk],
+        [r.x1_ft for r in chunk], [r.y1_ft for r in chunk],
+        [r.x2_ft for r in chunk], [r.y2_ft for r in chunk],
+        [r.pending_m for r in chunk], [r.held_m for r in chunk], [r.last_ts for r in chunk],
+    )
+
+
+def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+async def _rollback_or_close(conn: Any, cur: Any, exc: BaseException) -> None:
+    if conn.closed:
+        return
+    if isinstance(exc, (asyncio.CancelledError, asyncio.TimeoutError, psycopg2.OperationalError)):
+        conn.close()  # the connection's state is unknown: never reuse it
+        return
+    try:
+        await cur.execute("ROLLBACK")
+    except (TimeoutError, psycopg2.Error):
+        conn.close()
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    return isinstance(exc, psycopg2.errors.QueryCanceled)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+@contextlib.asynccontextmanager
+async def opened(dsn: str, **kwargs: Any) -> AsyncIterator[Store]:
+    """`async with opened(dsn, ...) as store:` for tools and tests."""
+    store = await Store.connect(dsn, **kwargs)
+    try:
+        yield store
+    finally:
+        await store.close()

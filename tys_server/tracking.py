@@ -1,0 +1,141 @@
+"""The per-device distance filter (DESIGN section 6). Pure: no I/O."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from tys_server.notifications import Movement
+from tys_server.units import M_PER_FT
+
+TrackRow = tuple[
+    int | None, float, float, float | None, float | None, float, float, float, float
+]
+
+
+@dataclass(frozen=True, slots=True)
+class FilterParams:
+    """Tuning of the filter: tracking.max_speed_mps and tracking.max_moving_angle_deg."""
+
+    max_speed_mps: float = 4.42
+    max_moving_angle_deg: float = 105.0
+
+
+class Track:
+    """One device's filter state: floor, p1, p2 (newest, may be none), pending, held."""
+
+    __slots__ = (
+        "floor", "x1_ft", "y1_ft", "x2_ft", "y2_ft", "pending_m", "held_m", "last_ts", "total_m"
+    )
+
+    floor: int | None
+    x1_ft: float
+    y1_ft: float
+    x2_ft: float | None
+    y2_ft: float | None
+    pending_m: float
+    held_m: float
+    last_ts: float
+    total_m: float
+
+    def __init__(
+        self, floor: int | None, x_ft: float, y_ft: float, ts: float, total_m: float = 0.0
+    ) -> None:
+        """A track that starts at a first fix (step 1), carrying total_m over."""
+        self.total_m = total_m
+        self.start(floor, x_ft, y_ft, ts)
+
+    def start(self, floor: int | None, x_ft: float, y_ft: float, ts: float) -> None:
+        """Step 1: start again from one point on floor; total_m is kept."""
+        self.floor = floor
+        self.x1_ft = x_ft
+        self.y1_ft = y_ft
+        self.x2_ft = None
+        self.y2_ft = None
+        self.pending_m = 0.0
+        self.held_m = 0.0
+        self.last_ts = ts
+
+    @classmethod
+    def restore(
+        cls,
+        floor: int | None,
+        x1_ft: float,
+        y1_ft: float,
+        x2_ft: float | None,
+        y2_ft: float | None,
+        pending_m: float,
+        held_m: float,
+        last_ts: float,
+        total_m: float,
+    ) -> Track:
+        """Rebuild a track from stored columns (the order of as_row())."""
+        if (x2_ft is None) != (y2_ft is None):
+            raise ValueError("x2_ft and y2_ft must both be set or both be None")
+        track = cls(floor, x1_ft, y1_ft, last_ts, total_m)
+        track.x2_ft = x2_ft
+        track.y2_ft = y2_ft
+        track.pending_m = pending_m
+        track.held_m = held_m
+        return track
+
+    def as_row(self) -> TrackRow:
+        """(floor, x1, y1, x2, y2, pending_m, held_m, last_ts, total_m): restore()'s order."""
+        return (
+            self.floor, self.x1_ft, self.y1_ft, self.x2_ft, self.y2_ft,
+            self.pending_m, self.held_m, self.last_ts, self.total_m,
+        )
+
+    def __repr__(self) -> str:
+        return f"Track{self.as_row()!r}"
+
+
+def advance(track: Track | None, mv: Movement, params: FilterParams) -> tuple[Track, float, bool]:
+    """Apply one movement; return (track, credited_m, changed)."""
+    x_ft, y_ft, ts = mv.x_ft, mv.y_ft, mv.ts
+    if track is None:
+        return Track(mv.floor, x_ft, y_ft, ts), 0.0, True
+    if mv.floor != track.floor:
+        track.start(mv.floor, x_ft, y_ft, ts)
+        return track, 0.0, True
+    if ts < track.last_ts:
+        return track, 0.0, False
+
+    x2_ft, y2_ft = track.x2_ft, track.y2_ft
+    if mv.move_ft is not None:
+        distance_m = mv.move_ft * M_PER_FT
+    elif x2_ft is None or y2_ft is None:
+        distance_m = math.hypot(x_ft - track.x1_ft, y_ft - track.y1_ft) * M_PER_FT
+    else:
+        distance_m = math.hypot(x_ft - x2_ft, y_ft - y2_ft) * M_PER_FT
+    # A jump (CMX reports 10000 ft on a first fix) is worth at most a fast walk.
+    distance_m = min(distance_m, (ts - track.last_ts) * params.max_speed_mps)
+
+    credited_m = 0.0
+    if x2_ft is not None and y2_ft is not None:
+        if _angle_deg(track.x1_ft, track.y1_ft, x2_ft, y2_ft, x_ft, y_ft) >= (
+            params.max_moving_angle_deg
+        ):
+            credited_m = track.pending_m + track.held_m
+            track.total_m += credited_m
+            track.held_m = 0.0
+        elif track.held_m == 0.0:
+            track.held_m = track.pending_m  # maybe a real corner: the next step decides
+        else:
+            track.held_m = 0.0  # two sharp turns in a row are jitter
+        track.x1_ft, track.y1_ft = x2_ft, y2_ft
+    track.x2_ft, track.y2_ft = x_ft, y_ft
+    track.pending_m = distance_m
+    track.last_ts = ts
+    return track, credited_m, True
+
+
+def _angle_deg(x1: float, y1: float, x2: float, y2: float, x3: float, y3: float) -> float:
+    """The angle at p2 between p2→p1 and p2→p3, 0–180°; 0 when either leg has no length."""
+    ax, ay = x1 - x2, y1 - y2
+    bx, by = x3 - x2, y3 - y2
+    lengths = math.hypot(ax, ay) * math.hypot(bx, by)
+    if lengths == 0.0:
+        return 0.0
+    cosine = (ax * bx + ay * by) / lengths
+    return math.degrees(math.acos(max(-1.0, min(1.0, cosine))))

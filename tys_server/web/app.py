@@ -1,0 +1,74 @@
+"""make_app(settings, ...): the route table, the only place handlers get their context."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import tornado.web
+
+from ..config import Settings
+from ..notifications import Batch
+from ..service import Service
+from . import live
+from .base import BasicAuth
+from .notify import NotificationHandler
+from .ops import HealthHandler, HealthSource, OpenApiHandler
+
+access_log = logging.getLogger("tornado.access")
+
+
+def log_request(handler: tornado.web.RequestHandler) -> None:
+    """Only faults reach the log at INFO: no line per notification."""
+    status = handler.get_status()
+    if status >= 500:
+        access_log.error("%d %s %.1fms", status, handler._request_summary(),
+                         1000.0 * handler.request.request_time())
+    elif access_log.isEnabledFor(logging.DEBUG):
+        access_log.debug("%d %s %.1fms", status, handler._request_summary(),
+                         1000.0 * handler.request.request_time())
+
+
+def make_app(settings: Settings, service: Service, health: HealthSource, *,
+             clock: Callable[[], float] | None = None,
+             on_batch: Callable[[Batch], None] | None = None,
+             extra_routes: list[Any] | None = None) -> tornado.web.Application:
+    """Build the Tornado application over an assembled service."""
+    notify_auth = BasicAuth(settings.auth.notification)
+    api_auth = BasicAuth(settings.auth.api)
+    notify_ctx: dict[str, Any] = {"auth": notify_auth, "state": service.state,
+                                  "on_batch": on_batch}
+    if clock is not None:
+        notify_ctx["clock"] = clock
+    api_ctx = {"auth": api_auth, "service": service}
+    routes: list[Any] = [
+        (r"/notification(/area)?/?", NotificationHandler, notify_ctx),
+        (r"/live/register_username/?", live.RegisterHandler, api_ctx),
+        (r"/live/delete_username/?", live.DeleteHandler, api_ctx),
+        (r"/live/username_data/?", live.UsernameDataHandler, api_ctx),
+        (r"/live/leaderboard/?", live.LeaderboardHandler, api_ctx),
+        (r"/live/ip_username/?", live.IpUsernameHandler, api_ctx),
+        (r"/healthz", HealthHandler, {"source": health}),
+        (r"/openapi.yaml", OpenApiHandler),
+    ]
+    routes.extend(extra_routes or [])
+    app = tornado.web.Application(
+        routes, default_handler_class=NotFoundHandler, log_function=log_request,
+        compress_response=False, xsrf_cookies=False)
+    app.in_flight = 0  # type: ignore[attr-defined]  # requests not finished yet (drain)
+    return app
+
+
+def in_flight(app: tornado.web.Application | None) -> int:
+    """Requests started and not finished, for the graceful shutdown."""
+    return getattr(app, "in_flight", 0)
+
+
+class NotFoundHandler(tornado.web.RequestHandler):
+    """Unknown paths get the JSON error shape too."""
+
+    def prepare(self) -> None:
+        self.set_status(404)
+        self.set_header("Content-Type", "application/json")
+        self.finish(b'{"error": "Not found"}')

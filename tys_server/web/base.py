@@ -1,0 +1,117 @@
+"""BaseHandler: one JSON error shape, Basic auth, JSON bodies."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import logging
+from typing import Any
+
+import orjson
+import tornado.web
+
+from ..config import Credentials
+from ..service import ApiError
+
+log = logging.getLogger(__name__)
+
+JSON_TYPE = "application/json"
+
+
+class BasicAuth:
+    """Checks one HTTP Basic credential pair in constant time."""
+
+    def __init__(self, credentials: Credentials) -> None:
+        token = f"{credentials.username}:{credentials.password}".encode()
+        self._expected = "Basic " + base64.b64encode(token).decode("ascii")
+        self._username = credentials.username.encode()
+        self._password = credentials.password.encode()
+
+    def allows(self, header: str | None) -> bool:
+        """True when the Authorization header carries exactly our pair."""
+        if header is None:
+            return False
+        if hmac.compare_digest(header.encode(), self._expected.encode()):
+            return True
+        # Slow path: other spellings of the scheme or padding of the same pair.
+        scheme, _, encoded = header.partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            decoded = base64.b64decode(encoded.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            return False
+        user, sep, password = decoded.partition(b":")
+        same_user = hmac.compare_digest(user, self._username)
+        same_password = hmac.compare_digest(password, self._password)
+        return bool(sep) and same_user and same_password
+
+
+class BaseHandler(tornado.web.RequestHandler):
+    """JSON in, JSON out; every error is {"error": text}."""
+
+    auth: BasicAuth | None = None
+
+    def initialize(self, auth: BasicAuth | None = None, **context: Any) -> None:
+        self.auth = auth
+        self._counted = hasattr(self.application, "in_flight")
+        if self._counted:
+            self.application.in_flight += 1  # type: ignore[attr-defined]
+        for name, value in context.items():
+            setattr(self, name, value)
+
+    def prepare(self) -> None:
+        header = self.request.headers.get("Authorization")
+        if self.auth is not None and not self.auth.allows(header):
+            raise tornado.web.HTTPError(401, reason="Unauthorized")
+
+    def on_finish(self) -> None:
+        if self._counted:
+            self._counted = False
+            self.application.in_flight -= 1  # type: ignore[attr-defined]
+
+    def write_json(self, status: int, body: Any) -> None:
+        """Finish the request with a JSON body."""
+        self.set_status(status)
+        self.set_header("Content-Type", JSON_TYPE)
+        self.finish(orjson.dumps(body))
+
+    def json_body(self) -> Any:
+        """The decoded body; None when it is not JSON (or not sent as JSON)."""
+        content_type = self.request.headers.get("Content-Type", "")
+        media = content_type.split(";", 1)[0].strip().lower()
+        if media != JSON_TYPE and not media.endswith("+json"):
+            return None
+        try:
+            return orjson.loads(self.request.body)
+        except orjson.JSONDecodeError:
+            return None
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """The one place error bodies are written: never a traceback."""
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, ApiError):
+            text = exc.text
+        elif isinstance(exc, tornado.web.HTTPError) and exc.reason:
+            text = exc.reason
+        else:
+            text = self._reason if status_code < 500 else "Internal server error"
+        if status_code == 401:
+            self.set_header("WWW-Authenticate", 'Basic realm="TYS"')
+        self.set_header("Content-Type", JSON_TYPE)
+        self.finish(orjson.dumps({"error": text}))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, ApiError):
+            return  # an expected answer, not a fault
+        if isinstance(value, tornado.web.HTTPError) and value.status_code < 500:
+            log.debug("%d %s", value.status_code, self._request_summary())
+            return  # a client's mistake: no log line per bad request
+        super().log_exception(typ, value, tb)
+
+    def send_api_error(self, error: ApiError) -> None:
+        """Answer with the status and text an ApiError promises."""
+        self.set_status(error.status)
+        self.set_header("Content-Type", JSON_TYPE)
+        self.finish(orjson.dumps({"error": error.text}))

@@ -1,0 +1,40 @@
+"""POST /notification: CMX batches into the in-memory state."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from ..notifications import Batch, EnvelopeError, parse_envelope
+from ..state import State
+from .base import BaseHandler
+
+BAD_ENVELOPE = "Expecting a JSON object with a notifications list"
+
+
+class NotificationHandler(BaseHandler):
+    """Every entry of a batch is applied in order; malformed ones are counted."""
+
+    state: State
+    clock: Callable[[], float] = time.time
+    on_batch: Callable[[Batch], None] | None = None
+
+    def post(self, *_: Any) -> None:
+        try:
+            body = orjson.loads(self.request.body)
+        except orjson.JSONDecodeError:
+            body = None
+        now = self.clock()
+        try:
+            batch = parse_envelope(body, now)
+        except EnvelopeError:
+            self.write_json(400, {"error": BAD_ENVELOPE})
+            return
+        self.state.ingest(batch, now)
+        if self.on_batch is not None:
+            self.on_batch(batch)
+        self.write_json(200, {"accepted": batch.accepted, "ignored": batch.ignored,
+                              "rejected": batch.rejected})

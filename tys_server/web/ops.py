@@ -1,0 +1,42 @@
+"""Operations endpoints: /healthz and /openapi.yaml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+from .base import BaseHandler
+
+OPENAPI_PATH = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
+
+
+class HealthSource(Protocol):
+    """What /healthz reports on (the flusher)."""
+
+    def health(self) -> tuple[bool, dict[str, Any]]: ...
+
+
+class HealthHandler(BaseHandler):
+    """200 while the database keeps up, 503 once it has been gone a while; no data."""
+
+    source: HealthSource
+
+    def get(self) -> None:
+        ok, details = self.source.health()
+        self.set_header("Cache-Control", "no-store")
+        self.write_json(200 if ok else 503, {"status": "ok" if ok else "degraded", **details})
+
+    head = get
+
+
+class OpenApiHandler(BaseHandler):
+    """The API description, as written in docs/openapi.yaml."""
+
+    def get(self) -> None:
+        try:
+            text = OPENAPI_PATH.read_bytes()
+        except OSError:
+            self.write_json(404, {"error": "No API description installed"})
+            return
+        self.set_header("Content-Type", "application/yaml")
+        self.finish(text)
