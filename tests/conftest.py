@@ -5,8 +5,11 @@ from __future__ import annotations
 import base64
 import dataclasses
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -76,12 +79,15 @@ class TestDatabase:
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestDatabase]:
+def postgres() -> Iterator[TestDatabase]:
     """The run's own database; dropped at the end."""
     admin_dsn = os.environ.get("TYS_TEST_DSN")
     embedded = None
+    scratch = None
     if not admin_dsn:
-        embedded = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data")
+        # Not under pytest's tmp dirs: a concurrent pytest run prunes those.
+        scratch = Path(tempfile.mkdtemp(prefix="tys-test-pg-"))
+        embedded = EmbeddedPostgres(scratch / "data")
         embedded.start()
         admin_dsn = embedded.dsn("postgres")
     database = TestDatabase(admin_dsn, embedded)
@@ -92,6 +98,8 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestDatabase]
         database.drop()
         if embedded is not None:
             embedded.stop()
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 @pytest.fixture

@@ -464,8 +464,8 @@ def test_a_large_batch_is_read_entirely() -> None:
 
 
 json_scalars = (
-    st.none() | st.booleans() | st.integers() | st.floats()
-    | st.text(max_size=30) | st.sampled_from(["", "12.5", "-7", "1e400", "NaN", "aa-bb-cc-dd-ee-ff"])
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30)
+    | st.sampled_from(["", "12.5", "-7", "1e400", "NaN", "aa-bb-cc-dd-ee-ff"])
 )
 json_values = st.recursive(
     json_scalars,

@@ -16,5 +16,5 @@ def miles(distance_m: float) -> float:
 
 
 def steps(distance_m: float, step_length_ft: float) -> int:
-    """Metres → whole steps of step_length_ft."""
-    return int(distance_m / M_PER_FT / step_length_ft)
+    """Metres → steps of step_length_ft, rounded (sums of legs carry float error)."""
+    return round(distance_m / M_PER_FT / step_length_ft)

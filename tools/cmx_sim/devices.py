@@ -30,7 +30,7 @@ class Device:
     mac: str  # raw lower-case colon form, as the Wi-Fi controller and CMX's v2 API see it
 
 
-def test_mode_mac(ip: str) -> str:
+def cmx_test_mac(ip: str) -> str:
     """The MAC the server's CMX test mode gives an IPv4 a.b.c.d: 02:00:aa:bb:cc:dd."""
     return "02:00:" + ":".join(f"{int(octet):02x}" for octet in ip.split("."))
 
@@ -72,7 +72,7 @@ def make_devices(attendees: int, stationary: int, floors: int, seed: int,
         kind = WALKER if index < attendees else STATIONARY
         floor = rng.randint(1, floors)
         ip = device_ip(index, floor)
-        mac = test_mode_mac(ip) if mac_mode == "test" else _random_mac(rng)
+        mac = cmx_test_mac(ip) if mac_mode == "test" else _random_mac(rng)
         while mac in seen:
             mac = _random_mac(rng)
         seen.add(mac)

@@ -120,7 +120,11 @@ def make_app(directory: Directory, options: FakeCmxOptions) -> tornado.web.Appli
     return tornado.web.Application([
         (r"/api/location/v2/clients/?", _ClientsHandler, {**common, "version": 2}),
         (r"/api/location/v3/clients/?", _ClientsHandler, {**common, "version": 3}),
-    ])
+    ], log_function=_quiet)
+
+
+def _quiet(handler: tornado.web.RequestHandler) -> None:
+    """No access log: injected failures are on purpose, and look-ups are many."""
 
 
 async def serve_forever(host: str, port: int, directory: Directory,

@@ -1,0 +1,274 @@
+"""CLI: ``python -m tools.cmx_sim {fake-cmx,walk,load} [options]`` (see --help of each)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tools.cmx_sim import fake_cmx, load, report, walk
+from tools.cmx_sim.devices import MAC_MODES, load_devices, make_devices
+from tools.cmx_sim.venue import VenueConfig
+
+_Formatter = argparse.ArgumentDefaultsHelpFormatter
+
+
+def _env(name: str, default: str) -> str:
+    """Defaults follow the server's TYS_* overrides, so one environment serves both."""
+    return os.environ.get(name, default)
+
+
+def _secret(value: str | None, env_name: str, fallback: str) -> str:
+    """A password or key: the option, else the server's environment variable, else fallback.
+
+    Never an argparse default, so ``--help`` cannot print a secret from the environment.
+    """
+    return value if value is not None else os.environ.get(env_name, fallback)
+
+
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    try:
+        return host or "127.0.0.1", int(port)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected [HOST:]PORT, got {text!r}") from None
+
+
+def _device_options() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("simulated devices (same values = same IPs and MACs)")
+    group.add_argument("--attendees", type=int, default=200, help="walking attendees")
+    group.add_argument("--stationary", type=int, default=100,
+                       help="devices that never move (laptops, displays, a phone on a desk)")
+    group.add_argument("--floors", type=_positive_int, default=3, help="venue floors")
+    group.add_argument("--seed", type=int, default=1, help="random seed of the whole scenario")
+    group.add_argument("--mac-mode", choices=MAC_MODES, default="test",
+                       help="test: MAC 02:00:<IP octets>, as the server's CMX test mode "
+                            "answers; random: random MACs, served by fake-cmx")
+    return parent
+
+
+def _add_fake_cmx(sub: Any, devices: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("fake-cmx", parents=[devices], formatter_class=_Formatter,
+                       help="serve the CMX location API for the simulated devices",
+                       description="Serve GET /api/location/v2/clients?ipAddress= (records "
+                       "with macAddress, 204 when unknown) and /api/location/v3/clients"
+                       "?ipAddress= (notifications with deviceId, [] when unknown). Point the "
+                       "server at it: cmx.hosts [HOST:PORT], cmx.ip2mac_url "
+                       "http://{host}/api/location/v2/clients?ipAddress={ip}.")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=8181, help="port to listen on")
+    p.add_argument("--username", default=_env("TYS_CMX_USERNAME", ""),
+                   help="Basic-auth user required of callers (empty: no auth)")
+    p.add_argument("--password", help="its password (default: $TYS_CMX_PASSWORD)")
+    p.add_argument("--latency-ms", type=_non_negative, default=0.0, help="delay every answer")
+    p.add_argument("--fail-rate", type=_share, default=0.0, help="share answered HTTP 500")
+    p.add_argument("--garbage-rate", type=_share, default=0.0,
+                   help="share answered 200 with a body that is not JSON")
+    p.add_argument("--devices-file", help="IP/MAC map written by walk --devices-file "
+                   "(instead of generating the devices from --seed etc.)")
+
+
+def _add_walk(sub: Any, devices: argparse.ArgumentParser) -> None:
+    d = VenueConfig()
+    p = sub.add_parser("walk", parents=[devices], formatter_class=_Formatter,
+                       help="simulate a venue against a server and report accuracy",
+                       description=walk.__doc__)
+    p.add_argument("--server", default="http://127.0.0.1:8080", help="TYS server base URL")
+    p.add_argument("--notify-user", default=_env("TYS_AUTH_NOTIFICATION_USERNAME", "cmx"))
+    p.add_argument("--notify-password", help="default: $TYS_AUTH_NOTIFICATION_PASSWORD, "
+                   "else change-me-cmx (the server's default)")
+    p.add_argument("--api-user", default=_env("TYS_AUTH_API_USERNAME", "frontend"))
+    p.add_argument("--api-password", help="default: $TYS_AUTH_API_PASSWORD, "
+                   "else change-me-api (the server's default)")
+    g = p.add_argument_group("venue and movement")
+    g.add_argument("--width-ft", type=float, default=d.width_ft)
+    g.add_argument("--depth-ft", type=float, default=d.depth_ft)
+    g.add_argument("--speed-mps", type=float, nargs=2, default=d.speed_mps, metavar=("MIN", "MAX"))
+    g.add_argument("--pause-s", type=float, nargs=2, default=d.pause_s, metavar=("MIN", "MAX"),
+                   help="pause at each waypoint")
+    g.add_argument("--floor-change-prob", type=_share, default=d.floor_change_prob,
+                   help="chance of changing floor at a waypoint")
+    g = p.add_argument_group("CMX model")
+    g.add_argument("--noise-ft", type=_non_negative, default=d.noise_ft,
+                   help="gaussian sigma per axis of every location estimate")
+    g.add_argument("--outlier-rate", type=_share, default=d.outlier_rate,
+                   help="share of estimates that jump away")
+    g.add_argument("--outlier-ft", type=_non_negative, default=d.outlier_ft,
+                   help="a jump lands between half this and this far away")
+    g.add_argument("--compute-interval-s", type=float, default=d.compute_interval_s,
+                   help="CMX re-computes each device's location this often")
+    g.add_argument("--movement-distance-ft", type=float,
+                   default=float(_env("TYS_CMX_MOVEMENT_DISTANCE_FT", "50")),
+                   help="notify when the estimate moved this far (cmx.movement_distance_ft)")
+    g.add_argument("--hash-key", help="send MACs hashed with this salt, as CMX does "
+                   "(cmx.mac_hash_key; default: $TYS_CMX_MAC_HASH_KEY, else no hashing)")
+    g.add_argument("--batch-size", type=_positive_int, default=50,
+                   help="at most this many notifications per POST")
+    g.add_argument("--batch-interval-s", type=float, default=1.0,
+                   help="simulated seconds between POSTs")
+    g = p.add_argument_group("run")
+    g.add_argument("--duration-min", type=float, default=30.0, help="simulated minutes")
+    g.add_argument("--speedup", type=_non_negative, default=30.0,
+                   help="simulated seconds per real second (0: as fast as possible)")
+    g.add_argument("--as-fast-as-possible", action="store_const", const=0.0, dest="speedup",
+                   help="same as --speedup 0")
+    g.add_argument("--register-share", type=_share, default=1.0,
+                   help="share of devices registered through /live/register_username "
+                        "(only these are evaluated)")
+    g.add_argument("--user-prefix", default="sim", help="usernames are PREFIX-<mac hex>")
+    g.add_argument("--serve-cmx", type=_host_port, metavar="[HOST:]PORT",
+                   help="run a fake CMX in this process for the server's IP->MAC look-ups")
+    g.add_argument("--cmx-username", default=_env("TYS_CMX_USERNAME", ""),
+                   help="Basic auth the in-process fake CMX requires (empty: none)")
+    g.add_argument("--cmx-password", help="default: $TYS_CMX_PASSWORD")
+    g.add_argument("--devices-file", help="also write the IP/MAC map here (for fake-cmx)")
+    g.add_argument("--progress-s", type=_non_negative, default=5.0,
+                   help="real seconds between progress lines (0: none)")
+    g.add_argument("--leaderboard", type=int, default=0, metavar="N",
+                   help="print the server's top-N leaderboard at the end")
+    g.add_argument("--table-rows", type=int, default=10,
+                   help="walkers listed in the report, largest errors first (0: every device)")
+    g.add_argument("--json", metavar="FILE", help="save the report (every device) as JSON")
+    g.add_argument("--fail-on-target-miss", action="store_true",
+                   help="exit 1 when an accuracy target is missed")
+    g.add_argument("--timeout-s", type=float, default=10.0, help="per HTTP request")
+
+
+def _add_load(sub: Any) -> None:
+    p = sub.add_parser("load", formatter_class=_Formatter,
+                       help="send movement notifications at a rate, report latency",
+                       description=load.__doc__)
+    p.add_argument("--server", default="http://127.0.0.1:8080", help="TYS server base URL")
+    p.add_argument("--user", default=_env("TYS_AUTH_NOTIFICATION_USERNAME", "cmx"))
+    p.add_argument("--password", help="default: $TYS_AUTH_NOTIFICATION_PASSWORD, "
+                   "else change-me-cmx")
+    p.add_argument("--rate", type=_non_negative, default=0.0,
+                   help="POSTs per second, open loop (0: as fast as possible, closed loop)")
+    p.add_argument("--connections", type=_positive_int, default=16, help="keep-alive connections")
+    p.add_argument("--batch", type=_positive_int, default=10, help="notifications per POST")
+    p.add_argument("--macs", type=_positive_int, default=1000, help="distinct MACs")
+    stop = p.add_mutually_exclusive_group()
+    stop.add_argument("--duration", type=float, default=None, help="seconds (default 10)")
+    stop.add_argument("--requests", type=_positive_int, default=None, help="number of POSTs")
+    p.add_argument("--pool", type=_positive_int, default=None,
+                   help="distinct pre-encoded bodies (default: --requests, capped at ~64 MB)")
+    p.add_argument("--json", metavar="FILE", help="save the summary as JSON")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse tree of all subcommands."""
+    parser = argparse.ArgumentParser(prog="python -m tools.cmx_sim", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    devices = _device_options()
+    _add_fake_cmx(sub, devices)
+    _add_walk(sub, devices)
+    _add_load(sub)
+    return parser
+
+
+def _walk_options(args: argparse.Namespace) -> walk.WalkOptions:
+    venue = VenueConfig(args.floors, args.width_ft, args.depth_ft, tuple(args.speed_mps),
+                        tuple(args.pause_s), args.floor_change_prob, args.noise_ft,
+                        args.outlier_rate, args.outlier_ft, args.compute_interval_s,
+                        args.movement_distance_ft)
+    return walk.WalkOptions(
+        args.server,
+        (args.notify_user,
+         _secret(args.notify_password, "TYS_AUTH_NOTIFICATION_PASSWORD", "change-me-cmx")),
+        (args.api_user, _secret(args.api_password, "TYS_AUTH_API_PASSWORD", "change-me-api")),
+        args.attendees, args.stationary, args.seed, args.mac_mode,
+        _secret(args.hash_key, "TYS_CMX_MAC_HASH_KEY", ""), venue,
+        args.duration_min * 60, args.speedup, args.batch_size, args.batch_interval_s,
+        args.register_share, args.user_prefix, args.serve_cmx,
+        (args.cmx_username, _secret(args.cmx_password, "TYS_CMX_PASSWORD", "")),
+        args.devices_file, args.progress_s,
+        args.leaderboard, args.table_rows, args.timeout_s)
+
+
+def _save_json(path: str | None, data: dict[str, Any]) -> None:
+    if path:
+        Path(path).write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+
+
+def _run_fake_cmx(args: argparse.Namespace) -> int:
+    if args.devices_file:
+        devices = load_devices(args.devices_file)
+    else:
+        devices = make_devices(args.attendees, args.stationary, args.floors, args.seed,
+                               args.mac_mode)
+    password = _secret(args.password, "TYS_CMX_PASSWORD", "")
+    options = fake_cmx.FakeCmxOptions(args.username, password, args.latency_ms,
+                                      args.fail_rate, args.garbage_rate, args.seed)
+    print(f"fake CMX on http://{args.host}:{args.port} with {len(devices)} devices",
+          file=sys.stderr, flush=True)
+    asyncio.run(fake_cmx.serve_forever(args.host, args.port, fake_cmx.Directory(devices),
+                                       options))
+    return 0
+
+
+def _run_walk(args: argparse.Namespace) -> int:
+    result = asyncio.run(walk.run_walk(_walk_options(args)))
+    if "leaderboard" in result:
+        print(report.format_leaderboard(result["leaderboard"]))
+    print(report.format_report(result, args.table_rows))
+    _save_json(args.json, result)
+    missed = not all(result["targets"].values())
+    return 1 if args.fail_on_target_miss and missed else 0
+
+
+def _run_load(args: argparse.Namespace) -> int:
+    duration = args.duration if args.duration is not None or args.requests else 10.0
+    auth = (args.user, _secret(args.password, "TYS_AUTH_NOTIFICATION_PASSWORD", "change-me-cmx"))
+    summary = asyncio.run(load.run(args.server, auth, rate=args.rate,
+                                   connections=args.connections, batch=args.batch,
+                                   macs=args.macs, duration_s=duration,
+                                   requests=args.requests, pool=args.pool))
+    print(load.format_summary(summary))
+    _save_json(args.json, summary)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse arguments and run one subcommand; the exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    runners = {"fake-cmx": _run_fake_cmx, "walk": _run_walk, "load": _run_load}
+    try:
+        return runners[args.command](args)
+    except KeyboardInterrupt:
+        return 130
+    except ValueError as exc:
+        print(f"{args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
