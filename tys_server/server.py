@@ -20,10 +20,12 @@ from .cmx import CmxClient, configure_http_client
 from .config import DEFAULT_CONFIG, ConfigError, Settings, load_settings
 from .embedded import EmbeddedPostgres
 from .flush import Flusher
+from .metrics import Metrics
 from .service import Service
 from .state import RECENT_S, State
 from .store import Store, StoreError
 from .tracking import FilterParams
+from .web import status
 from .web.app import in_flight, make_app
 
 log = logging.getLogger("tys_server")
@@ -90,6 +92,7 @@ class Runtime:
         self.state = State(FilterParams(settings.tracking.max_speed_mps,
                                         settings.tracking.max_moving_angle_deg),
                            settings.tracking.timezone)
+        self.metrics = Metrics(self.state)
         self.cmx: CmxClient | None = None
         self.service: Service | None = None
         self.flusher: Flusher | None = None
@@ -120,16 +123,22 @@ class Runtime:
         log.info("loaded %d users, %d devices, %d tracks in %.1f s", len(self.state.users),
                  len(self.state.owners), len(self.state.tracks), time.perf_counter() - started)
         configure_http_client(self.settings.cmx.max_clients)
-        self.cmx = CmxClient(self.settings.cmx)
+        self.cmx = CmxClient(self.settings.cmx, on_lookup=self.metrics.observe_lookup)
         self.service = Service(self.settings, self.state, self.store, self.cmx)
-        self.flusher = Flusher(self.state, self.store, db.flush_interval_s)
+        self.flusher = Flusher(self.state, self.store, db.flush_interval_s,
+                               on_flush=self.metrics.observe_flush)
+        self.metrics.watch(self.flusher, self.cmx)
         self.flusher.last_success_s = time.time()
         self.flusher.start()
 
     def application(self) -> tornado.web.Application:
         """The Tornado app over this runtime."""
         assert self.service is not None and self.flusher is not None
-        self.app = make_app(self.settings, self.service, self.flusher)
+        page = status.StatusPage(self.service, self.flusher, self.cmx, self.store)
+        self.app = make_app(self.settings, self.service, self.flusher,
+                            on_batch=self.metrics.observe_batch,
+                            on_request=self.metrics.on_request,
+                            extra_routes=status.routes(self.settings, self.metrics, page))
         return self.app
 
     def listen(self) -> None:

@@ -108,7 +108,7 @@ ON CONFLICT (time, name) DO UPDATE SET count = EXCLUDED.count
 """
 _SELECT_TRACKS = """
 SELECT mac::text, mtrs, floor_id, point_1[0], point_1[1], point_2[0], point_2[1],
-       distance_1to2, held_m, extract(epoch FROM time)
+       distance_1to2, held_m, extract(epoch FROM time)::float8
 FROM distance WHERE %s::macaddr IS NULL OR mac > %s::macaddr ORDER BY mac LIMIT %s
 """
 

@@ -13,6 +13,7 @@ import base64
 import binascii
 import dataclasses
 import random
+import signal
 import time
 from collections.abc import Iterable
 
@@ -129,9 +130,15 @@ def _quiet(handler: tornado.web.RequestHandler) -> None:
 
 async def serve_forever(host: str, port: int, directory: Directory,
                         options: FakeCmxOptions) -> None:
-    """Run the fake CMX until cancelled (Ctrl-C)."""
+    """Run the fake CMX until SIGTERM or SIGINT."""
     server = make_app(directory, options).listen(port, address=host, xheaders=False)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
     try:
-        await asyncio.Event().wait()
+        await stop.wait()
     finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
         server.stop()

@@ -56,10 +56,10 @@ def build_report(rows: list[Row], scenario: dict[str, Any],
         worst = max((r for r in walkers if r.error_pct is not None),
                     key=lambda r: abs(r.error_pct or 0.0))
         walker_part |= {
-            "median_error_pct": round(statistics.median(errors), 2),
-            "median_abs_error_pct": round(statistics.median(abs(e) for e in errors), 2),
-            "p90_abs_error_pct": round(_percentile([abs(e) for e in errors], 90), 2),
-            "worst_error_pct": round(worst.error_pct or 0.0, 2),
+            "median_error_pct": round(statistics.median(errors), 1),
+            "median_abs_error_pct": round(statistics.median(abs(e) for e in errors), 1),
+            "p90_abs_error_pct": round(_percentile([abs(e) for e in errors], 90), 1),
+            "worst_error_pct": round(worst.error_pct or 0.0, 1),
             "worst_username": worst.username,
         }
     report["walkers"] = walker_part

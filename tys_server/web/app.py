@@ -30,9 +30,21 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
                          1000.0 * handler.request.request_time())
 
 
+def _logged_then(on_request: Callable[[tornado.web.RequestHandler], None]
+                 ) -> Callable[[tornado.web.RequestHandler], None]:
+    """log_request, then the on_request hook (metrics) for every finished request."""
+
+    def log_function(handler: tornado.web.RequestHandler) -> None:
+        log_request(handler)
+        on_request(handler)
+
+    return log_function
+
+
 def make_app(settings: Settings, service: Service, health: HealthSource, *,
              clock: Callable[[], float] | None = None,
              on_batch: Callable[[Batch], None] | None = None,
+             on_request: Callable[[tornado.web.RequestHandler], None] | None = None,
              extra_routes: list[Any] | None = None) -> tornado.web.Application:
     """Build the Tornado application over an assembled service."""
     notify_auth = BasicAuth(settings.auth.notification)
@@ -54,7 +66,8 @@ def make_app(settings: Settings, service: Service, health: HealthSource, *,
     ]
     routes.extend(extra_routes or [])
     app = tornado.web.Application(
-        routes, default_handler_class=NotFoundHandler, log_function=log_request,
+        routes, default_handler_class=NotFoundHandler,
+        log_function=log_request if on_request is None else _logged_then(on_request),
         compress_response=False, xsrf_cookies=False)
     app.in_flight = 0  # type: ignore[attr-defined]  # requests not finished yet (drain)
     return app

@@ -1,0 +1,135 @@
+"""GET /metrics: Prometheus text after known traffic; the Metrics hooks on their own."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import API_AUTH, CMX_AUTH
+from tests.test_notify_http import movement
+from tys_server.metrics import Metrics
+from tys_server.notifications import Batch
+from tys_server.state import State
+from tys_server.tracking import FilterParams
+
+MACS = ("00:11:22:33:44:01", "00:11:22:33:44:02", "00:11:22:33:44:03")
+USERNAME = "metrics_walker"
+PRIVATE_VALUE = re.compile(
+    r"([0-9a-f]{2}[:-]){5}[0-9a-f]{2}|[0-9a-f]{12}|\d{1,3}(\.\d{1,3}){3}|walker", re.I)
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """{(sample name, sorted labels): value} of a scrape, parsed as Prometheus would."""
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def value(scrape: dict[Any, float], name: str, **labels: str) -> float:
+    return scrape[(name, tuple(sorted(labels.items())))]
+
+
+@pytest.mark.gen_test
+async def test_metrics_need_the_api_pair(post: Any) -> None:
+    assert (await post("/metrics", method="GET", auth=None)).code == 401
+    assert (await post("/metrics", method="GET", auth=CMX_AUTH)).code == 401
+    ok = await post("/metrics", method="GET")
+    assert ok.code == 200
+    assert ok.headers["Content-Type"].startswith("text/plain; version=")
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_scrape_counts_known_traffic_without_private_labels(post: Any,
+                                                                  runtime: Any) -> None:
+    now_ms = int(time.time() * 1000)
+    batch = [movement(mac, 10.0, 20.0, now_ms) for mac in MACS]
+    batch.append(movement("not-a-mac", 1.0, 2.0, now_ms))
+    reply = await post("/notification", {"notifications": batch}, auth=CMX_AUTH)
+    assert reply.code == 200
+    registered = await post("/live/register_username", {"username": USERNAME,
+                                                        "ip": "10.0.0.7"})
+    assert registered.code == 201
+    assert await runtime.flusher.flush_once()
+    unauthorised = await post("/metrics", method="GET", auth=None)
+    assert unauthorised.code == 401
+
+    text = (await post("/metrics", method="GET")).body.decode()
+    scrape = samples(text)
+
+    assert value(scrape, "tys_notifications_total", type="movement", outcome="accepted") == 3
+    assert value(scrape, "tys_notifications_total", type="movement", outcome="rejected") == 1
+    assert value(scrape, "tys_http_requests_total", handler="NotificationHandler",
+                 status="200") == 1
+    assert value(scrape, "tys_http_requests_total", handler="RegisterHandler",
+                 status="201") == 1
+    assert value(scrape, "tys_http_requests_total", handler="MetricsHandler",
+                 status="401") == 1
+    assert value(scrape, "tys_http_request_duration_seconds_count",
+                 handler="NotificationHandler") == 1
+    assert value(scrape, "tys_http_request_duration_seconds_bucket",
+                 handler="NotificationHandler", le="+Inf") == 1
+    assert value(scrape, "tys_cmx_lookups_total", outcome="test") == 1
+    assert value(scrape, "tys_cmx_lookup_duration_seconds_count") == 1
+    assert value(scrape, "tys_flush_duration_seconds_count") == 1
+    # 3 tracks and at least one minute of counters (two if the minute turned meanwhile)
+    assert value(scrape, "tys_flush_rows_written_total") >= 4
+    assert value(scrape, "tys_flush_failures_total") == 0
+    assert value(scrape, "tys_devices_tracked") == 3
+    assert value(scrape, "tys_users_registered") == 1
+    assert value(scrape, "tys_devices_registered") == 1
+    assert value(scrape, "tys_flush_backlog_keys") == 0
+    assert value(scrape, "tys_database_up") == 1
+    assert 0 <= value(scrape, "tys_flush_last_success_age_seconds") < 30
+    assert value(scrape, "tys_cmx_hosts", status="up") == 1
+
+    # prometheus-client also exports each counter's and histogram's *_created gauge
+    families = {f.name: f.type for f in text_string_to_metric_families(text)
+                if not f.name.endswith("_created")}
+    for name, kind in families.items():
+        assert name.startswith("tys_"), name
+        if kind == "counter":
+            assert f"{name}_total" in text, name
+        if "duration" in name:
+            assert kind == "histogram" and name.endswith("_seconds"), name
+    for _, labels in scrape:
+        for _, label_value in labels:
+            assert not PRIVATE_VALUE.search(label_value), label_value
+    for private in (*MACS, "02:00:0a:00:00:07", "10.0.0.7", USERNAME):
+        assert private not in text
+
+
+def test_each_server_has_its_own_registry() -> None:
+    first = Metrics(State(FilterParams(), "UTC"))
+    second = Metrics(State(FilterParams(), "UTC"))  # same names: no "Duplicated timeseries"
+    first.observe_batch(Batch([], 2, 0, 0, {("movement", "accepted"): 2}))
+    assert value(samples(first.exposition().decode()), "tys_notifications_total",
+                 type="movement", outcome="accepted") == 2
+    assert ("tys_notifications_total", (("outcome", "accepted"), ("type", "movement"))) \
+        not in samples(second.exposition().decode())
+
+
+def test_failed_flush_counts_a_failure_and_no_rows() -> None:
+    metrics = Metrics(State(FilterParams(), "UTC"))
+    metrics.observe_flush(0.02, 500, False)
+    metrics.observe_flush(0.01, 7, True)
+    scrape = samples(metrics.exposition().decode())
+    assert value(scrape, "tys_flush_failures_total") == 1
+    assert value(scrape, "tys_flush_rows_written_total") == 7
+    assert value(scrape, "tys_flush_duration_seconds_count") == 2
+    assert value(scrape, "tys_flush_duration_seconds_sum") == pytest.approx(0.03)
+
+
+def test_request_children_are_made_once_per_label_set() -> None:
+    metrics = Metrics(State(FilterParams(), "UTC"))
+    for _ in range(1000):
+        metrics.observe_request("NotificationHandler", 200, 0.0003)
+    metrics.observe_request("NotificationHandler", 400, 0.0002)
+    assert len(metrics._request_children) == 2
+    scrape = samples(metrics.exposition().decode())
+    assert value(scrape, "tys_http_requests_total", handler="NotificationHandler",
+                 status="200") == 1000
+    assert value(scrape, "tys_http_request_duration_seconds_bucket",
+                 handler="NotificationHandler", le="0.0005") == 1001

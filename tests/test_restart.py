@@ -1,0 +1,124 @@
+"""A new runtime over the same database continues exactly where the old one stopped."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from tests.conftest import json_of, with_overrides
+from tys_server.server import Runtime
+
+MAC = "00:aa:bb:cc:dd:02"
+FLOOR = 723413320329068590
+
+
+def notification(i: int, start_ms: int, x: float, y: float) -> dict[str, Any]:
+    return {"notificationType": "movement", "deviceId": MAC, "floorId": FLOOR,
+            "locationCoordinate": {"x": x, "y": y, "unit": "FEET"},
+            "moveDistanceInFt": 50.0, "timestamp": start_ms + 15_000 * i}
+
+
+async def started(settings: Any) -> Runtime:
+    runtime = Runtime(settings)
+    await runtime.start()
+    return runtime
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_restart_continues_a_walk_with_its_held_leg(settings: Any, db: Any) -> None:
+    from tys_server.notifications import parse_envelope
+
+    start_ms = int((time.time() - 3600) * 1000)
+    # Straight east, then a corner north: the leg into the corner is held at the stop.
+    points = [(0, 0), (50, 0), (100, 0), (150, 0), (150, 50)]
+    after = [(150, 100), (150, 150)]
+
+    def batch(pts: list[tuple[int, int]], first: int) -> Any:
+        body = {"notifications": [notification(first + i, start_ms, x, y)
+                                  for i, (x, y) in enumerate(pts)]}
+        return parse_envelope(body, time.time())
+
+    first = await started(settings)
+    first.state.ingest(batch(points, 0), time.time())
+    held = first.state.tracks[MAC].held_m
+    assert held == pytest.approx(15.24)
+    assert await first.stop()
+
+    second = await started(settings)
+    restored = second.state.tracks[MAC]
+    assert restored.held_m == pytest.approx(15.24, abs=1e-4)
+    assert restored.total_m == pytest.approx(2 * 15.24, abs=1e-3)
+    second.state.ingest(batch(after, len(points)), time.time())
+    assert await second.stop()
+
+    # An uninterrupted run of the same walk, for comparison.
+    db.clear()
+    straight = await started(settings)
+    straight.state.ingest(batch(points + after, 0), time.time())
+    expected = straight.state.tracks[MAC].total_m
+    await straight.stop()
+    assert expected == pytest.approx(5 * 15.24, abs=1e-3)
+    rows = db.query("SELECT mtrs FROM distance")
+    assert rows[0][0] == pytest.approx(expected, abs=1e-3)
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_restart_keeps_users_counts_and_days(settings: Any, db: Any, io_loop: Any) -> None:
+    first = await started(settings)
+    service = first.service
+    assert service is not None
+    reply = await service.register({"username": "Alice", "ip": "10.0.0.1"})
+    assert reply.status == 201
+    received = sum(first.state.notifications.values())
+    assert await first.stop()
+    second = await started(settings)
+    assert second.state.user("alice") is not None
+    assert second.state.owner("02:00:0a:00:00:01") is not None
+    assert sum(second.state.notifications.values()) == received
+    assert second.state.registered[max(second.state.registered)] == (1, 1)
+    await second.stop()
+    assert db.query("SELECT max(user_count), max(device_count) FROM count") == [(1, 1)]
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_user_without_device_in_legacy_data_is_500(settings: Any, db: Any) -> None:
+    bootstrap = await started(settings)  # creates the schema
+    await bootstrap.stop()
+    db.query("INSERT INTO users (email, nickname, admin) VALUES "
+             "('legacy@cmxtrackyoursteps.com', 'legacy', false)")
+    runtime = await started(settings)
+    service = runtime.service
+    assert service is not None
+    from tys_server.service import Failed
+
+    with pytest.raises(Failed) as raised:
+        service.dashboard({"username": "Legacy"})
+    assert raised.value.text == "Could not get device for username"
+    await runtime.stop()
+
+
+@pytest.fixture
+def app_on_legacy_data(io_loop: Any, settings: Any, db: Any) -> Any:
+    boot = Runtime(settings)
+    io_loop.run_sync(boot.start)
+    io_loop.run_sync(boot.stop)
+    db.query("INSERT INTO users (email, nickname, admin) VALUES "
+             "('legacy@cmxtrackyoursteps.com', 'legacy', false)")
+    runtime = Runtime(with_overrides(settings))
+    io_loop.run_sync(runtime.start)
+    yield runtime
+    io_loop.run_sync(runtime.stop)
+
+
+@pytest.fixture
+def app(app_on_legacy_data: Runtime) -> Any:
+    return app_on_legacy_data.application()
+
+
+@pytest.mark.gen_test
+async def test_dashboard_of_user_without_device_answers_500_text(post: Any) -> None:
+    reply = await post("/live/username_data", {"username": "legacy"})
+    assert reply.code == 500
+    assert json_of(reply) == {"error": "Could not get device for username"}
