@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import API_AUTH, CMX_AUTH
+from tests.conftest import CMX_AUTH
 from tests.test_notify_http import movement
 from tys_server.metrics import Metrics
 from tys_server.notifications import Batch

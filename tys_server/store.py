@@ -303,7 +303,8 @@ class Store:
             await cur.execute(query, args)
             return list(await cur.fetchall())
 
-        return await self._run(work, transaction=False)
+        # In a transaction so that statement_timeout applies to reports too.
+        return await self._run(work, transaction=True)
 
 
 async def _load_tracks(cur: Any) -> list[TrackRow]:
