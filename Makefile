@@ -19,6 +19,12 @@ run: venv
 test: venv
 	$(PY) -m pytest
 
+demo: venv
+	tools/demo.sh
+
+bench: venv
+	$(PY) tools/bench.py
+
 lint: venv
 	$(PY) -m ruff check tys_server tests tools
 
