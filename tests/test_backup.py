@@ -172,6 +172,22 @@ def test_dump_failing_midway_removes_the_partial_file(tmp_path: Path) -> None:
     assert dumps_in(backups) == []
 
 
+def test_password_goes_to_libpq_by_environment_not_command_line(tmp_path: Path) -> None:
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    seen = tmp_path / "seen"
+    (fake_bin / "pg_dump").write_text(
+        '#!/bin/sh\n[ "$1" = --version ] && { echo "pg_dump (PostgreSQL) 18.0"; exit 0; }\n'
+        f'echo "$* PGPASSWORD=$PGPASSWORD" > {seen}\nexit 1\n')
+    (fake_bin / "pg_dump").chmod(0o755)
+    run_backup("--dsn", "postgresql://cmx:pa%40ss@127.0.0.1:5432/cmx", "--dir",
+               str(tmp_path / "backups"), "--pg-bin", str(fake_bin))
+    args, _, password = seen.read_text().strip().partition(" PGPASSWORD=")
+    assert password == "pa@ss"
+    assert "pa@ss" not in args and "pa%40ss" not in args
+    assert "dbname=cmx" in args and "user=cmx" in args
+
+
 def test_embedded_server_is_found_through_its_postmaster_pid(postgres: TestDatabase,
                                                              tmp_path: Path) -> None:
     if postgres.embedded is None:

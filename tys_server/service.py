@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from typing import Any, Protocol
 
 from .cmx import LocationUnavailable, NotOnWifi, parse_ip
 from .config import Settings
+from .leaderboard import Board, Boards
 from .ranking import Ranking
 from .state import State, User
 from .store import DeviceConflict, StoreError, UsernameConflict
@@ -19,6 +21,7 @@ from .units import km, miles, steps
 log = logging.getLogger(__name__)
 
 USERNAME_MAX = 64
+_DATE_SHAPE = re.compile(r"[0-9]{2}/[0-9]{2}/[0-9]{4}")
 DATE_FORMAT = "%m/%d/%Y"
 
 
@@ -105,10 +108,8 @@ class Service:
         self.not_on_wifi = f"Connect to {settings.registration.wifi_name} WiFi first"
         excluded = settings.leaderboard.exclude_email_domains
         self._excluded = tuple("@" + d.lower().lstrip("@") for d in excluded)
-        self._ranking: Ranking | None = None
-        self._ranking_version = -1
-        self._ranking_at = 0.0
-        self._day_rankings: dict[int, tuple[int, float, Ranking]] = {}
+        self.boards = Boards(state, self.is_ranked, settings.leaderboard.refresh_interval_s)
+        self._dates: dict[int, str] = {}  # ordinal → "MM/DD/YYYY"
 
     # -- helpers --------------------------------------------------------------------
 
@@ -131,33 +132,20 @@ class Service:
             raise Unavailable("Location service unavailable") from None
 
     def ranking(self) -> Ranking:
-        """Overall ranking, rebuilt at most every refresh interval when distance changed."""
-        now = time.monotonic()
-        stale = self._ranking_version != self.state.version
-        fresh_enough = now - self._ranking_at < self.settings.leaderboard.refresh_interval_s
-        if self._ranking is None or (stale and not fresh_enough):
-            version = self.state.version
-            self._ranking = Ranking((u.username, total) for u, total
-                                    in self.state.registered_totals() if self.is_ranked(u))
-            self._ranking_version = version
-            self._ranking_at = now
-        return self._ranking
+        """Overall ranking, at most refresh_interval_s behind the latest distance."""
+        return self.boards.overall().ranking
 
     def day_ranking(self, ordinal: int) -> Ranking:
-        """One day's ranking, cached like the overall one."""
-        now = time.monotonic()
-        cached = self._day_rankings.get(ordinal)
-        if cached is not None:
-            version, built_at, ranking = cached
-            if version == self.state.version or \
-                    now - built_at < self.settings.leaderboard.refresh_interval_s:
-                return ranking
-        ranking = Ranking((u.username, total) for u, total
-                          in self.state.registered_day_totals(ordinal) if self.is_ranked(u))
-        if len(self._day_rankings) > 32:
-            self._day_rankings.clear()
-        self._day_rankings[ordinal] = (self.state.version, now, ranking)
-        return ranking
+        """One day's ranking, kept like the overall one."""
+        return self.boards.day(ordinal).ranking
+
+    def _date_text(self, ordinal: int) -> str:
+        text = self._dates.get(ordinal)
+        if text is None:
+            if len(self._dates) > 1024:
+                self._dates.clear()
+            text = self._dates[ordinal] = dt.date.fromordinal(ordinal).strftime(DATE_FORMAT)
+        return text
 
     # -- use cases ------------------------------------------------------------------
 
@@ -239,7 +227,7 @@ class Service:
         if not user.macs:
             raise Failed("Could not get device for username")
         place = self.ranking().place(user.username) if self.is_ranked(user) else None
-        today = self.state.calendar.today(self.clock())
+        today = self.state.calendar.day_of(self.clock())
         step_ft = self.settings.tracking.step_length_ft
         devices = []
         for mac in user.macs:
@@ -248,7 +236,7 @@ class Service:
                 metres = self.state.day_m(mac, ordinal)
                 if metres > 0.0:
                     history.append({
-                        "date": dt.date.fromordinal(ordinal).strftime(DATE_FORMAT),
+                        "date": self._date_text(ordinal),
                         "km": round(km(metres), 3), "miles": round(miles(metres), 3),
                         "steps": steps(metres, step_ft)})
             total = self.state.total_m(mac)
@@ -267,27 +255,28 @@ class Service:
             raise BadRequest("number_leaders must be an integer from 1 to 100.")
         date = body.get("date")
         if date is None:
-            ranking = self.ranking()
+            board = self.boards.overall()
         else:
             ordinal = _parse_date(date)
             if ordinal is None:
                 raise BadRequest("date must be a day as MM/DD/YYYY.")
-            ranking = self.day_ranking(ordinal)
+            board = self.boards.day(ordinal)
+        reply = board.replies.get(count)
+        if reply is None:
+            reply = board.replies[count] = self._leaderboard_reply(board, count)
+        return Reply(200, reply)
+
+    def _leaderboard_reply(self, board: Board, count: int) -> dict[str, Any]:
         step_ft = self.settings.tracking.step_length_ft
         leaders = [{"place": e.place, "username": e.username,
                     "kilometres": round(km(e.total_m), 1), "miles": round(miles(e.total_m), 1),
-                    "steps": steps(e.total_m, step_ft)} for e in ranking.top(count)]
-        total = self._registered_total(None if date is None else ordinal)
+                    "steps": steps(e.total_m, step_ft)} for e in board.ranking.top(count)]
+        total = board.registered_m
         reply: dict[str, Any] = {"leaders": leaders, "total_kilometres": round(km(total), 1),
                                  "total_miles": round(miles(total), 1)}
         if not leaders:
             reply["error"] = "No data to display for the leader board"
-        return Reply(200, reply)
-
-    def _registered_total(self, ordinal: int | None) -> float:
-        if ordinal is None:
-            return sum(self.state.total_m(mac) for mac in self.state.owners)
-        return sum(self.state.day_m(mac, ordinal) for mac in self.state.owners)
+        return reply
 
     async def ip_username(self, body: Any) -> Reply:
         """ip_username: which username registered the device at this IP."""
@@ -302,7 +291,8 @@ class Service:
 
 
 def _parse_date(value: object) -> int | None:
-    if not isinstance(value, str):
+    # strptime alone would also take "1/2/2024"; the contract is MM/DD/YYYY.
+    if not isinstance(value, str) or not _DATE_SHAPE.fullmatch(value):
         return None
     try:
         return dt.datetime.strptime(value, DATE_FORMAT).date().toordinal()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .notifications import Batch, Movement, ZoneVisit
@@ -101,6 +100,8 @@ class State:
         self.owners: dict[str, User] = {}             # stored MAC → owner
         self.dirty = Dirty()
         self.version = 0  # bumped whenever a registered device's distance changes
+        # Users whose distance or devices changed since the leaderboards last looked.
+        self.changed_users: set[User] = set()
 
     # -- notifications ------------------------------------------------------------
 
@@ -110,25 +111,28 @@ class State:
         received = batch.accepted + batch.ignored + batch.rejected
         self.notifications[minute] = self.notifications.get(minute, 0) + received
         self.dirty.minutes.add(minute)
+        # The per-movement loop is the ingest hot path: names are bound once per batch.
+        tracks, params, dirty_tracks = self.tracks, self.params, self.dirty.tracks
         for event in batch.events:
-            if type(event) is Movement:
-                self._move(event)
-            else:
+            if type(event) is not Movement:
                 self._visit(event)  # type: ignore[arg-type]
+                continue
+            mac = event.mac
+            track, credited_m, changed = advance(tracks.get(mac), event, params)
+            if changed:
+                tracks[mac] = track
+                dirty_tracks.add(mac)
+                if credited_m > 0.0:
+                    self._credit(mac, event.ts, credited_m)
 
-    def _move(self, mv: Movement) -> None:
-        mac = mv.mac
-        track, credited_m, changed = advance(self.tracks.get(mac), mv, self.params)
-        if not changed:
-            return
-        self.tracks[mac] = track
-        self.dirty.tracks.add(mac)
-        if credited_m > 0.0:
-            key = (mac, self.calendar.day_of(mv.ts))
-            self.days[key] = self.days.get(key, 0.0) + credited_m
-            self.dirty.days.add(key)
-            if mac in self.owners:
-                self.version += 1
+    def _credit(self, mac: str, ts: float, credited_m: float) -> None:
+        key = (mac, self.calendar.day_of(ts))
+        self.days[key] = self.days.get(key, 0.0) + credited_m
+        self.dirty.days.add(key)
+        owner = self.owners.get(mac)
+        if owner is not None:
+            self.version += 1
+            self.changed_users.add(owner)
 
     def _visit(self, visit: ZoneVisit) -> None:
         minute = int(visit.ts) // MINUTE_S * MINUTE_S
@@ -155,31 +159,41 @@ class State:
         user = User(email, username, [mac])
         self.users[user_key(username)] = user
         self.owners[mac] = user
-        self._registrations_changed(now_s)
+        self._registrations_changed(now_s, user)
         return user
 
     def add_device(self, user: User, mac: str, now_s: float) -> None:
         """Record one more device of a user (already in the database)."""
         user.macs.append(mac)
         self.owners[mac] = user
-        self._registrations_changed(now_s)
+        self._registrations_changed(now_s, user)
 
     def remove_user(self, user: User, now_s: float) -> None:
         """Forget a deleted user; distance stays with the MACs."""
         self.users.pop(user_key(user.username), None)
         for mac in user.macs:
             self.owners.pop(mac, None)
-        self._registrations_changed(now_s)
+        self._registrations_changed(now_s, user)
 
     def device_count(self) -> int:
         """Registered devices."""
         return len(self.owners)
 
-    def _registrations_changed(self, now_s: float) -> None:
+    def _registrations_changed(self, now_s: float, user: User) -> None:
         minute = int(now_s) // MINUTE_S * MINUTE_S
         self.registered[minute] = (len(self.users), len(self.owners))
         self.dirty.minutes.add(minute)
         self.version += 1
+        self.changed_users.add(user)
+
+    def is_registered(self, user: User) -> bool:
+        """True while user is the one registered under its username."""
+        return self.users.get(user_key(user.username)) is user
+
+    def take_changed_users(self) -> set[User]:
+        """Users changed since the last call (the leaderboards' change feed)."""
+        changed, self.changed_users = self.changed_users, set()
+        return changed
 
     # -- distance queries ---------------------------------------------------------------
 
@@ -267,23 +281,22 @@ class State:
         for minute, name, visits in loaded.zones:
             self.zones[(int(minute), name)] = visits
         self.version += 1
+        self.changed_users.update(self.users.values())
 
-    def registered_totals(self) -> Iterable[tuple[User, float]]:
-        """Each user with the sum of their devices' totals."""
+    def user_total_m(self, user: User) -> float:
+        """The sum of a user's devices' totals."""
         tracks = self.tracks
-        for user in self.users.values():
-            total = 0.0
-            for mac in user.macs:
-                track = tracks.get(mac)
-                if track is not None:
-                    total += track.total_m
-            yield user, total
+        total = 0.0
+        for mac in user.macs:
+            track = tracks.get(mac)
+            if track is not None:
+                total += track.total_m
+        return total
 
-    def registered_day_totals(self, ordinal: int) -> Iterable[tuple[User, float]]:
-        """Each user with the sum of their devices' distance on one day."""
+    def user_day_m(self, user: User, ordinal: int) -> float:
+        """The sum of a user's devices' distance on one day."""
         days = self.days
-        for user in self.users.values():
-            yield user, sum(days.get((mac, ordinal), 0.0) for mac in user.macs)
+        return sum(days.get((mac, ordinal), 0.0) for mac in user.macs)
 
 
 # A stored track without a first point (legacy rows) restarts at its next fix:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tys_server.notifications import Movement
 from tys_server.units import M_PER_FT
@@ -19,6 +19,12 @@ class FilterParams:
 
     max_speed_mps: float = 4.42
     max_moving_angle_deg: float = 105.0
+    cos_max_angle: float = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # The turn test compares cosines: angle >= max  <=>  cos(angle) <= cos(max).
+        object.__setattr__(self, "cos_max_angle",
+                           math.cos(math.radians(self.max_moving_angle_deg)))
 
 
 class Track:
@@ -109,13 +115,13 @@ def advance(track: Track | None, mv: Movement, params: FilterParams) -> tuple[Tr
     else:
         distance_m = math.hypot(x_ft - x2_ft, y_ft - y2_ft) * M_PER_FT
     # A jump (CMX reports 10000 ft on a first fix) is worth at most a fast walk.
-    distance_m = min(distance_m, (ts - track.last_ts) * params.max_speed_mps)
+    cap_m = (ts - track.last_ts) * params.max_speed_mps
+    if distance_m > cap_m:
+        distance_m = cap_m
 
     credited_m = 0.0
     if x2_ft is not None and y2_ft is not None:
-        if _angle_deg(track.x1_ft, track.y1_ft, x2_ft, y2_ft, x_ft, y_ft) >= (
-            params.max_moving_angle_deg
-        ):
+        if _walks_on(track.x1_ft, track.y1_ft, x2_ft, y2_ft, x_ft, y_ft, params):
             credited_m = track.pending_m + track.held_m
             track.total_m += credited_m
             track.held_m = 0.0
@@ -128,6 +134,27 @@ def advance(track: Track | None, mv: Movement, params: FilterParams) -> tuple[Tr
     track.pending_m = distance_m
     track.last_ts = ts
     return track, credited_m, True
+
+
+# Cosines closer than this to the bound are settled by the angle in degrees itself, so
+# the cosine shortcut never decides differently from DESIGN's "angle >= max".
+_COSINE_BAND = 1e-9
+
+
+def _walks_on(x1: float, y1: float, x2: float, y2: float, x3: float, y3: float,
+              params: FilterParams) -> bool:
+    """True when the angle at p2 is at least max_moving_angle_deg (the walker kept going)."""
+    ax, ay = x1 - x2, y1 - y2
+    bx, by = x3 - x2, y3 - y2
+    lengths = math.hypot(ax, ay) * math.hypot(bx, by)
+    if lengths == 0.0:
+        return 0.0 >= params.max_moving_angle_deg
+    cosine = (ax * bx + ay * by) / lengths
+    if cosine < params.cos_max_angle - _COSINE_BAND:
+        return True
+    if cosine > params.cos_max_angle + _COSINE_BAND:
+        return False
+    return _angle_deg(x1, y1, x2, y2, x3, y3) >= params.max_moving_angle_deg
 
 
 def _angle_deg(x1: float, y1: float, x2: float, y2: float, x3: float, y3: float) -> float:

@@ -17,6 +17,12 @@ from ..service import ApiError
 log = logging.getLogger(__name__)
 
 JSON_TYPE = "application/json"
+# Sent on every response when TLS is on (make_app's security_headers setting).
+SECURITY_HEADERS = (
+    ("Strict-Transport-Security", "max-age=31536000; includeSubDomains"),
+    ("X-Frame-Options", "DENY"),
+    ("X-Content-Type-Options", "nosniff"),
+)
 
 
 class BasicAuth:
@@ -61,7 +67,17 @@ class BaseHandler(tornado.web.RequestHandler):
         for name, value in context.items():
             setattr(self, name, value)
 
+    def set_default_headers(self) -> None:
+        if self.application.settings.get("security_headers"):
+            for name, value in SECURITY_HEADERS:
+                self.set_header(name, value)
+
     def prepare(self) -> None:
+        stream = getattr(self.request.connection, "stream", None)
+        if stream is not None and stream.closed():
+            # A request read from a connection the shutdown already closed: nobody
+            # would see the reply, so it must not change anything either.
+            raise tornado.web.Finish()
         header = self.request.headers.get("Authorization")
         if self.auth is not None and not self.auth.allows(header):
             raise tornado.web.HTTPError(401, reason="Unauthorized")
@@ -99,8 +115,16 @@ class BaseHandler(tornado.web.RequestHandler):
             text = self._reason if status_code < 500 else "Internal server error"
         if status_code == 401:
             self.set_header("WWW-Authenticate", 'Basic realm="TYS"')
+        if status_code == 405:
+            self.set_header("Allow", ", ".join(self.allowed_methods()))
         self.set_header("Content-Type", JSON_TYPE)
         self.finish(orjson.dumps({"error": text}))
+
+    def allowed_methods(self) -> list[str]:
+        """The HTTP methods this handler implements (for 405's Allow header)."""
+        base = tornado.web.RequestHandler
+        return [m for m in self.SUPPORTED_METHODS
+                if getattr(type(self), m.lower()) is not getattr(base, m.lower())]
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, ApiError):

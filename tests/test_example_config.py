@@ -1,0 +1,83 @@
+"""conf/tys.example.yaml: loads, and documents every setting with its config.ini origin."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tys_server.config import ConfigError, Settings, load_settings
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "conf" / "tys.example.yaml"
+
+# DESIGN section 4: every key of the original config.ini has a home.
+CONFIG_INI_KEYS = [
+    "LOGFILE", "LOG_LEVEL", "NOTIFICATION_USER", "NOTIFICATION_PASSWORD", "API_USER_PASSWORD",
+    "HOST", "DBNAME", "DB_USERNAME", "DB_PASSWORD", "CMX_USERNAME", "CMX_PASSWORD",
+    "CMX_IP2MAC_URL", "CMX_HOST", "CMX_TIMEOUT", "CMX_MOVEMENT_DISTANCE", "CMX_MAC_HASH",
+    "MAX_REGISTERED_DEVICES", "MAX_MTRS_SEC", "MAX_MOVING_ANGLE", "APP_SECRET_KEY",
+]
+
+
+def leaf_keys(cls: type, prefix: str = "") -> set[str]:
+    """Dotted names of every leaf setting of a settings dataclass."""
+    keys = set()
+    for name, kind in typing.get_type_hints(cls).items():
+        if dataclasses.is_dataclass(kind):
+            keys |= leaf_keys(kind, f"{prefix}{name}.")  # type: ignore[arg-type]
+        else:
+            keys.add(prefix + name)
+    return keys
+
+
+def yaml_leaves(node: Any, prefix: str = "") -> set[str]:
+    if not isinstance(node, dict):
+        return {prefix.rstrip(".")}
+    keys = set()
+    for name, value in node.items():
+        keys |= yaml_leaves(value, f"{prefix}{name}.")
+    return keys
+
+
+# What /etc/tys/tys.env holds in production (docs/deployment.md).
+TYS_ENV = {
+    "TYS_DATABASE_DSN": "postgresql://cmx:s3cret@127.0.0.1:5432/cmx",
+    "TYS_AUTH_NOTIFICATION_PASSWORD": "cmx-secret",
+    "TYS_AUTH_API_PASSWORD": "1234",
+    "TYS_CMX_PASSWORD": "api-secret",
+    "TYS_CMX_MAC_HASH_KEY": "listening",
+}
+
+
+def test_example_loads_as_a_production_config_with_the_secrets_of_tys_env() -> None:
+    settings = load_settings(EXAMPLE, environ=TYS_ENV)
+    assert settings.database.dsn == "postgresql://cmx:s3cret@127.0.0.1:5432/cmx"
+    assert settings.auth.api.password == "1234"  # stays a string
+    assert settings.cmx.mac_hash_key == "listening"
+    assert "test" not in settings.cmx.hosts
+    assert settings.server.tls_cert and settings.server.tls_key
+    assert settings.tracking.timezone != "UTC"
+
+
+def test_example_without_the_secrets_refuses_to_start() -> None:
+    with pytest.raises(ConfigError, match="TYS_AUTH_NOTIFICATION_PASSWORD"):
+        load_settings(EXAMPLE, environ={})
+
+
+def test_example_dsn_carries_no_password() -> None:
+    raw = yaml.safe_load(EXAMPLE.read_text())
+    assert raw["database"]["dsn"] == "postgresql://cmx@127.0.0.1:5432/cmx"
+
+
+def test_example_sets_every_key_of_the_settings() -> None:
+    assert yaml_leaves(yaml.safe_load(EXAMPLE.read_text())) == leaf_keys(Settings)
+
+
+def test_example_names_every_config_ini_key() -> None:
+    text = EXAMPLE.read_text()
+    missing = [key for key in CONFIG_INI_KEYS if key not in text]
+    assert not missing

@@ -1,0 +1,361 @@
+"""SIGTERM and kill -9 under load, and a database outage, against a real server process.
+
+Load: walker threads, each posting one point of each of its devices per request
+on a keep-alive connection, recording when each request was acknowledged. The
+walk is a staircase (four steps east, four north, ...), so sharp turns put legs
+in `held` and a restart has to continue from the stored pending/held legs.
+The expected distances come from the same notifications run through
+tys_server.notifications and tys_server.tracking in this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import http.client
+import json
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import CMX_AUTH, TestDatabase
+from tests.pgproxy import PgProxy
+from tests.procserver import ServerProcess, basic_header
+from tys_server.notifications import Movement, parse_envelope
+from tys_server.tracking import FilterParams, Track, advance
+
+pytestmark = pytest.mark.slow
+
+FLUSH_S = 0.5
+# A flush that starts just after a notification commits one interval plus its own
+# duration later; the slack covers the flush itself and loop scheduling under load.
+LOSS_BOUND_S = FLUSH_S + 0.25
+WALKERS = 4
+DEVICES = 25                  # per walker; one request carries a point of each
+STEP_MS = 4000                # 50 ft every 4 s: 3.8 m/s, under tracking.max_speed_mps
+MAX_POINTS = 2500             # per device: 2.8 h of walk, all of it in the past
+FLOOR = 723413320329068590
+WARM_REQUESTS = 150           # per walker before the fault
+AUTH = basic_header(CMX_AUTH)
+
+
+def mac_of(walker: int, device: int) -> str:
+    return f"02:fa:17:00:{walker:02x}:{device:02x}"
+
+
+def phase_of(device: int) -> int:
+    """Devices start at different places of the staircase, so that wherever a fault
+    strikes, some of them have a leg held after a corner and some do not."""
+    return device % 8
+
+
+def position_ft(k: int, phase: int) -> tuple[float, float]:
+    """Point k of a staircase (four steps east, four north, ...) entered at `phase`."""
+    step = k + phase
+    east = step // 8 * 4 + min(step % 8, 4)
+    return 50.0 * east, 50.0 * (step - east)
+
+
+def notification(mac: str, k: int, base_ms: int, phase: int) -> dict[str, Any]:
+    x_ft, y_ft = position_ft(k, phase)
+    return {"notificationType": "movement", "deviceId": mac, "floorId": FLOOR,
+            "locationCoordinate": {"x": x_ft, "y": y_ft, "unit": "FEET"},
+            "moveDistanceInFt": 50.0, "timestamp": base_ms + STEP_MS * k}
+
+
+@functools.cache  # devices of one walker share points; phases repeat
+def reference_m(points: Sequence[int], base_ms: int, phase: int) -> float:
+    """Distance the filter credits for these points of one device, computed in-process."""
+    body = {"notifications": [notification("02:00:00:00:00:01", k, base_ms, phase)
+                              for k in points]}
+    track: Track | None = None
+    for event in parse_envelope(body, time.time()).events:
+        assert isinstance(event, Movement)
+        track, _, _ = advance(track, event, FilterParams())
+    return track.total_m if track is not None else 0.0
+
+
+class Walker(threading.Thread):
+    """Posts point k of each of its devices per request until stopped or refused."""
+
+    def __init__(self, server: ServerProcess, number: int, base_ms: int) -> None:
+        super().__init__(daemon=True, name=f"walker-{number}")
+        self.server = server
+        self.number = number
+        self.base_ms = base_ms
+        self.macs = [mac_of(number, d) for d in range(DEVICES)]
+        self.acked: list[float] = []   # acked[k]: when the reply for point k arrived
+        self.in_doubt = False          # point len(acked) was sent and got no reply
+        self.failure: str | None = None
+        self.warm = threading.Event()
+        self.halt = threading.Event()
+        self._more = (0, threading.Event())
+
+    def more(self, requests: int) -> threading.Event:
+        """An event set once `requests` more points have been acknowledged."""
+        self._more = (len(self.acked) + requests, threading.Event())
+        return self._more[1]
+
+    def run(self) -> None:
+        conn = self.server.connection()
+        try:
+            while not self.halt.is_set() and len(self.acked) < MAX_POINTS:
+                k = len(self.acked)
+                body = json.dumps({"notifications": [
+                    notification(mac, k, self.base_ms, phase_of(d))
+                    for d, mac in enumerate(self.macs)]})
+                try:
+                    conn.request("POST", "/notification", body=body, headers={
+                        "Authorization": AUTH, "Content-Type": "application/json"})
+                    reply = conn.getresponse()
+                    answer = reply.read()
+                except (OSError, http.client.HTTPException):
+                    self.in_doubt = True  # the server is going away: stop here
+                    return
+                if reply.status != 200 or json.loads(answer)["accepted"] != DEVICES:
+                    self.failure = f"{reply.status} {answer[:200]!r}"
+                    return
+                self.acked.append(time.monotonic())
+                if len(self.acked) >= WARM_REQUESTS:
+                    self.warm.set()
+                target, event = self._more
+                if len(self.acked) >= target:
+                    event.set()
+        finally:
+            conn.close()
+            self.warm.set()  # never leave the test waiting on a walker that ended
+            self._more[1].set()
+
+
+@pytest.fixture
+def workdir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="tys-f-") as path:  # short: socket paths
+        yield Path(path)
+
+
+@pytest.fixture
+def start(db: TestDatabase, workdir: Path) -> Iterator[Any]:
+    """start(name) → a ready server on the test database, flushing every FLUSH_S."""
+    started: list[ServerProcess] = []
+
+    def _start(name: str) -> ServerProcess:
+        server = ServerProcess(workdir, name, env={
+            "TYS_DATABASE_DSN": db.dsn, "TYS_DATABASE_FLUSH_INTERVAL_S": str(FLUSH_S)})
+        started.append(server)
+        server.wait_for("READY=1")
+        return server
+
+    yield _start
+    for server in started:
+        server.close()
+
+
+def stored_tracks(db: TestDatabase) -> dict[str, tuple[float, float]]:
+    """mac → (mtrs, epoch ms of the newest point) as PostgreSQL has them."""
+    rows = db.query("SELECT mac::text, mtrs, extract(epoch FROM time)::float8 FROM distance")
+    return {mac: (mtrs, round(ts * 1000)) for mac, mtrs, ts in rows}
+
+
+def stored_notifications(db: TestDatabase) -> int:
+    return int(db.query("SELECT coalesce(sum(notification_count), 0) FROM count")[0][0])
+
+
+def newest_point(walker: Walker, tracks: dict[str, tuple[float, float]]) -> int:
+    """Index of the newest point stored for the walker's devices (-1: none); all agree."""
+    points = set()
+    for mac in walker.macs:
+        if mac not in tracks:
+            points.add(-1)
+        else:
+            points.add((tracks[mac][1] - walker.base_ms) // STEP_MS)
+    assert len(points) == 1, f"devices of one request stored at different points: {points}"
+    return points.pop()
+
+
+def start_walkers(server: ServerProcess) -> list[Walker]:
+    base_ms = int(time.time() * 1000) - 3 * 3600 * 1000
+    walkers = [Walker(server, n, base_ms) for n in range(WALKERS)]
+    for walker in walkers:
+        walker.start()
+    for walker in walkers:
+        assert walker.warm.wait(timeout=30), server.log()
+        assert walker.failure is None, walker.failure
+    return walkers
+
+
+def stop_walkers(walkers: list[Walker]) -> None:
+    for walker in walkers:
+        walker.halt.set()
+    for walker in walkers:
+        walker.join(timeout=15)
+        assert not walker.is_alive()
+        assert walker.failure is None, walker.failure
+
+
+def test_sigterm_under_load_stores_every_acknowledged_notification(
+        start: Any, db: TestDatabase) -> None:
+    server = start("sigterm")
+    walkers = start_walkers(server)
+
+    status = server.terminate()  # the walkers keep posting until they are refused
+    stop_walkers(walkers)
+    assert status == 0, server.log()
+
+    tracks = stored_tracks(db)
+    expected_notifications = 0
+    for walker in walkers:
+        acked = len(walker.acked)
+        assert acked >= WARM_REQUESTS
+        newest = newest_point(walker, tracks)
+        # Every acknowledged point is stored; the one in doubt may or may not be.
+        assert newest in ((acked - 1, acked) if walker.in_doubt else (acked - 1,))
+        for d, mac in enumerate(walker.macs):
+            expected_m = reference_m(range(newest + 1), walker.base_ms, phase_of(d))
+            assert tracks[mac][0] == pytest.approx(expected_m, rel=1e-6)
+        expected_notifications += (newest + 1) * DEVICES
+    assert stored_notifications(db) == expected_notifications
+    [(days_m,)] = db.query("SELECT sum(mtrs) FROM distance_history")
+    assert days_m == pytest.approx(sum(m for m, _ in tracks.values()), rel=1e-5)
+
+
+def test_kill_9_under_load_loses_at_most_one_flush_interval_and_restart_continues(
+        start: Any, db: TestDatabase) -> None:
+    first = start("first")
+    walkers = start_walkers(first)
+    deadline = time.monotonic() + 10
+    while not db.query("SELECT 1 FROM distance LIMIT 1"):  # a periodic flush has landed
+        assert time.monotonic() < deadline, first.log()
+        time.sleep(0.02)
+    more = [walker.more(100) for walker in walkers]  # keep loading past that flush
+    for event in more:
+        assert event.wait(timeout=30)
+
+    killed_at = time.monotonic()
+    first.kill()
+    stop_walkers(walkers)
+
+    tracks = stored_tracks(db)
+    loss_window_s = 0.0
+    newest_of: dict[int, int] = {}
+    stored_total = 0
+    for walker in walkers:
+        newest = newest_point(walker, tracks)
+        newest_of[walker.number] = newest
+        attempted = len(walker.acked) + (1 if walker.in_doubt else 0)
+        assert newest < attempted  # nothing stored that was never sent
+        for k, acked_at in enumerate(walker.acked):
+            if acked_at <= killed_at - LOSS_BOUND_S:
+                assert k <= newest, f"point {k} acknowledged {killed_at - acked_at:.3f} s " \
+                    f"before the kill is missing (newest stored {newest})"
+        if newest + 1 < len(walker.acked):
+            loss_window_s = max(loss_window_s, killed_at - walker.acked[newest + 1])
+        for d, mac in enumerate(walker.macs):
+            expected_m = reference_m(range(newest + 1), walker.base_ms, phase_of(d))
+            assert tracks[mac][0] == pytest.approx(expected_m, rel=1e-6)
+        stored_total += (newest + 1) * DEVICES
+    # One flush is one snapshot: the counters hold exactly the stored points.
+    assert stored_notifications(db) == stored_total
+    print(f"kill -9: oldest acknowledged point missing was {loss_window_s:.3f} s old")  # -rP
+
+    # The devices walked on while the server was down; the restart picks each
+    # walk up from its stored state (p1, p2, pending, held).
+    second = start("second")
+    conn = second.connection()
+    resumed: dict[int, range] = {}
+    for walker in walkers:
+        resume = len(walker.acked) + 1
+        resumed[walker.number] = range(resume, resume + 12)
+        for k in resumed[walker.number]:
+            body = json.dumps({"notifications": [
+                notification(mac, k, walker.base_ms, phase_of(d))
+                for d, mac in enumerate(walker.macs)]})
+            conn.request("POST", "/notification", body=body,
+                         headers={"Authorization": AUTH, "Content-Type": "application/json"})
+            reply = conn.getresponse()
+            assert (reply.status, json.loads(reply.read())["accepted"]) == (200, DEVICES)
+    conn.close()
+    assert second.terminate() == 0, second.log()
+
+    final = stored_tracks(db)
+    for walker in walkers:
+        points = (*range(newest_of[walker.number] + 1), *resumed[walker.number])
+        for d, mac in enumerate(walker.macs):
+            expected_m = reference_m(points, walker.base_ms, phase_of(d))
+            assert final[mac][0] == pytest.approx(expected_m, rel=1e-5), mac
+    assert stored_notifications(db) == stored_total + WALKERS * 12 * DEVICES
+
+
+class ThreadedProxy:
+    """tests.pgproxy.PgProxy on an event loop of its own, driven from this thread."""
+
+    def __init__(self, dsn: str) -> None:
+        self.proxy = PgProxy(dsn)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.call(self.proxy.start())
+
+    def call(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=10)
+
+    def close(self) -> None:
+        self.call(self.proxy.close())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        self.loop.close()
+
+
+def wait_for_health(server: ServerProcess, status: int, timeout_s: float = 15.0) -> float:
+    """Poll /healthz (no event exists for it) until it answers `status`; seconds waited."""
+    started = time.monotonic()
+    while True:
+        got, _ = server.request("GET", "/healthz")
+        if got == status:
+            return time.monotonic() - started
+        assert time.monotonic() - started < timeout_s, f"/healthz still {got}\n{server.log()}"
+        time.sleep(0.05)
+
+
+def test_database_outage_with_a_real_clock(db: TestDatabase, workdir: Path) -> None:
+    interval_s = 0.3
+    proxy = ThreadedProxy(db.dsn)
+    server = ServerProcess(workdir, "outage", env={
+        "TYS_DATABASE_DSN": proxy.proxy.proxied_dsn(),
+        "TYS_DATABASE_FLUSH_INTERVAL_S": str(interval_s),
+        "TYS_DATABASE_CONNECT_TIMEOUT_S": "1", "TYS_DATABASE_STATEMENT_TIMEOUT_S": "1"})
+    try:
+        server.wait_for("READY=1")
+        base_ms = int(time.time() * 1000) - 3600 * 1000
+        mac = mac_of(9, 9)
+
+        def post(points: range) -> None:
+            body = {"notifications": [notification(mac, k, base_ms, 0) for k in points]}
+            assert server.request("POST", "/notification", body, auth=CMX_AUTH) == \
+                (200, {"accepted": len(points), "ignored": 0, "rejected": 0})
+
+        post(range(0, 10))
+        proxy.call(proxy.proxy.down())
+        post(range(10, 20))  # accepted while PostgreSQL is gone
+        waited_s = wait_for_health(server, 503)
+        # Unhealthy once the first failed flush is three intervals old.
+        assert 3 * interval_s <= waited_s <= 4 * interval_s + 1.0
+        _, health = server.request("GET", "/healthz")
+        assert health["database"] == "down" and health["backlog"] >= 1
+        post(range(20, 30))
+        proxy.call(proxy.proxy.up())
+        wait_for_health(server, 200)  # the next (backed-off) flush succeeded
+        [(stored_m,)] = db.query("SELECT mtrs FROM distance")
+        assert stored_m == pytest.approx(reference_m(range(30), base_ms, 0), rel=1e-6)
+        post(range(30, 40))
+        assert server.terminate() == 0, server.log()
+    finally:
+        server.close()
+        proxy.close()
+    [(stored_m,)] = db.query("SELECT mtrs FROM distance")
+    assert stored_m == pytest.approx(reference_m(range(40), base_ms, 0), rel=1e-6)
+    assert stored_notifications(db) == 40

@@ -1,0 +1,244 @@
+"""The benchmark's surroundings: PostgreSQL, seeded users, server subprocesses, the machine."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import psycopg2.extensions
+
+from tools.cmx_sim.load import load_mac
+
+ROOT = Path(__file__).resolve().parents[1]
+SQL_DIR = ROOT / "sql"
+CMX_AUTH = ("cmx", "change-me-cmx")          # conf/tys.yaml's pairs
+API_AUTH = ("frontend", "change-me-api")
+EMAIL_DOMAIN = "cmxtrackyoursteps.com"
+START_TIMEOUT_S = 60.0
+
+
+class Postgres:
+    """Where the bench's databases live: an embedded server in a temp dir, or --dsn's."""
+
+    def __init__(self, admin_dsn: str | None, workdir: Path) -> None:
+        self.embedded: Any = None
+        if admin_dsn is None:
+            from tys_server.embedded import EmbeddedPostgres
+
+            self.embedded = EmbeddedPostgres(workdir / "pgdata")
+            self.embedded.start()
+            admin_dsn = self.embedded.dsn("postgres")
+        self.admin_dsn = admin_dsn
+        self.created: list[str] = []
+
+    def _admin(self, sql: str) -> None:
+        conn = psycopg2.connect(self.admin_dsn)
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute(sql)
+        finally:
+            conn.close()
+
+    def create_database(self, purpose: str) -> str:
+        """A fresh database of this run; returns its DSN."""
+        name = f"tys_bench_{purpose}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        self._admin(f'CREATE DATABASE "{name}"')
+        self.created.append(name)
+        return psycopg2.extensions.make_dsn(self.admin_dsn, dbname=name)
+
+    def version(self) -> str:
+        """PostgreSQL's server_version."""
+        conn = psycopg2.connect(self.admin_dsn)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SHOW server_version")
+                return str(cur.fetchone()[0])
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        """Drop every database of this run; stop the embedded server."""
+        for name in self.created:
+            with contextlib.suppress(psycopg2.Error):
+                self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if self.embedded is not None:
+            self.embedded.stop()
+
+
+@contextlib.contextmanager
+def postgres(admin_dsn: str | None) -> Iterator[Postgres]:
+    """A Postgres for the run, cleaned up afterwards (with its temp dir)."""
+    workdir = Path(tempfile.mkdtemp(prefix="tys-bench-"))
+    pg = None
+    try:
+        pg = Postgres(admin_dsn, workdir)
+        yield pg
+    finally:
+        if pg is not None:
+            pg.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def apply_schema(dsn: str, *, unlogged: bool = False) -> None:
+    """The server's own schema files, applied before the server starts."""
+    persistence = "unlogged.sql" if unlogged else "logged.sql"
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute((SQL_DIR / "schema.sql").read_text())
+            cur.execute((SQL_DIR / persistence).read_text())
+    finally:
+        conn.close()
+
+
+def username(index: int) -> str:
+    """The index-th registered user of the bench."""
+    return f"bench{index}"
+
+
+def seed_users(dsn: str, users: int, days: int = 5) -> None:
+    """users registered users, each owning load_mac(i), with a total and `days` day rows."""
+    macs = [load_mac(i) for i in range(users)]
+    names = [username(i) for i in range(users)]
+    emails = [f"{name}@{EMAIL_DOMAIN}" for name in names]
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute("INSERT INTO users (email, nickname, admin) "
+                        "SELECT e, n, false FROM unnest(%s::text[], %s::text[]) AS r(e, n)",
+                        (emails, names))
+            cur.execute("INSERT INTO devices (mac, owner) "
+                        "SELECT m, e FROM unnest(%s::macaddr[], %s::text[]) AS r(m, e)",
+                        (macs, emails))
+            cur.execute("INSERT INTO distance (mac, mtrs, time) "
+                        "SELECT m, (random() * 20000)::real, now() - interval '1 hour' "
+                        "FROM unnest(%s::macaddr[]) AS m", (macs,))
+            cur.execute("INSERT INTO distance_history (time, mac, mtrs) "
+                        "SELECT date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+                        " - d * interval '1 day', m, (random() * 5000)::real "
+                        "FROM unnest(%s::macaddr[]) AS m, generate_series(0, %s - 1) AS d",
+                        (macs, days))
+    finally:
+        conn.close()
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TYS_")}
+    env.pop("NOTIFY_SOCKET", None)
+    env.update(extra)
+    return env
+
+
+class Process:
+    """An HTTP server in a subprocess of ours: started, polled until it answers, stopped."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path,
+                 ready_path: str) -> None:
+        self.name = name
+        self.port = int(argv[argv.index("--port") + 1])
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        with log_path.open("wb") as log:
+            self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log,
+                                         stderr=subprocess.STDOUT)
+        self._wait_ready(ready_path)
+
+    def _wait_ready(self, path: str) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited {self.proc.returncode}:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(self.base_url + path, timeout=2):
+                    return
+            except urllib.error.HTTPError:
+                return  # it answers (GET on a POST route: 405)
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"{self.name} did not answer within {START_TIMEOUT_S} s")
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) the process has used so far."""
+        with open(f"/proc/{self.pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def stop(self) -> None:
+        """SIGTERM, then wait (TYS flushes on the way out)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start_tys(dsn: str, workdir: Path) -> Process:
+    """python -m tys_server with the shipped config, on the bench's database."""
+    port = free_port()
+    env = _clean_env(TYS_DATABASE_DSN=dsn)
+    argv = [sys.executable, "-m", "tys_server", "--config", "conf/tys.yaml", "--port", str(port)]
+    return Process("tys", argv, env, workdir / "tys.log", "/healthz")
+
+
+def start_reference(replies_path: Path, workdir: Path) -> Process:
+    """The reference Tornado app, answering the given fixed /live/ replies."""
+    port = free_port()
+    argv = [sys.executable, "-m", "tools.bench_reference", "--port", str(port),
+            "--replies", str(replies_path)]
+    return Process("reference", argv, _clean_env(), workdir / "reference.log",
+                   "/notification")
+
+
+def machine(pg_version: str) -> dict[str, Any]:
+    """What the figures were measured on."""
+    import tornado
+
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    memory_gib = 0.0
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory_gib = int(line.split()[1]) / 1024 / 1024
+    return {
+        "cores": os.cpu_count(), "cpu": cpu, "memory_gib": round(memory_gib, 1),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(), "tornado": tornado.version,
+        "postgresql": pg_version,
+    }

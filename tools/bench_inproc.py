@@ -1,0 +1,180 @@
+"""Rows measured inside one server process: flush and its loop stalls, memory, reload.
+
+``python -m tools.bench_inproc flush --dsn DSN --devices N [--unlogged]`` and
+``python -m tools.bench_inproc memory --dsn DSN --devices N`` each print one JSON object.
+They run in a fresh process of their own so that resident memory and the event loop are
+the server code's alone. The flush row drives the real State and Flusher; the memory row
+starts a real Runtime over a database filled with N devices.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import gc
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tys_server.config import load_settings
+from tys_server.flush import Flusher
+from tys_server.notifications import Batch, Movement
+from tys_server.server import Runtime
+from tys_server.state import State
+from tys_server.store import Store
+from tys_server.tracking import FilterParams
+
+ROOT = Path(__file__).resolve().parents[1]
+FLOOR = 723413320329068590
+TICK_S = 0.005
+
+
+class LagProbe:
+    """A 5 ms ticker on the loop: the longest it waited beyond its interval is a stall."""
+
+    def __init__(self, interval_s: float = TICK_S) -> None:
+        self.interval_s = interval_s
+        self.longest_s = 0.0
+        self.ticks = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _tick(self) -> None:
+        clock = time.perf_counter
+        while True:
+            before = clock()
+            await asyncio.sleep(self.interval_s)
+            self.longest_s = max(self.longest_s, clock() - before - self.interval_s)
+            self.ticks += 1
+
+    def __enter__(self) -> LagProbe:
+        self._task = asyncio.get_running_loop().create_task(self._tick())
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+
+
+def _mac(index: int) -> str:
+    h = f"0230{index:08x}"
+    return ":".join(h[i:i + 2] for i in range(0, 12, 2))
+
+
+def walk_every_device(state: State, macs: list[str], step: int, now_s: float) -> None:
+    """One 50 ft step east for every device (from step 2 on, each step credits a leg)."""
+    ts = now_s - 3600 + step * 5.0
+    events: list[Any] = [Movement(mac, FLOOR, 50.0 * step, 10.0 + i % 300, 50.0, ts)
+                         for i, mac in enumerate(macs)]
+    state.ingest(Batch(events, len(events), 0, 0, {}), now_s)
+
+
+async def flush_row(dsn: str, devices: int, unlogged: bool) -> dict[str, Any]:
+    """Flush `devices` dirty devices (new rows, then updates) while a ticker runs."""
+    store = await Store.connect(dsn, pool_size=2, connect_timeout_s=5.0,
+                                statement_timeout_s=300.0)
+    try:
+        await store.apply_schema(unlogged=unlogged)
+        state = State(FilterParams(), "UTC")
+        flusher = Flusher(state, store, 3600.0)
+        macs = [_mac(i) for i in range(devices)]
+        now_s = time.time()
+        out: dict[str, Any] = {"devices": devices, "unlogged": unlogged}
+        for step in range(3):
+            walk_every_device(state, macs, step, now_s)
+        for phase, step in (("insert", 3), ("update", 4)):
+            if phase == "update":
+                walk_every_device(state, macs, step, now_s)
+            rows = len(state.dirty.tracks) + len(state.dirty.days)
+            with LagProbe() as probe:
+                started = time.perf_counter()
+                ok = await flusher.flush_once()
+                elapsed = time.perf_counter() - started
+                await asyncio.sleep(2 * TICK_S)  # let the ticker see the end of the flush
+            out[phase] = {"ok": ok, "rows": rows, "seconds": round(elapsed, 3),
+                          "longest_stall_ms": round(probe.longest_s * 1000, 1),
+                          "ticks": probe.ticks}
+        return out
+    finally:
+        await store.close()
+
+
+def fill_devices(dsn: str, devices: int) -> None:
+    """`devices` tracks and one day row each, written by PostgreSQL itself."""
+    import psycopg2
+
+    from tools.bench_env import apply_schema
+
+    apply_schema(dsn)
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn, conn.cursor() as cur:
+            # 12 hex digits are a macaddr; points in feet, a real 18-digit floorId.
+            cur.execute(
+                "INSERT INTO distance (mac, mtrs, floor_id, point_1, point_2, distance_1to2,"
+                " held_m, time) "
+                "SELECT ('0240' || lpad(to_hex(i), 8, '0'))::macaddr, (random() * 20000)::real,"
+                " %s + i %% 3, point(random() * 600, random() * 400),"
+                " point(random() * 600, random() * 400), (random() * 15)::real, 0,"
+                " now() - random() * interval '1 hour' "
+                "FROM generate_series(0, %s - 1) AS i", (FLOOR, devices))
+            cur.execute(
+                "INSERT INTO distance_history (time, mac, mtrs) "
+                "SELECT date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', mac, mtrs"
+                " FROM distance")
+            cur.execute("ANALYZE")
+    finally:
+        conn.close()
+
+
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+async def memory_row(dsn: str, devices: int) -> dict[str, Any]:
+    """Start a Runtime over `devices` stored devices: reload time and resident memory."""
+    base = load_settings(ROOT / "conf" / "tys.yaml", environ={})
+    settings = dataclasses.replace(base, database=dataclasses.replace(
+        base.database, dsn=dsn, flush_interval_s=3600.0))
+    runtime = Runtime(settings)
+    gc.collect()
+    before_kib = _status_kib("VmRSS")
+    started = time.perf_counter()
+    await runtime.start()
+    reload_s = time.perf_counter() - started
+    gc.collect()
+    after_kib = _status_kib("VmRSS")
+    tracked = len(runtime.state.tracks)
+    await runtime.stop()
+    return {"devices": tracked, "reload_s": round(reload_s, 2),
+            "rss_mib": round(after_kib / 1024, 1),
+            "peak_rss_mib": round(_status_kib("VmHWM") / 1024, 1),
+            "bytes_per_device": round((after_kib - before_kib) * 1024 / max(tracked, 1))}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """python -m tools.bench_inproc {flush,memory} --dsn DSN --devices N [--unlogged]."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("row", choices=("flush", "memory"))
+    parser.add_argument("--dsn", required=True)
+    parser.add_argument("--devices", type=int, required=True)
+    parser.add_argument("--unlogged", action="store_true")
+    args = parser.parse_args(argv)
+    if args.row == "flush":
+        result = asyncio.run(flush_row(args.dsn, args.devices, args.unlogged))
+    else:
+        started = time.perf_counter()
+        fill_devices(args.dsn, args.devices)
+        fill_s = time.perf_counter() - started
+        result = asyncio.run(memory_row(args.dsn, args.devices))
+        result["fill_s"] = round(fill_s, 1)
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""The bench's verdict: one row per figure, with its target, printed as one table."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+LATENCY_P99_MS = 25.0
+FLUSH_S = 3.0
+STALL_MS = 50.0
+RSS_MIB = 1024.0
+BYTES_PER_DEVICE = 1024
+RELOAD_S = 20.0
+
+
+@dataclasses.dataclass
+class Row:
+    """One figure: TYS's value, the reference's, their ratio, the target and the verdict."""
+
+    name: str
+    unit: str
+    tys: float
+    reference: float | None = None
+    ratio: float | None = None
+    target: str = ""
+    passed: bool | None = None  # None: for information, no target
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _ratio_row(name: str, unit: str, tys: float, ref: float, least: float) -> Row:
+    ratio = tys / ref if ref else 0.0
+    return Row(name, unit, tys, ref, round(ratio, 3), f">= {least:.2f} x ref", ratio >= least)
+
+
+def _below(name: str, unit: str, value: float, limit: float, ref: float | None = None) -> Row:
+    return Row(name, unit, value, ref, None, f"< {limit:g} {unit}", value < limit)
+
+
+def rows_from(results: dict[str, Any]) -> list[Row]:
+    """Every row of the table, from bench.run()'s results."""
+    http, flush, memory = results["http"], results["flush"], results["memory"]
+    sizes = results["sizes"]
+    users = f"{sizes['users']:,} users, 500 notif/s"
+
+    def per_s(key: str) -> Callable[[str], float]:
+        return lambda target: float(http[key][target]["per_s_median"])
+
+    single, batch = per_s("single"), per_s("batch")
+    lat, reads = http["latency"], http["read_latency"]
+    rows = [
+        _ratio_row(f"single-notification POSTs ({sizes['macs']:,} MACs)", "POST/s",
+                   single("tys"), single("reference"), 0.90),
+        Row("  latency p50 at 1,000 notif/s", "ms", lat["tys"]["p50_ms"],
+            lat["reference"]["p50_ms"]),
+        _below("  latency p99 at 1,000 notif/s", "ms", lat["tys"]["p99_ms"], LATENCY_P99_MS,
+               lat["reference"]["p99_ms"]),
+        _ratio_row("50-notification batches", "notif/s", batch("tys"), batch("reference"),
+                   0.60),
+    ]
+    for name in ("leaderboard", "username_data"):
+        value = per_s(name)
+        rows.append(_ratio_row(f"{name} ({users})", "req/s", value("tys"),
+                               value("reference"), 0.90))
+    rows.append(_below("  read p99 at 300 reads/s + 500 notif/s", "ms",
+                       reads["tys"]["p99_ms"], LATENCY_P99_MS, reads["reference"]["p99_ms"]))
+    devices = f"{flush['logged']['devices']:,}"
+    for phase, label in (("insert", "new rows"), ("update", "updates")):
+        logged, unlogged = flush["logged"][phase], flush["unlogged"][phase]
+        rows.append(_below(f"flush {devices} dirty devices ({label})", "s",
+                           logged["seconds"], FLUSH_S))
+        rows.append(_below("  longest loop stall during it", "ms",
+                           logged["longest_stall_ms"], STALL_MS))
+        rows.append(Row("  same flush, unlogged tables (ratio: unlogged / logged)", "s",
+                        unlogged["seconds"], None,
+                        round(unlogged["seconds"] / logged["seconds"], 3)
+                        if logged["seconds"] else None))
+    count = f"{memory['devices']:,}"
+    rows += [
+        _below(f"resident memory with {count} devices", "MiB", memory["rss_mib"], RSS_MIB),
+        _below("  per device", "bytes", memory["bytes_per_device"], BYTES_PER_DEVICE),
+        _below(f"start-up reload of {count} devices", "s", memory["reload_s"], RELOAD_S),
+    ]
+    return rows
+
+
+def print_machine(machine: dict[str, Any]) -> None:
+    """One line of what the figures were measured on."""
+    print(f"machine: {machine['cores']} cores ({machine['cpu']}), {machine['memory_gib']} GiB, "
+          f"{machine['os']}; Python {machine['python']}, Tornado {machine['tornado']}, "
+          f"PostgreSQL {machine['postgresql']}")
+
+
+def _figure(value: float | None) -> str:
+    if value is None:
+        return ""
+    if value >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.2f}" if value < 10 else f"{value:.1f}"
+
+
+def print_table(rows: list[Row], *, verdicts: bool = True) -> None:
+    """The one table: row, unit, TYS, reference, ratio, target, verdict."""
+    header = ("row", "unit", "TYS", "reference", "TYS/ref", "target", "")
+    lines = [header]
+    for row in rows:
+        verdict = "" if row.passed is None or not verdicts else (
+            "pass" if row.passed else "FAIL")
+        lines.append((row.name, row.unit, _figure(row.tys), _figure(row.reference),
+                      "" if row.ratio is None else f"{row.ratio:.2f}", row.target, verdict))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    for index, line in enumerate(lines):
+        cells = [line[0].ljust(widths[0]), line[1].ljust(widths[1])]
+        cells += [cell.rjust(width) for cell, width in zip(line[2:5], widths[2:5], strict=True)]
+        cells += [line[5].ljust(widths[5]), line[6]]
+        print("  ".join(cells).rstrip())
+        if index == 0:
+            print("  ".join("-" * w for w in widths))
