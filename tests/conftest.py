@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import os
 import shutil
 import tempfile
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ import psycopg2
 import psycopg2.extensions
 import pytest
 import tornado.httpclient
+import tornado.ioloop
 
 from tys_server.config import Settings, load_settings
 from tys_server.embedded import EmbeddedPostgres
@@ -182,3 +185,28 @@ def json_of(response: tornado.httpclient.HTTPResponse) -> Any:
     assert response.headers.get("Content-Type", "").startswith("application/json"), \
         response.headers.get("Content-Type")
     return orjson.loads(response.body)
+
+
+
+@pytest.fixture
+def io_loop() -> Iterator[tornado.ioloop.IOLoop]:
+    """pytest-tornado's io_loop, without the stray asyncio loop it leaves behind.
+
+    IOLoop.make_current() asks asyncio for the "current" loop to restore later;
+    with none set, asyncio creates one that nobody closes, and its self-pipe
+    socket surfaces as a ResourceWarning in some later test.
+    """
+    loop = tornado.ioloop.IOLoop()
+    loop.make_current()
+    yield loop
+    loop.clear_current()
+    loop.close(all_fds=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            stray = asyncio.get_event_loop_policy().get_event_loop()
+        except RuntimeError:
+            stray = None
+    if stray is not None and not stray.is_running() and not stray.is_closed():
+        stray.close()
+    asyncio.set_event_loop(None)

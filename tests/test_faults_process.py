@@ -219,6 +219,8 @@ def test_sigterm_under_load_stores_every_acknowledged_notification(
             assert tracks[mac][0] == pytest.approx(expected_m, rel=1e-6)
         expected_notifications += (newest + 1) * DEVICES
     assert stored_notifications(db) == expected_notifications
+    print(f"SIGTERM: {expected_notifications} notifications stored, "  # -rP
+          f"{sum(len(w.acked) for w in walkers) * DEVICES} acknowledged")
     [(days_m,)] = db.query("SELECT sum(mtrs) FROM distance_history")
     assert days_m == pytest.approx(sum(m for m, _ in tracks.values()), rel=1e-5)
 
@@ -342,6 +344,7 @@ def test_database_outage_with_a_real_clock(db: TestDatabase, workdir: Path) -> N
         proxy.call(proxy.proxy.down())
         post(range(10, 20))  # accepted while PostgreSQL is gone
         waited_s = wait_for_health(server, 503)
+        print(f"outage: /healthz 503 after {waited_s:.2f} s (interval {interval_s} s)")  # -rP
         # Unhealthy once the first failed flush is three intervals old.
         assert 3 * interval_s <= waited_s <= 4 * interval_s + 1.0
         _, health = server.request("GET", "/healthz")

@@ -119,7 +119,7 @@ def parse_envelope(body: object, now_s: float) -> Batch:
     events: list[Event] = []
     by_type: dict[tuple[str, str], int] = {}
     accepted = ignored = rejected = 0
-    plain = {"movement": 0, "locationupdate": 0}
+    plain_moves = plain_updates = 0  # accepted by _plain_movement, counted at the end
     for entry in _entries(body):
         if type(entry) is dict:
             kind = entry.get("notificationType")
@@ -127,7 +127,10 @@ def parse_envelope(body: object, now_s: float) -> Batch:
                 movement = _plain_movement(entry, kind == "movement", now_s)
                 if movement is not None:
                     events.append(movement)
-                    plain[kind] += 1
+                    if kind == "movement":
+                        plain_moves += 1
+                    else:
+                        plain_updates += 1
                     continue
         label = _label(entry)
         try:
@@ -145,7 +148,7 @@ def parse_envelope(body: object, now_s: float) -> Batch:
                 events.append(event)
         key = (label, outcome)
         by_type[key] = by_type.get(key, 0) + 1
-    for kind, count in plain.items():
+    for kind, count in (("movement", plain_moves), ("locationupdate", plain_updates)):
         if count:
             accepted += count
             key = (kind, "accepted")
