@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import API_AUTH, CMX_AUTH, json_of
+from tests.conftest import CMX_AUTH, json_of
 
 REGISTER = "/live/register_username"
 DELETE = "/live/delete_username"
@@ -233,9 +233,10 @@ async def test_dashboard_reports_days_totals_steps_and_place(post: Any) -> None:
     assert device["total_steps"] == round(total_m / 0.3048 / 2.5)
     days = device["distance_day"]
     assert [d["date"] for d in days] == [
-        dt.datetime.fromtimestamp(yesterday - 3600, dt.timezone.utc).strftime("%m/%d/%Y"),
-        dt.datetime.now(dt.timezone.utc).strftime("%m/%d/%Y")]
-    assert days[0] == {"date": days[0]["date"], "km": 0.046, "miles": round(3 * 15.24 / 1609.344, 3),
+        dt.datetime.fromtimestamp(yesterday - 3600, dt.UTC).strftime("%m/%d/%Y"),
+        dt.datetime.now(dt.UTC).strftime("%m/%d/%Y")]
+    assert days[0] == {"date": days[0]["date"], "km": 0.046,
+                       "miles": round(3 * 15.24 / 1609.344, 3),
                        "steps": round(3 * 15.24 / 0.3048 / 2.5)}
     only_today = json_of(await post(DATA, {"username": "Alice", "days": 1}))
     assert len(only_today[0]["distance_day"]) == 1
@@ -324,10 +325,10 @@ async def test_leaderboard_of_one_day(post: Any) -> None:
     two_days_ago = time.time() - 2 * 86400
     await walk(post, test_mac("10.0.0.1"), 20, start_s=two_days_ago)
     await walk(post, test_mac("10.0.0.2"), 3)
-    day = dt.datetime.fromtimestamp(two_days_ago, dt.timezone.utc).strftime("%m/%d/%Y")
+    day = dt.datetime.fromtimestamp(two_days_ago, dt.UTC).strftime("%m/%d/%Y")
     board = json_of(await post(BOARD, {"date": day}))
     assert [e["username"] for e in board["leaders"]] == ["alice"]
-    today = dt.datetime.now(dt.timezone.utc).strftime("%m/%d/%Y")
+    today = dt.datetime.now(dt.UTC).strftime("%m/%d/%Y")
     board = json_of(await post(BOARD, {"date": today}))
     assert [e["username"] for e in board["leaders"]] == ["bob"]
     overall = json_of(await post(BOARD, {}))
