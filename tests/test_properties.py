@@ -179,11 +179,11 @@ def private_ip(value: object) -> bool:
 
 
 @EXAMPLES
-@given(request=live_requests)
+@given(call=live_requests)
 def test_any_body_to_the_api_gets_an_answer_below_500_and_changes_only_on_success(
-        served: ThreadServer, client: Any, postgres: TestDatabase, request: tuple[str, Any]
+        served: ThreadServer, client: Any, postgres: TestDatabase, call: tuple[str, Any]
 ) -> None:
-    path, body = request
+    path, body = call
     before = snapshot(served)
     status, reply = client(path, body, API_AUTH)
     after = snapshot(served)

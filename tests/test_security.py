@@ -6,6 +6,7 @@ import ast
 import asyncio
 import base64
 import logging
+import os
 import re
 import shutil
 import ssl
@@ -102,8 +103,6 @@ def write_config(path: Path, host: str, cmx_password: str | None = None,
 
 @pytest.fixture
 def no_tys_environment(monkeypatch: Any) -> None:
-    import os
-
     for name in list(os.environ):
         if name.startswith("TYS_"):
             monkeypatch.delenv(name)
@@ -244,9 +243,8 @@ class TestTls:
         with pytest.raises(ssl.SSLError) as refused:
             await asyncio.open_connection("127.0.0.1", port, ssl=context,
                                           server_hostname="localhost")
-        # The server said no (a protocol-version alert); this client could offer it.
-        assert "PROTOCOL_VERSION" in str(refused.value) or \
-            "UNSUPPORTED_PROTOCOL" in str(refused.value), refused.value
+        # The server said no (its protocol-version alert): this client did offer it.
+        assert "ALERT_PROTOCOL_VERSION" in str(refused.value), refused.value
         reply = await rawhttp.exchange(port, rawhttp.request_bytes("GET", "/healthz"),
                                        context=client_context(certificate[0]))
         assert reply.status == 200
@@ -254,7 +252,7 @@ class TestTls:
     @pytest.mark.gen_test(timeout=20)
     async def test_plain_http_on_the_tls_port_gets_no_answer(self, port: int) -> None:
         reply = await rawhttp.exchange(port, rawhttp.request_bytes("GET", "/healthz"))
-        assert reply.status in (0, 400)
+        assert reply.closed  # the TLS handshake failed: no plaintext answer at all
 
 
 @pytest.mark.gen_test
