@@ -383,3 +383,21 @@ async def test_unknown_path_is_json_404(post: Any) -> None:
     reply = await post("/live/nothing_here", {})
     assert reply.code == 404
     assert json_of(reply) == {"error": "Not found"}
+
+
+@pytest.mark.gen_test
+async def test_concurrent_duplicates_are_decided_by_the_database(post: Any, db: Any) -> None:
+    import asyncio
+
+    same_name = await asyncio.gather(register(post, "Alice", "10.0.0.1"),
+                                     register(post, "alice", "10.0.0.2"))
+    assert sorted(r.code for r in same_name) == [201, 409]
+    loser = next(r for r in same_name if r.code == 409)
+    assert json_of(loser) == {"error": "Username already registered"}
+    same_device = await asyncio.gather(register(post, "Bob", "10.0.0.3"),
+                                       register(post, "Carol", "10.0.0.3"))
+    assert sorted(r.code for r in same_device) == [201, 409]
+    loser = next(r for r in same_device if r.code == 409)
+    assert json_of(loser) == {"error": "Device already registered with another username."}
+    assert db.query("SELECT count(*) FROM users") == [(2,)]
+    assert db.query("SELECT count(*) FROM devices") == [(2,)]
