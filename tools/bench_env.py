@@ -212,13 +212,24 @@ def start_tys(dsn: str, workdir: Path) -> Process:
     return Process("tys", argv, env, workdir / "tys.log", "/healthz")
 
 
-def start_reference(replies_path: Path, workdir: Path) -> Process:
-    """The reference Tornado app, answering the given fixed /live/ replies."""
+def start_reference(replies_path: Path, workdir: Path, *, bare: bool = False) -> Process:
+    """The reference Tornado app, answering the given fixed /live/ replies.
+
+    With TYS's HTTP server settings, or (bare) with Tornado's defaults.
+    """
+    name = "bare" if bare else "reference"
     port = free_port()
     argv = [sys.executable, "-m", "tools.bench_reference", "--port", str(port),
-            "--replies", str(replies_path)]
-    return Process("reference", argv, _clean_env(), workdir / "reference.log",
-                   "/notification")
+            "--replies", str(replies_path), *(["--bare"] if bare else [])]
+    return Process(name, argv, _clean_env(), workdir / f"{name}.log", "/notification")
+
+
+def busy_cores_s() -> float:
+    """CPU seconds the whole machine has spent busy (all processes), from /proc/stat."""
+    with open("/proc/stat", encoding="ascii") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def machine(pg_version: str) -> dict[str, Any]:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 import statistics
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from tools.bench_env import API_AUTH, CMX_AUTH, Process
+from tools.bench_env import API_AUTH, CMX_AUTH, Process, busy_cores_s
 from tools.cmx_sim.httpclient import basic_auth
 from tools.cmx_sim.loadgen import LoadResult, run_load
 
@@ -28,27 +29,43 @@ BACKGROUND_CONNECTIONS = 4
 
 
 class BodyPool:
-    """Pre-encoded notification bodies handed out in order: TYS never sees one twice.
+    """Notification bodies handed out in order, so that TYS never sees a notification twice.
 
-    The reference reads the same bodies without using them up. When a run needs more than
-    is left, run_load cycles the slice (repeats are stale to TYS: `exhausted` says so).
+    Past its end the pool is replayed with every timestamp moved on by `span_ms` per lap
+    (the length of time the pool covers): a replayed notification is as fresh to the
+    server as the first lap's, never a stale repeat that would cost it less. The planner
+    (bench.build_pools) leaves room for MAX_LAPS laps before the next pool's times. The
+    reference reads the same bodies without using them up.
     """
 
-    def __init__(self, bodies: list[bytes]) -> None:
+    def __init__(self, bodies: list[bytes], span_ms: int) -> None:
         self.bodies = bodies
+        self.span_ms = span_ms
         self.cursor = 0
-        self.exhausted = False
+        self.laps = 1
 
     def ahead(self, count: int) -> list[bytes]:
-        """The next `count` bodies (fewer, cycled by run_load, when the pool runs dry)."""
-        part = self.bodies[self.cursor:self.cursor + max(count, 1)]
-        if len(part) < count:
-            self.exhausted = True
-        return part or self.bodies[-1:]
+        """The next `count` bodies (replayed laps built as needed)."""
+        size = len(self.bodies)
+        out = []
+        for index in range(self.cursor, self.cursor + max(count, 1)):
+            lap, at = divmod(index, size)
+            body = self.bodies[at]
+            out.append(shift_timestamps(body, lap * self.span_ms) if lap else body)
+            self.laps = max(self.laps, lap + 1)
+        return out
 
     def use(self, result: LoadResult) -> None:
         """Move past what a run sent."""
         self.cursor += result.requests + result.connection_errors
+
+
+_TIMESTAMP = re.compile(rb'"timestamp":(\d+)')
+
+
+def shift_timestamps(body: bytes, delta_ms: int) -> bytes:
+    """The same CMX body with every notification's timestamp delta_ms later."""
+    return _TIMESTAMP.sub(lambda m: b'"timestamp":%d' % (int(m[1]) + delta_ms), body)
 
 
 @dataclasses.dataclass
@@ -59,8 +76,10 @@ class Run:
     result: LoadResult
     server_cpu_s: float
     client_cpu_s: float
+    machine_cpu_s: float
 
     def digest(self, per_request: int = 1) -> dict[str, Any]:
+        """Rates, latencies, and CPU in cores (server, load generator, whole machine)."""
         r = self.result
         elapsed = r.elapsed_s or 1e-9
         return {"target": self.target, "requests": r.requests, "errors": r.errors,
@@ -68,14 +87,17 @@ class Run:
                 "p50_ms": round(r.percentile_ms(50), 2), "p99_ms": round(r.percentile_ms(99), 2),
                 "max_ms": round(r.percentile_ms(100), 2),
                 "server_cpu": round(self.server_cpu_s / elapsed, 2),
-                "client_cpu": round(self.client_cpu_s / elapsed, 2)}
+                "server_cpu_us_per_request": round(1e6 * self.server_cpu_s / max(r.ok, 1), 1),
+                "client_cpu": round(self.client_cpu_s / elapsed, 2),
+                "machine_cpu": round(self.machine_cpu_s / elapsed, 2)}
 
 
 async def measured(process: Process, work: Callable[[], Awaitable[LoadResult]]) -> Run:
-    """Run work() and charge the CPU time of the server and of this process to it."""
-    server0, client0 = process.cpu_s(), time.process_time()
+    """Run work() and charge the CPU time of the server, this process and the machine."""
+    server0, client0, machine0 = process.cpu_s(), time.process_time(), busy_cores_s()
     result = await work()
-    return Run(process.name, result, process.cpu_s() - server0, time.process_time() - client0)
+    return Run(process.name, result, process.cpu_s() - server0, time.process_time() - client0,
+               busy_cores_s() - machine0)
 
 
 class Driver:
@@ -96,12 +118,14 @@ class Driver:
                             bodies_for: Callable[[Process, float], list[bytes]],
                             used: Callable[[Process, LoadResult], None],
                             per_request: int = 1,
-                            background: BackgroundFlow | None = None) -> dict[str, Any]:
-        """Warm up, then alternate TYS / reference rounds; the median round of each."""
-        runs: dict[str, list[dict[str, Any]]] = {p.name: [] for p in self.targets}
+                            background: BackgroundFlow | None = None,
+                            extra: tuple[Process, ...] = ()) -> dict[str, Any]:
+        """Warm up, then alternate TYS / reference (/ extra) rounds; the median of each."""
+        targets = self.targets + extra
+        runs: dict[str, list[dict[str, Any]]] = {p.name: [] for p in targets}
         for round_index in range(-1, self.rounds):
             seconds = self.warmup_s if round_index < 0 else self.seconds
-            for process in self.targets:
+            for process in targets:
                 bodies = bodies_for(process, seconds)
 
                 async def work(process: Process = process, bodies: list[bytes] = bodies,
@@ -115,7 +139,16 @@ class Driver:
                 used(process, run.result)
                 if round_index >= 0:
                     runs[process.name].append(run.digest(per_request))
-        return {name: _median_round(rounds) for name, rounds in runs.items()}
+        out = {name: _median_round(rounds) for name, rounds in runs.items()}
+        # Each TYS round against the other targets' rounds run right after it: a slow
+        # stretch of the machine hits both sides of a pair, and the median pair decides.
+        tys = runs[self.tys.name]
+        for process in targets[1:]:
+            pairs = [t["per_s"] / r["per_s"] for t, r in zip(tys, runs[process.name],
+                                                                strict=True) if r["per_s"]]
+            out[process.name]["paired_ratios"] = [round(x, 3) for x in pairs]
+            out[process.name]["ratio"] = round(statistics.median(pairs), 3) if pairs else 0.0
+        return out
 
     async def open_rate(self, process: Process, path: str, headers: dict[str, str],
                         bodies: list[bytes], rate_per_s: float, seconds: float) -> Run:

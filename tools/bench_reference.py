@@ -1,10 +1,15 @@
 """The benchmark's reference: the Tornado framework's ceiling on this machine.
 
-``python -m tools.bench_reference --port N [--replies FILE]`` serves the same routes as TYS
-with handlers that only parse the request body with the same JSON library (orjson) and
-answer a fixed, pre-encoded reply. No authentication, no validation, no state, no access
-log: whatever TYS does beyond this is its own cost, so TYS / reference is the share of the
-framework's ceiling that TYS keeps.
+``python -m tools.bench_reference --port N [--replies FILE] [--bare]`` serves the same
+routes as TYS with handlers that only parse the request body with the same JSON library
+(orjson) and answer a fixed, pre-encoded reply. No authentication, no validation, no
+state, no access log: whatever TYS does beyond this is its own cost, so TYS / reference is
+the share of the framework's ceiling that TYS keeps.
+
+The HTTP server runs with TYS's own server settings (conf/tys.yaml: body and idle
+timeouts, body and header size limits), because those are the framework's work, not the
+handlers': Tornado arms a timer per request for each timeout, about a tenth of a small
+request's cost. ``--bare`` serves with Tornado's defaults instead, to show that cost.
 """
 
 from __future__ import annotations
@@ -15,10 +20,13 @@ import json
 import signal
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import orjson
+import tornado.httpserver
 import tornado.web
 
+ROOT = Path(__file__).resolve().parents[1]
 NOTIFICATION_REPLY = b'{"accepted":1,"ignored":0,"rejected":0}'
 
 
@@ -58,10 +66,22 @@ def load_replies(path: Path | None) -> dict[str, bytes]:
     return {name: text.encode() for name, text in raw.items()}
 
 
-async def serve(port: int, replies: dict[str, bytes]) -> None:
+def server_options(bare: bool) -> dict[str, Any]:
+    """HTTPServer keyword arguments: TYS's (as server.Runtime.listen passes them) or none."""
+    if bare:
+        return {}
+    from tys_server.config import load_settings
+
+    server = load_settings(ROOT / "conf" / "tys.yaml", environ={}).server
+    return {"max_body_size": server.max_body_bytes, "body_timeout": server.body_timeout_s,
+            "idle_connection_timeout": server.idle_connection_timeout_s,
+            "max_header_size": 16 * 1024}
+
+
+async def serve(port: int, replies: dict[str, bytes], bare: bool) -> None:
     """Listen on 127.0.0.1:port until SIGTERM/SIGINT."""
-    app = make_reference_app(replies)
-    server = app.listen(port, "127.0.0.1")
+    server = tornado.httpserver.HTTPServer(make_reference_app(replies), **server_options(bare))
+    server.listen(port, "127.0.0.1")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -76,8 +96,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--replies", type=Path, help="fixed /live/ replies (JSON file)")
+    parser.add_argument("--bare", action="store_true",
+                        help="Tornado's default server settings instead of TYS's")
     args = parser.parse_args(argv)
-    asyncio.run(serve(args.port, load_replies(args.replies)))
+    asyncio.run(serve(args.port, load_replies(args.replies), args.bare))
 
 
 if __name__ == "__main__":

@@ -42,22 +42,23 @@ class Flusher:
         async with self._lock:
             dirty = self.state.take_dirty()
             started = time.perf_counter()
-            rows = self.state.rows_for(dirty)
+            rows = len(dirty)
             try:
-                if len(rows):
-                    await self.store.flush(rows)
+                if rows:
+                    # Built chunk by chunk while they are written: the loop keeps serving.
+                    await self.store.flush(lambda: self.state.flush_chunks(dirty))
                 else:
                     await self.store.ping()
             except (StoreError, OSError) as exc:
                 self.state.dirty.merge(dirty)
                 self._failed(exc)
-                self._report(started, len(rows), False)
+                self._report(started, rows, False)
                 return False
             except Exception as exc:  # a bug, not the database: still keep and report it
                 log.exception("flush failed unexpectedly")
                 self.state.dirty.merge(dirty)
                 self._failed(exc)
-                self._report(started, len(rows), False)
+                self._report(started, rows, False)
                 return False
             except BaseException:
                 self.state.dirty.merge(dirty)
@@ -65,13 +66,13 @@ class Flusher:
             now = self.clock()
             if self.failing_since_s is not None:
                 log.warning("database reachable again after %.0f s; flushed %d rows",
-                            now - self.failing_since_s, len(rows))
+                            now - self.failing_since_s, rows)
             self.last_success_s = now
             self.failing_since_s = None
             self.failures = 0
             self.flushes += 1
             self.state.forget_old(now)
-            self._report(started, len(rows), True)
+            self._report(started, rows, True)
             return True
 
     def _failed(self, exc: BaseException) -> None:

@@ -82,6 +82,8 @@ class Ranking:
         names = self._by_fold.get(username.casefold())
         if not names:
             return None
+        if len(names) == 1:
+            return bisect_left(self._keys, self._by_name[names[0]]) + 1
         # Usernames are unique case-insensitively; if not, the better place wins.
         return min(bisect_left(self._keys, self._by_name[name]) for name in names) + 1
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 import ssl
@@ -33,6 +34,8 @@ from .web.limits import BodyLimit
 log = logging.getLogger("tys_server")
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# Below this many tracks a full GC pass is a few ms: not worth freezing start-up objects.
+FREEZE_AFTER_TRACKS = 100_000
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -120,8 +123,14 @@ class Runtime:
                                          statement_timeout_s=db.statement_timeout_s)
         await self.store.apply_schema(unlogged=db.unlogged)
         started = time.perf_counter()
-        loaded = await self.store.load(recent_since_s=time.time() - RECENT_S)
-        self.state.seed(loaded)
+        # A million long-lived objects: GC passes during the load could free none of them.
+        gc.disable()
+        try:
+            self.state.seed(await self.store.load(recent_since_s=time.time() - RECENT_S))
+            if len(self.state.tracks) >= FREEZE_AFTER_TRACKS:
+                gc.freeze()  # and no later pass needs to walk them: no 100 ms GC pauses
+        finally:
+            gc.enable()
         log.info("loaded %d users, %d devices, %d tracks in %.1f s", len(self.state.users),
                  len(self.state.owners), len(self.state.tracks), time.perf_counter() - started)
         configure_http_client(self.settings.cmx.max_clients)

@@ -7,8 +7,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from .cmx import LocationUnavailable, NotOnWifi, parse_ip
 from .config import Settings
@@ -71,9 +70,8 @@ class UserStore(Protocol):
     async def delete_user(self, email: str) -> bool: ...
 
 
-@dataclass(frozen=True)
-class Reply:
-    """Status and JSON body of a successful call."""
+class Reply(NamedTuple):
+    """Status and JSON body of a successful call (a tuple: cheap for every request)."""
 
     status: int
     body: Any
@@ -229,14 +227,15 @@ class Service:
         place = self.ranking().place(user.username) if self.is_ranked(user) else None
         today = self.state.calendar.day_of(self.clock())
         step_ft = self.settings.tracking.step_length_ft
+        day_m = self.state.days.get  # a read per day asked for: skip State.day_m's call
         devices = []
         for mac in user.macs:
             history = []
             for ordinal in range(today - days + 1, today + 1):
-                metres = self.state.day_m(mac, ordinal)
+                metres = day_m((mac, ordinal), 0.0)
                 if metres > 0.0:
                     history.append({
-                        "date": self._date_text(ordinal),
+                        "date": self._dates.get(ordinal) or self._date_text(ordinal),
                         "km": round(km(metres), 3), "miles": round(miles(metres), 3),
                         "steps": steps(metres, step_ft)})
             total = self.state.total_m(mac)

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from .notifications import Batch, Movement, ZoneVisit
-from .store import FlushRows, Loaded, TrackRow
+from .store import FlushChunk, FlushRows, Loaded, TrackRow
 from .tracking import FilterParams, Track, advance
 
 MINUTE_S = 60
+# Rows per statement of a flush: building one chunk holds the loop for a few ms.
+FLUSH_CHUNK_ROWS = 2000
 # Counters older than this are dropped from memory after they are flushed.
 RECENT_S = 3 * 3600
 
@@ -118,9 +122,11 @@ class State:
                 self._visit(event)  # type: ignore[arg-type]
                 continue
             mac = event.mac
-            track, credited_m, changed = advance(tracks.get(mac), event, params)
+            known = tracks.get(mac)
+            track, credited_m, changed = advance(known, event, params)
             if changed:
-                tracks[mac] = track
+                if track is not known:
+                    tracks[mac] = track
                 dirty_tracks.add(mac)
                 if credited_m > 0.0:
                     self._credit(mac, event.ts, credited_m)
@@ -215,20 +221,62 @@ class State:
 
     def rows_for(self, dirty: Dirty) -> FlushRows:
         """Absolute values of the dirty keys, as the store writes them."""
-        tracks = [_track_row(mac, self.tracks[mac]) for mac in dirty.tracks]
+        return FlushRows(self._track_rows(dirty.tracks), self._day_rows(dirty.days),
+                         self._count_rows(dirty.minutes), self._zone_rows(dirty.zones))
+
+    def flush_chunks(self, dirty: Dirty,
+                     chunk_rows: int = FLUSH_CHUNK_ROWS) -> Iterator[FlushChunk]:
+        """rows_for(dirty) in pieces of at most chunk_rows rows, each built when asked for.
+
+        Values are read when their chunk is built: a key changed meanwhile is also in the
+        new dirty set, so the next flush writes it again (absolute values, DESIGN 8).
+        """
+        macs = list(dirty.tracks)
+        for i in range(0, len(macs), chunk_rows):
+            yield FlushChunk(tracks=self._track_columns(macs[i:i + chunk_rows]))
+        days = list(dirty.days)
+        for i in range(0, len(days), chunk_rows):
+            yield FlushChunk(days=self._day_columns(days[i:i + chunk_rows]))
+        yield FlushChunk(counts=self._count_rows(dirty.minutes),
+                         zones=self._zone_rows(dirty.zones))
+
+    def _track_columns(self, macs: list[str]) -> tuple[list[Any], ...]:
+        # Columns straight from the tracks: no object per row for the GC to promote.
+        tracks = [self.tracks[mac] for mac in macs]
+        return (macs, [t.total_m for t in tracks], [t.floor for t in tracks],
+                [t.x1_ft for t in tracks], [t.y1_ft for t in tracks],
+                [t.x2_ft for t in tracks], [t.y2_ft for t in tracks],
+                [t.pending_m for t in tracks], [t.held_m for t in tracks],
+                [t.last_ts for t in tracks])
+
+    def _day_columns(self, keys: list[tuple[str, int]]) -> tuple[list[Any], ...]:
+        rows = self._day_rows(keys)
+        return [start for _, start, _ in rows], [mac for mac, _, _ in rows], \
+            [metres for _, _, metres in rows]
+
+    def _track_rows(self, macs: Iterable[str]) -> list[TrackRow]:
+        tracks = self.tracks
+        return [_track_row(mac, tracks[mac]) for mac in macs]
+
+    def _day_rows(self, keys: Iterable[tuple[str, int]]) -> list[tuple[str, float, float]]:
         starts: dict[int, float] = {}
-        days = []
-        for mac, ordinal in dirty.days:
+        rows = []
+        for mac, ordinal in keys:
             start = starts.get(ordinal)
             if start is None:
                 start = starts[ordinal] = self.calendar.day_start(ordinal)
-            days.append((mac, start, self.days[(mac, ordinal)]))
-        counts = []
-        for minute in dirty.minutes:
+            rows.append((mac, start, self.days[(mac, ordinal)]))
+        return rows
+
+    def _count_rows(self, minutes: Iterable[int]) -> list[tuple[float, int, int, int]]:
+        rows = []
+        for minute in minutes:
             users, devices = self.registered.get(minute) or self._registered_at(minute)
-            counts.append((float(minute), users, devices, self.notifications.get(minute, 0)))
-        zones = [(float(minute), name, self.zones[(minute, name)]) for minute, name in dirty.zones]
-        return FlushRows(tracks, days, counts, zones)
+            rows.append((float(minute), users, devices, self.notifications.get(minute, 0)))
+        return rows
+
+    def _zone_rows(self, keys: Iterable[tuple[int, str]]) -> list[tuple[float, str, int]]:
+        return [(float(minute), name, self.zones[(minute, name)]) for minute, name in keys]
 
     def _registered_at(self, minute: int) -> tuple[int, int]:
         earlier = [m for m in self.registered if m <= minute]
@@ -262,19 +310,28 @@ class State:
             user = User(email, nickname or email)
             by_email[email] = user
             self.users[user_key(user.username)] = user
-        for mac, owner in loaded.devices:
-            user = by_email.get(owner)
-            if user is not None:
-                user.macs.append(mac)
-                self.owners[mac] = user
-        for row in loaded.tracks:
-            self.tracks[row.mac] = _restore(row)
+        for mac, email in loaded.devices:
+            owner = by_email.get(email)
+            if owner is not None:
+                owner.macs.append(mac)
+                self.owners[mac] = owner
+        # A million devices: one int object per floor and one string per MAC, shared by
+        # every track and day row that names them (about 100 bytes a device).
+        tracks = self.tracks
+        floors: dict[int | None, int | None] = {}
+        for mac, total_m, floor, x1, y1, x2, y2, pending_m, held_m, last_ts in loaded.tracks:
+            tracks[mac] = _restore(floors.setdefault(floor, floor), x1, y1, x2, y2,
+                                   pending_m, held_m, last_ts, total_m)
+        same_mac = {mac: mac for mac in tracks} if loaded.days else {}
+        days = self.days
         ordinals: dict[float, int] = {}
         for mac, start, metres in loaded.days:
             ordinal = ordinals.get(start)
             if ordinal is None:
                 ordinal = ordinals[start] = self.calendar.ordinal_of_start(start)
-            self.days[(mac, ordinal)] = self.days.get((mac, ordinal), 0.0) + (metres or 0.0)
+            key = (same_mac.get(mac, mac), ordinal)
+            days[key] = days.get(key, 0.0) + (metres or 0.0)
+        del same_mac
         for minute, users, devices, notifications in loaded.counts:
             self.notifications[int(minute)] = notifications
             self.registered[int(minute)] = (users, devices)
@@ -304,15 +361,15 @@ class State:
 NO_FLOOR = -(2**63)
 
 
-def _restore(row: TrackRow) -> Track:
-    if row.x1_ft is None or row.y1_ft is None:
-        return Track(NO_FLOOR, 0.0, 0.0, row.last_ts or 0.0, row.total_m)
-    has_p2 = row.x2_ft is not None and row.y2_ft is not None
-    return Track.restore(
-        floor=row.floor, x1_ft=row.x1_ft, y1_ft=row.y1_ft,
-        x2_ft=row.x2_ft if has_p2 else None, y2_ft=row.y2_ft if has_p2 else None,
-        pending_m=row.pending_m, held_m=row.held_m, last_ts=row.last_ts or 0.0,
-        total_m=row.total_m)
+def _restore(floor: int | None, x1_ft: float | None, y1_ft: float | None, x2_ft: float | None,
+             y2_ft: float | None, pending_m: float, held_m: float, last_ts: float | None,
+             total_m: float) -> Track:
+    if x1_ft is None or y1_ft is None:
+        return Track(NO_FLOOR, 0.0, 0.0, last_ts or 0.0, total_m)
+    if x2_ft is None or y2_ft is None:
+        x2_ft = y2_ft = None
+    return Track.restore(floor, x1_ft, y1_ft, x2_ft, y2_ft, pending_m, held_m, last_ts or 0.0,
+                         total_m)
 
 
 def _track_row(mac: str, track: Track) -> TrackRow:

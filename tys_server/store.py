@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,7 +33,7 @@ class DeviceConflict(StoreError):
     """That MAC is already registered."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class TrackRow:
     """One `distance` row, as the flush writes it and the start-up load reads it."""
 
@@ -61,6 +61,36 @@ class FlushRows:
     def __len__(self) -> int:
         return len(self.tracks) + len(self.days) + len(self.counts) + len(self.zones)
 
+    def chunk(self) -> FlushChunk:
+        """The same rows, column by column."""
+        t = self.tracks
+        return FlushChunk(
+            tracks=(([r.mac for r in t], [r.total_m for r in t], [r.floor for r in t],
+                     [r.x1_ft for r in t], [r.y1_ft for r in t], [r.x2_ft for r in t],
+                     [r.y2_ft for r in t], [r.pending_m for r in t], [r.held_m for r in t],
+                     [r.last_ts for r in t]) if t else ()),
+            days=(([d for _, d, _ in self.days], [m for m, _, _ in self.days],
+                   [v for _, _, v in self.days]) if self.days else ()),
+            counts=self.counts, zones=self.zones)
+
+
+@dataclass
+class FlushChunk:
+    """Part of a flush as the statements send it: one list per column, no object per row.
+
+    tracks: mac, total_m, floor, x1_ft, y1_ft, x2_ft, y2_ft, pending_m, held_m, last_ts;
+    days: day start (epoch s), mac, metres; counts and zones as in FlushRows.
+    """
+
+    tracks: tuple[list[Any], ...] = ()
+    days: tuple[list[Any], ...] = ()
+    counts: list[tuple[float, int, int, int]] = field(default_factory=list)
+    zones: list[tuple[float, str, int]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return ((len(self.tracks[0]) if self.tracks else 0)
+                + (len(self.days[0]) if self.days else 0) + len(self.counts) + len(self.zones))
+
 
 @dataclass
 class Loaded:
@@ -68,7 +98,7 @@ class Loaded:
 
     users: list[tuple[str, str | None]]          # email, nickname
     devices: list[tuple[str, str]]               # mac, owner e-mail
-    tracks: list[TrackRow]
+    tracks: list[tuple[Any, ...]]                # TrackRow's fields, in its order
     days: list[tuple[str, float, float]]         # mac, day start (epoch s), metres
     counts: list[tuple[float, int, int, int]]    # recent minutes only
     zones: list[tuple[float, str, int]]          # recent minutes only
@@ -107,10 +137,12 @@ FROM unnest(%s::float8[], %s::text[], %s::int[]) AS r(t, n, c)
 ON CONFLICT (time, name) DO UPDATE SET count = EXCLUDED.count
 """
 _SELECT_TRACKS = """
-SELECT mac::text, mtrs, floor_id, point_1[0], point_1[1], point_2[0], point_2[1],
-       distance_1to2, held_m, extract(epoch FROM time)::float8
-FROM distance WHERE %s::macaddr IS NULL OR mac > %s::macaddr ORDER BY mac LIMIT %s
+SELECT mac::text, coalesce(mtrs, 0), floor_id, point_1[0], point_1[1], point_2[0], point_2[1],
+       coalesce(distance_1to2, 0), coalesce(held_m, 0), extract(epoch FROM time)::float8
+FROM distance WHERE %s::macaddr IS NULL OR mac > %s::macaddr ORDER BY distance.mac LIMIT %s
 """
+# "distance.mac", not "mac": that would name the mac::text output column, and sorting
+# text instead of walking the primary key made every page sort the whole table.
 
 
 class Store:
@@ -233,25 +265,40 @@ class Store:
 
     # -- flush ------------------------------------------------------------------
 
-    async def flush(self, rows: FlushRows, *, chunk_rows: int = 5000) -> None:
-        """Write one flush in one transaction, in chunks that let the loop breathe."""
+    async def flush(self, rows: FlushRows | Callable[[], Iterable[FlushChunk]]) -> int:
+        """Write one flush in one transaction; returns the rows written.
 
-        async def work(cur: Any) -> None:
+        rows may be a function that yields the flush in chunks: each chunk is built only
+        when the previous one has been sent, so a flush of 100,000 devices never holds
+        the loop for more than a chunk. It is called again if the transaction is retried.
+        """
+        chunks = rows if callable(rows) else lambda: (rows.chunk(),)
+
+        async def work(cur: Any) -> int:
             # A PostgreSQL crash may lose the last moment of commits; the next
             # flush rewrites them (DESIGN section 8).
             await cur.execute("SET LOCAL synchronous_commit = off")
-            for chunk in _chunks(rows.tracks, chunk_rows):
-                await cur.execute(_UPSERT_TRACKS, _track_arrays(chunk))
-            for day_chunk in _chunks(rows.days, chunk_rows):
-                await cur.execute(_UPSERT_DAYS, (
-                    [d for _, d, _ in day_chunk], [m for m, _, _ in day_chunk],
-                    [v for _, _, v in day_chunk]))
-            if rows.counts:
-                await cur.execute(_UPSERT_COUNTS, tuple(map(list, zip(*rows.counts, strict=True))))
-            for zone_chunk in _chunks(rows.zones, chunk_rows):
-                await cur.execute(_UPSERT_ZONES, tuple(map(list, zip(*zone_chunk, strict=True))))
+            written = 0
+            # One statement in flight while the next one is built: PostgreSQL and
+            # Python work on their own cores instead of taking turns.
+            in_flight: asyncio.Future[None] | None = None
+            try:
+                for sql, args, rows in _statements(chunks()):
+                    if in_flight is not None:
+                        await in_flight
+                    in_flight = asyncio.ensure_future(cur.execute(sql, args))
+                    await asyncio.sleep(0)  # let it send the statement before building on
+                    written += rows
+                if in_flight is not None:
+                    await in_flight
+            finally:
+                if in_flight is not None and not in_flight.done():
+                    # Never leave a statement running behind our back (the rollback
+                    # would meet a busy connection): wait for it, whatever it says.
+                    await asyncio.wait([in_flight])
+            return written
 
-        await self._run(work, transaction=True)
+        return await self._run(work, transaction=True)
 
     # -- users and devices --------------------------------------------------------
 
@@ -307,32 +354,47 @@ class Store:
         return await self._run(work, transaction=True)
 
 
-async def _load_tracks(cur: Any) -> list[TrackRow]:
-    tracks: list[TrackRow] = []
+async def _load_tracks(cur: Any) -> list[tuple[Any, ...]]:
+    # The rows as psycopg2 returns them (TrackRow's field order, NULLs coalesced in SQL):
+    # an object per row would cost seconds and a few hundred MB for a million devices.
+    tracks: list[tuple[Any, ...]] = []
     last: str | None = None
     while True:
         # Keyset pages keep each round trip bounded for a million devices.
         await cur.execute(_SELECT_TRACKS, (last, last, LOAD_PAGE_ROWS))
         page = await cur.fetchall()
-        for mac, total, floor, x1, y1, x2, y2, pending, held, ts in page:
-            tracks.append(TrackRow(mac, total or 0.0, floor, x1, y1, x2, y2,
-                                   pending or 0.0, held or 0.0, ts))
+        tracks += page
         if len(page) < LOAD_PAGE_ROWS:
             return tracks
         last = page[-1][0]
 
 
-def _track_arrays(chunk: Sequence[TrackRow]) -> tuple[list[Any], ...]:
-    return (
-        [r.mac for r in chunk], [r.total_m for r in chunk], [r.floor for r in chunk],
-        [r.x1_ft for r in chunk], [r.y1_ft for r in chunk],
-        [r.x2_ft for r in chunk], [r.y2_ft for r in chunk],
-        [r.pending_m for r in chunk], [r.held_m for r in chunk], [r.last_ts for r in chunk],
-    )
+def _statements(chunks: Iterable[FlushChunk]) -> Iterator[tuple[str, tuple[Any, ...], int]]:
+    """(statement, arguments, rows) for each non-empty part of each chunk, built lazily."""
+    for chunk in chunks:
+        if chunk.tracks:
+            yield _UPSERT_TRACKS, tuple(map(_array_literal, chunk.tracks)), len(chunk.tracks[0])
+        if chunk.days:
+            yield _UPSERT_DAYS, tuple(map(_array_literal, chunk.days)), len(chunk.days[0])
+        if chunk.counts:
+            yield (_UPSERT_COUNTS, tuple(map(list, zip(*chunk.counts, strict=True))),
+                   len(chunk.counts))
+        if chunk.zones:
+            yield (_UPSERT_ZONES, tuple(map(list, zip(*chunk.zones, strict=True))),
+                   len(chunk.zones))
 
 
-def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
-    return [items[i:i + size] for i in range(0, len(items), size)]
+def _array_literal(values: Sequence[float | int | str | None]) -> str:
+    """'{1.5,NULL,...}': one string parameter instead of psycopg2's ARRAY[...] of constants.
+
+    For numbers and MACs only (their text never needs quoting inside an array literal).
+    psycopg2 adapts a list element by element and PostgreSQL then parses a constant per
+    element; a literal is joined in C here and parsed by array_in, several times faster
+    at both ends. str() of a float is its shortest exact repr, so nothing is rounded.
+    """
+    if None in values:
+        return "{" + ",".join("NULL" if v is None else str(v) for v in values) + "}"
+    return "{" + ",".join(map(str, values)) + "}"
 
 
 async def _rollback_or_close(conn: Any, cur: Any, exc: BaseException) -> None:

@@ -78,11 +78,16 @@ class Track:
         """Rebuild a track from stored columns (the order of as_row())."""
         if (x2_ft is None) != (y2_ft is None):
             raise ValueError("x2_ft and y2_ft must both be set or both be None")
-        track = cls(floor, x1_ft, y1_ft, last_ts, total_m)
+        track = cls.__new__(cls)  # a million of these at start-up: set each slot once
+        track.floor = floor
+        track.x1_ft = x1_ft
+        track.y1_ft = y1_ft
         track.x2_ft = x2_ft
         track.y2_ft = y2_ft
         track.pending_m = pending_m
         track.held_m = held_m
+        track.last_ts = last_ts
+        track.total_m = total_m
         return track
 
     def as_row(self) -> TrackRow:
