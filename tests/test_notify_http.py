@@ -125,3 +125,21 @@ async def test_second_flush_rewrites_absolute_values(post: Any, runtime: Any, db
     assert db.query("SELECT mtrs FROM distance")[0][0] == pytest.approx(10 * 15.24, abs=1e-3)
     assert db.query("SELECT sum(mtrs) FROM distance_history")[0][0] == \
         pytest.approx(10 * 15.24, abs=1e-3)
+
+
+@pytest.mark.gen_test
+async def test_next_flush_rewrites_a_commit_the_database_may_have_lost(post: Any, runtime: Any,
+                                                                      db: Any) -> None:
+    start_ms = (int(time.time()) - 600) * 1000
+    await post("/notification", {"notifications": straight_walk(MAC, start_ms)}, auth=CMX_AUTH)
+    assert await runtime.flusher.flush_once()
+    # As if PostgreSQL crashed right after the asynchronous commit and lost it.
+    db.query("UPDATE distance SET mtrs = 0")
+    db.query("UPDATE distance_history SET mtrs = 0")
+    assert await runtime.flusher.flush_once()
+    assert db.query("SELECT mtrs FROM distance")[0][0] == pytest.approx(121.92, abs=1e-3)
+    assert db.query("SELECT mtrs FROM distance_history")[0][0] == pytest.approx(121.92, abs=1e-3)
+    # Rewritten once, not forever: a flush with nothing new only pings.
+    db.query("UPDATE distance SET mtrs = 0")
+    assert await runtime.flusher.flush_once()
+    assert db.query("SELECT mtrs FROM distance")[0][0] == 0

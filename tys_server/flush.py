@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .state import State
+from .state import Dirty, State
 from .store import Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -36,11 +36,17 @@ class Flusher:
         self._stop = asyncio.Event()
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
+        # Distance keys of the last flush, written once more by the next one: its
+        # commit was asynchronous (synchronous_commit = off), so a PostgreSQL crash
+        # right after it may have lost it (DESIGN section 8).
+        self._unconfirmed = Dirty()
 
     async def flush_once(self) -> bool:
         """Write every dirty key as an absolute value; True when it reached the database."""
         async with self._lock:
-            dirty = self.state.take_dirty()
+            fresh = self.state.take_dirty()
+            dirty = Dirty(fresh.tracks | self._unconfirmed.tracks,
+                          fresh.days | self._unconfirmed.days, fresh.minutes, fresh.zones)
             started = time.perf_counter()
             rows = len(dirty)
             try:
@@ -67,6 +73,7 @@ class Flusher:
             if self.failing_since_s is not None:
                 log.warning("database reachable again after %.0f s; flushed %d rows",
                             now - self.failing_since_s, rows)
+            self._unconfirmed = Dirty(tracks=fresh.tracks, days=fresh.days)
             self.last_success_s = now
             self.failing_since_s = None
             self.failures = 0
