@@ -53,8 +53,10 @@ class Sizes:
 
     def __init__(self, quick: bool) -> None:
         self.quick = quick
-        self.rounds = 1 if quick else 5
-        self.seconds = 0.5 if quick else 3.0
+        # Many short rounds rather than a few long ones: on a shared 2-core machine the
+        # speed drifts within seconds, and the median of many pairs shrugs that off.
+        self.rounds = 1 if quick else 12
+        self.seconds = 0.5 if quick else 1.5
         self.warmup_s = 0.3 if quick else 1.0
         self.latency_s = 1.0 if quick else 10.0
         self.macs = 200 if quick else 5000

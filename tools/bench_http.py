@@ -1,10 +1,11 @@
 """Rows measured over HTTP: TYS and the reference driven the same way, alternating.
 
 Throughput rows run closed-loop (16 keep-alive connections, each sends as soon as its
-previous answer arrived) in alternating rounds, TYS then reference, and keep the median
-round of each. Latency rows run open-loop at a fixed rate and time every request from its
-intended send time (tools.cmx_sim.loadgen), so a stall is charged to every request queued
-behind it.
+previous answer arrived) in short alternating rounds (TYS then reference, then the other
+way round); the ratio is the median of the back-to-back pairs' ratios, the rates shown
+the median round of each side. Latency rows run open-loop at a fixed rate and time every
+request from its intended send time (tools.cmx_sim.loadgen), so a stall is charged to
+every request queued behind it.
 """
 
 from __future__ import annotations
@@ -125,7 +126,8 @@ class Driver:
         runs: dict[str, list[dict[str, Any]]] = {p.name: [] for p in targets}
         for round_index in range(-1, self.rounds):
             seconds = self.warmup_s if round_index < 0 else self.seconds
-            for process in targets:
+            # A B, then B A: a machine speeding up or slowing down favours neither side.
+            for process in targets if round_index % 2 == 0 else targets[::-1]:
                 bodies = bodies_for(process, seconds)
 
                 async def work(process: Process = process, bodies: list[bytes] = bodies,
@@ -144,10 +146,15 @@ class Driver:
         # stretch of the machine hits both sides of a pair, and the median pair decides.
         tys = runs[self.tys.name]
         for process in targets[1:]:
-            pairs = [t["per_s"] / r["per_s"] for t, r in zip(tys, runs[process.name],
-                                                                strict=True) if r["per_s"]]
+            other = runs[process.name]
+            pairs = [t["per_s"] / r["per_s"] for t, r in zip(tys, other, strict=True)
+                     if r["per_s"]]
             out[process.name]["paired_ratios"] = [round(x, 3) for x in pairs]
             out[process.name]["ratio"] = round(statistics.median(pairs), 3) if pairs else 0.0
+            # Cross-check: the same pairs judged by server CPU time per request.
+            cpu = [r["server_cpu_us_per_request"] / t["server_cpu_us_per_request"]
+                   for t, r in zip(tys, other, strict=True) if t["server_cpu_us_per_request"]]
+            out[process.name]["cpu_ratio"] = round(statistics.median(cpu), 3) if cpu else 0.0
         return out
 
     async def open_rate(self, process: Process, path: str, headers: dict[str, str],

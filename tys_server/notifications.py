@@ -164,15 +164,18 @@ def _plain_movement(entry: dict[str, Any], with_distance: bool,
     Accepts only what _movement would accept unchanged: a canonical MAC, numeric x/y in
     feet, an int64 floorId, a non-negative distance (or none) and an epoch timestamp.
     """
-    mac = entry.get("deviceId")
-    coordinate = entry.get("locationCoordinate")
+    try:  # subscripts, not .get(): the fields are there in all but odd entries
+        mac: Any = entry["deviceId"]
+        coordinate: Any = entry["locationCoordinate"]
+        x_ft: Any = coordinate["x"]
+        y_ft: Any = coordinate["y"]
+        floor: Any = entry["floorId"]
+        stamp: Any = entry["timestamp"]
+    except (KeyError, TypeError):  # a field missing, or a coordinate that is no mapping
+        return None
     if type(mac) is not str or type(coordinate) is not dict or not _CANONICAL_MAC.fullmatch(mac):
         return None
-    x_ft: Any = coordinate.get("x")
-    y_ft: Any = coordinate.get("y")
     unit: Any = coordinate.get("unit")
-    floor: Any = entry.get("floorId")
-    stamp: Any = entry.get("timestamp")
     if not (type(x_ft) in _PLAIN_NUMBERS and type(y_ft) in _PLAIN_NUMBERS
             and -MAX_COORDINATE_FT <= x_ft <= MAX_COORDINATE_FT
             and -MAX_COORDINATE_FT <= y_ft <= MAX_COORDINATE_FT

@@ -14,7 +14,7 @@ from .tracking import FilterParams, Track, advance
 
 MINUTE_S = 60
 # Rows per statement of a flush: building one chunk holds the loop for a few ms.
-FLUSH_CHUNK_ROWS = 2000
+FLUSH_CHUNK_ROWS = 1000
 # Counters older than this are dropped from memory after they are flushed.
 RECENT_S = 3 * 3600
 
