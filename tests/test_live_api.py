@@ -324,7 +324,10 @@ async def test_leaderboard_of_one_day(post: Any) -> None:
     await register(post, "bob", "10.0.0.2")
     two_days_ago = time.time() - 2 * 86400
     await walk(post, test_mac("10.0.0.1"), 20, start_s=two_days_ago)
-    await walk(post, test_mac("10.0.0.2"), 3)
+    # Today's walk must not start yesterday (the first hour after midnight UTC).
+    midnight_s = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0,
+                                                 microsecond=0).timestamp()
+    await walk(post, test_mac("10.0.0.2"), 3, start_s=max(midnight_s + 1, time.time() - 3600))
     day = dt.datetime.fromtimestamp(two_days_ago, dt.UTC).strftime("%m/%d/%Y")
     board = json_of(await post(BOARD, {"date": day}))
     assert [e["username"] for e in board["leaders"]] == ["alice"]
