@@ -12,7 +12,7 @@ from ..config import Settings
 from ..notifications import Batch
 from ..service import Service
 from . import live
-from .base import BaseHandler, BasicAuth
+from .base import BaseHandler, BasicAuth, HttpDate
 from .notify import NotificationHandler
 from .ops import HealthHandler, HealthSource, OpenApiHandler
 
@@ -68,7 +68,7 @@ def make_app(settings: Settings, service: Service, health: HealthSource, *,
     app = tornado.web.Application(
         routes, default_handler_class=NotFoundHandler,
         log_function=log_request if on_request is None else _logged_then(on_request),
-        compress_response=False, xsrf_cookies=False,
+        compress_response=False, xsrf_cookies=False, http_date=HttpDate(),
         security_headers=bool(settings.server.tls_cert and settings.server.tls_key))
     app.in_flight = 0  # type: ignore[attr-defined]  # requests not finished yet (drain)
     return app

@@ -6,10 +6,13 @@ import base64
 import binascii
 import hmac
 import logging
+import time
 from typing import Any
 
 import orjson
+import tornado
 import tornado.web
+from tornado import httputil
 
 from ..config import Credentials
 from ..service import ApiError
@@ -54,6 +57,27 @@ class BasicAuth:
         return bool(sep) and same_user and same_password
 
 
+class HttpDate:
+    """The Date header's text, formatted once a second rather than once per request."""
+
+    __slots__ = ("_second", "_text")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._text = ""
+
+    def now(self) -> str:
+        """RFC 7231 date of the current second."""
+        second = int(time.time())
+        if second != self._second:
+            self._second = second
+            self._text = httputil.format_timestamp(second)
+        return self._text
+
+
+_SERVER = f"TornadoServer/{tornado.version}"
+
+
 class BaseHandler(tornado.web.RequestHandler):
     """JSON in, JSON out; every error is {"error": text}."""
 
@@ -66,6 +90,24 @@ class BaseHandler(tornado.web.RequestHandler):
             self.application.in_flight += 1  # type: ignore[attr-defined]
         for name, value in context.items():
             setattr(self, name, value)
+
+    def clear(self) -> None:
+        """RequestHandler.clear with JSON as the type and the per-second Date text.
+
+        Tornado formats the date anew for every request (about 2.5 µs, a tenth of a
+        single notification's own work); make_app shares one HttpDate per application.
+        """
+        date = self.application.settings.get("http_date")
+        if date is None:  # an application not built by make_app
+            super().clear()
+            self.set_header("Content-Type", JSON_TYPE)
+            return
+        self._headers = httputil.HTTPHeaders(
+            {"Server": _SERVER, "Content-Type": JSON_TYPE, "Date": date.now()})
+        self.set_default_headers()
+        self._write_buffer = []
+        self._status_code = 200
+        self._reason = "OK"
 
     def set_default_headers(self) -> None:
         if self.application.settings.get("security_headers"):
@@ -89,9 +131,12 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def write_json(self, status: int, body: Any) -> None:
         """Finish the request with a JSON body."""
+        self.write_json_bytes(status, orjson.dumps(body))
+
+    def write_json_bytes(self, status: int, body: bytes) -> None:
+        """Finish the request with an already encoded JSON body."""
         self.set_status(status)
-        self.set_header("Content-Type", JSON_TYPE)
-        self.finish(orjson.dumps(body))
+        self.finish(body)  # Content-Type: JSON since clear()
 
     def json_body(self) -> Any:
         """The decoded body; None when it is not JSON (or not sent as JSON)."""
