@@ -165,14 +165,23 @@ def test_flush_chunks_carry_the_same_rows_as_rows_for() -> None:
     assert sum(len(c) for c in chunks) == len(dirty)
 
 
-def test_array_literals_keep_every_float_exact() -> None:
-    values = [0.1, 1e-300, 1.7976931348623157e308, -2.5, 289.56000000000006, 1e16, None]
+def test_array_literals_keep_every_float_exact(db: Any) -> None:
+    values = [0.1, 1e-300, 1.7976931348623157e308, -2.5, 289.56000000000006, 1e16, 1e-5, None]
     text = _array_literal(values)
     assert text.startswith("{") and text.endswith("}")
-    parsed = [None if v == "NULL" else float(v) for v in text[1:-1].split(",")]
-    assert parsed == values
-    assert all(math.isfinite(v) for v in parsed if v is not None)
-    assert _array_literal([FLOOR, None, -1]) == f"{{{FLOOR},NULL,-1}}"
+    [(stored,)] = db.query("SELECT %s::float8[]", (text,))  # PostgreSQL's own array_in
+    assert stored == values
+    [(floors,)] = db.query("SELECT %s::bigint[]", (_array_literal([FLOOR, None, -1]),))
+    assert floors == [FLOOR, None, -1]
+    macs = ["00:00:a9:3e:a7:3a", "02:10:00:00:10:59"]
+    [(texts,)] = db.query("SELECT %s::macaddr[]::text[]", (_array_literal(macs),))
+    assert texts == macs
+
+
+def test_array_literals_spell_out_what_json_cannot() -> None:
+    # JSON has no NaN or infinity (orjson writes null): PostgreSQL must not read NULL.
+    text = _array_literal([1.5, math.inf, None, -math.inf, math.nan])
+    assert text == "{1.5,inf,NULL,-inf,nan}"
 
 
 def test_plain_movement_shortcut_takes_what_cmx_usually_sends() -> None:

@@ -26,10 +26,17 @@ def test_mac(ip: str) -> str:
 test_mac.__test__ = False  # type: ignore[attr-defined]
 
 
+def earlier_today_s(ago_s: float) -> float:
+    """ago_s seconds ago, but not before today's UTC midnight: a walk meant for today."""
+    midnight_s = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0,
+                                                 microsecond=0).timestamp()
+    return max(midnight_s + 1, time.time() - ago_s)
+
+
 async def walk(post: Any, mac: str, legs: int, *, start_s: float | None = None,
                y: float = 0.0) -> float:
     """Send a straight walk crediting `legs` legs of 50 ft; returns the metres credited."""
-    start_ms = int((start_s if start_s is not None else time.time() - 3600) * 1000)
+    start_ms = int((start_s if start_s is not None else earlier_today_s(3600)) * 1000)
     entries = [{"notificationType": "movement", "deviceId": mac, "floorId": 1,
                 "locationCoordinate": {"x": 50.0 * i, "y": y, "unit": "FEET"},
                 "moveDistanceInFt": 50.0, "timestamp": start_ms + 15_000 * i}
@@ -219,7 +226,7 @@ async def test_dashboard_reports_days_totals_steps_and_place(post: Any) -> None:
     await register(post, "Bob", "10.0.0.2")
     yesterday = time.time() - 86400
     await walk(post, test_mac("10.0.0.1"), 3, start_s=yesterday - 3600)
-    await walk(post, test_mac("10.0.0.1"), 5, start_s=time.time() - 1800, y=500)
+    await walk(post, test_mac("10.0.0.1"), 5, start_s=earlier_today_s(1800), y=500)
     await walk(post, test_mac("10.0.0.2"), 10)
     reply = await post(DATA, {"username": "alice", "days": 5})
     assert reply.code == 200
@@ -240,6 +247,31 @@ async def test_dashboard_reports_days_totals_steps_and_place(post: Any) -> None:
                        "steps": round(3 * 15.24 / 0.3048 / 2.5)}
     only_today = json_of(await post(DATA, {"username": "Alice", "days": 1}))
     assert len(only_today[0]["distance_day"]) == 1
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("overrides", [{"registration.max_devices_per_user": 2,
+                                        "leaderboard.refresh_interval_s": 0.0}])
+async def test_dashboard_read_again_follows_distance_place_and_devices(
+        overrides: Any, post: Any) -> None:
+    # A dashboard is kept per user between reads: each kind of change must show.
+    await register(post, "Alice", "10.0.0.1")
+    await register(post, "Bob", "10.0.0.2")
+    await walk(post, test_mac("10.0.0.1"), 4)
+    first = json_of(await post(DATA, {"username": "Alice"}))
+    assert first == json_of(await post(DATA, {"username": "Alice"}))
+    assert (first[0]["place"], first[0]["total_steps"]) == (1, round(4 * 50 / 2.5))
+    await walk(post, test_mac("10.0.0.1"), 3, start_s=earlier_today_s(1800))
+    (walked,) = json_of(await post(DATA, {"username": "Alice"}))
+    assert walked["total_steps"] == round(7 * 50 / 2.5)
+    assert walked["distance_day"][-1]["steps"] == round(7 * 50 / 2.5)
+    await walk(post, test_mac("10.0.0.2"), 20)  # Bob overtakes; Alice did not move
+    (overtaken,) = json_of(await post(DATA, {"username": "Alice"}))
+    assert overtaken == {**walked, "place": 2}
+    assert (await register(post, "Alice", "10.0.0.3", add_device=True)).code == 201
+    devices = json_of(await post(DATA, {"username": "Alice"}))
+    assert [d["mac"] for d in devices] == [test_mac("10.0.0.1"), test_mac("10.0.0.3")]
+    assert len(json_of(await post(DATA, {"username": "Alice", "days": 1}))[0]["distance_day"]) == 1
 
 
 @pytest.mark.gen_test
@@ -324,10 +356,7 @@ async def test_leaderboard_of_one_day(post: Any) -> None:
     await register(post, "bob", "10.0.0.2")
     two_days_ago = time.time() - 2 * 86400
     await walk(post, test_mac("10.0.0.1"), 20, start_s=two_days_ago)
-    # Today's walk must not start yesterday (the first hour after midnight UTC).
-    midnight_s = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0,
-                                                 microsecond=0).timestamp()
-    await walk(post, test_mac("10.0.0.2"), 3, start_s=max(midnight_s + 1, time.time() - 3600))
+    await walk(post, test_mac("10.0.0.2"), 3)
     day = dt.datetime.fromtimestamp(two_days_ago, dt.UTC).strftime("%m/%d/%Y")
     board = json_of(await post(BOARD, {"date": day}))
     assert [e["username"] for e in board["leaders"]] == ["alice"]

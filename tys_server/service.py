@@ -20,6 +20,9 @@ from .units import km, miles, steps
 log = logging.getLogger(__name__)
 
 USERNAME_MAX = 64
+# Dashboards kept for users read again (about 2 KB each for 5 days): bounded, and
+# forgotten all at once when full, which costs one recomputation per user.
+DASHBOARD_CACHE_USERS = 4096
 _DATE_SHAPE = re.compile(r"[0-9]{2}/[0-9]{2}/[0-9]{4}")
 DATE_FORMAT = "%m/%d/%Y"
 
@@ -108,6 +111,9 @@ class Service:
         self._excluded = tuple("@" + d.lower().lstrip("@") for d in excluded)
         self.boards = Boards(state, self.is_ranked, settings.leaderboard.refresh_interval_s)
         self._dates: dict[int, str] = {}  # ordinal → "MM/DD/YYYY"
+        # user → ((revision, days, today), devices): a dashboard read again before the
+        # user's distance moved is not worked out again.
+        self._dashboards: dict[User, tuple[tuple[int, int, int], list[dict[str, Any]]]] = {}
 
     # -- helpers --------------------------------------------------------------------
 
@@ -207,6 +213,7 @@ class Service:
             log.warning("user not deleted: %s", exc)
             raise Failed("Could not delete user from database") from None
         self.state.remove_user(user, self.clock())
+        self._dashboards.pop(user, None)
         log.info("user deleted (%d users)", len(self.state.users))
         return Reply(200, {"success": "Username and associated devices deleted",
                            "username": user.username, "email": user.email})
@@ -226,6 +233,17 @@ class Service:
             raise Failed("Could not get device for username")
         place = self.ranking().place(user.username) if self.is_ranked(user) else None
         today = self.state.calendar.day_of(self.clock())
+        key = (user.revision, days, today)
+        cached = self._dashboards.get(user)
+        if cached is None or cached[0] != key:
+            if len(self._dashboards) >= DASHBOARD_CACHE_USERS:
+                self._dashboards.clear()
+            cached = self._dashboards[user] = (key, self._device_rows(user, days, today))
+        # Only the place moves without the user's own distance moving.
+        return Reply(200, [{**row, "place": place} for row in cached[1]])
+
+    def _device_rows(self, user: User, days: int, today: int) -> list[dict[str, Any]]:
+        """username_data's devices (place None), worked out once per user revision."""
         step_ft = self.settings.tracking.step_length_ft
         day_m = self.state.days.get  # a read per day asked for: skip State.day_m's call
         devices = []
@@ -240,10 +258,10 @@ class Service:
                         "steps": steps(metres, step_ft)})
             total = self.state.total_m(mac)
             devices.append({
-                "distance_day": history, "mac": mac, "place": place,
+                "distance_day": history, "mac": mac, "place": None,
                 "total_kilometres": round(km(total), 3), "total_miles": round(miles(total), 3),
                 "total_steps": steps(total, step_ft), "username": user.username})
-        return Reply(200, devices)
+        return devices
 
     def leaderboard(self, body: Any) -> Reply:
         """leaderboard: top N overall, or of one day with `date` MM/DD/YYYY."""

@@ -22,12 +22,15 @@ RECENT_S = 3 * 3600
 class User:
     """A registered visitor and the MACs (as stored) of their devices."""
 
-    __slots__ = ("email", "username", "macs")
+    __slots__ = ("email", "username", "macs", "revision")
 
     def __init__(self, email: str, username: str, macs: list[str] | None = None) -> None:
         self.email = email
         self.username = username
         self.macs: list[str] = macs if macs is not None else []
+        # Bumped whenever the user's devices or their distance change: what was worked
+        # out from them before (a dashboard) is stale once it moved.
+        self.revision = 0
 
 
 def user_key(username: str) -> str:
@@ -137,6 +140,7 @@ class State:
         self.dirty.days.add(key)
         owner = self.owners.get(mac)
         if owner is not None:
+            owner.revision += 1
             self.version += 1
             self.changed_users.add(owner)
 
@@ -189,6 +193,7 @@ class State:
         minute = int(now_s) // MINUTE_S * MINUTE_S
         self.registered[minute] = (len(self.users), len(self.owners))
         self.dirty.minutes.add(minute)
+        user.revision += 1
         self.version += 1
         self.changed_users.add(user)
 
