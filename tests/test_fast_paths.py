@@ -60,6 +60,9 @@ def test_plain_movement_shortcut_reads_every_entry_like_the_general_path(
     assert (fast.accepted, fast.ignored, fast.rejected) == \
         (general.accepted, general.ignored, general.rejected)
     assert fast.by_type == general.by_type
+    # MACs already tracked skip the pattern: the outcome must not change.
+    tracked = {e.mac for e in general.events}
+    assert parse_envelope(body, NOW_S, tracked) == fast
 
 
 coordinates = st.floats(-1e6, 1e6, allow_nan=False)
@@ -188,7 +191,7 @@ def test_plain_movement_shortcut_takes_what_cmx_usually_sends() -> None:
     entry = {"notificationType": "movement", "deviceId": "00:00:a9:3e:a7:3a",
              "locationCoordinate": {"x": 47.92146, "y": 57, "z": 0.0, "unit": "FEET"},
              "floorId": FLOOR, "moveDistanceInFt": 10000.0, "timestamp": 1795000000241}
-    assert notifications._plain_movement(entry, True, NOW_S) == \
+    assert notifications._plain_movement(entry, True, NOW_S, ()) == \
         Movement("00:00:a9:3e:a7:3a", FLOOR, 47.92146, 57.0, 10000.0, 1795000000.241)
     assert notifications._plain_movement({**entry, "deviceId": "00:00:A9:3E:A7:3A"}, True,
-                                         NOW_S) is None  # the general path normalises it
+                                         NOW_S, ()) is None  # the general path normalises it

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from collections.abc import Container
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -115,8 +116,12 @@ def normalise_mac(value: object) -> str | None:
     return f"{h[0:2]}:{h[2:4]}:{h[4:6]}:{h[6:8]}:{h[8:10]}:{h[10:12]}"
 
 
-def parse_envelope(body: object, now_s: float) -> Batch:
-    """Read a decoded CMX body received at now_s; raise EnvelopeError if it is no envelope."""
+def parse_envelope(body: object, now_s: float, known_macs: Container[str] = ()) -> Batch:
+    """Read a decoded CMX body received at now_s; raise EnvelopeError if it is no envelope.
+
+    known_macs: MACs already checked to be canonical (the tracked devices), which the
+    fast path then need not match against the pattern again.
+    """
     events: list[Event] = []
     by_type: dict[tuple[str, str], int] = {}
     accepted = ignored = rejected = 0
@@ -125,7 +130,7 @@ def parse_envelope(body: object, now_s: float) -> Batch:
         if type(entry) is dict:
             kind = entry.get("notificationType")
             if kind == "movement" or kind == "locationupdate":
-                movement = _plain_movement(entry, kind == "movement", now_s)
+                movement = _plain_movement(entry, kind == "movement", now_s, known_macs)
                 if movement is not None:
                     events.append(movement)
                     if kind == "movement":
@@ -157,8 +162,8 @@ def parse_envelope(body: object, now_s: float) -> Batch:
     return Batch(events, accepted, ignored, rejected, by_type)
 
 
-def _plain_movement(entry: dict[str, Any], with_distance: bool,
-                    now_s: float) -> Movement | None:
+def _plain_movement(entry: dict[str, Any], with_distance: bool, now_s: float,
+                    known_macs: Container[str]) -> Movement | None:
     """The shape CMX sends almost always, read in one go; None: take the general path.
 
     Accepts only what _movement would accept unchanged: a canonical MAC, numeric x/y in
@@ -173,7 +178,8 @@ def _plain_movement(entry: dict[str, Any], with_distance: bool,
         stamp: Any = entry["timestamp"]
     except (KeyError, TypeError):  # a field missing, or a coordinate that is no mapping
         return None
-    if type(mac) is not str or type(coordinate) is not dict or not _CANONICAL_MAC.fullmatch(mac):
+    if type(mac) is not str or type(coordinate) is not dict or (
+            mac not in known_macs and not _CANONICAL_MAC.fullmatch(mac)):
         return None
     unit: Any = coordinate.get("unit")
     if not (type(x_ft) in _PLAIN_NUMBERS and type(y_ft) in _PLAIN_NUMBERS

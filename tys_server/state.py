@@ -118,8 +118,11 @@ class State:
         received = batch.accepted + batch.ignored + batch.rejected
         self.notifications[minute] = self.notifications.get(minute, 0) + received
         self.dirty.minutes.add(minute)
-        # The per-movement loop is the ingest hot path: names are bound once per batch.
+        # The per-movement loop is the ingest hot path: names are bound once per batch,
+        # and a credit is booked inline rather than through a method call.
         tracks, params, dirty_tracks = self.tracks, self.params, self.dirty.tracks
+        days, dirty_days, owners, day_of = self.days, self.dirty.days, self.owners, \
+            self.calendar.day_of
         for event in batch.events:
             if type(event) is not Movement:
                 self._visit(event)  # type: ignore[arg-type]
@@ -127,22 +130,20 @@ class State:
             mac = event.mac
             known = tracks.get(mac)
             track, credited_m, changed = advance(known, event, params)
-            if changed:
-                if track is not known:
-                    tracks[mac] = track
-                dirty_tracks.add(mac)
-                if credited_m > 0.0:
-                    self._credit(mac, event.ts, credited_m)
-
-    def _credit(self, mac: str, ts: float, credited_m: float) -> None:
-        key = (mac, self.calendar.day_of(ts))
-        self.days[key] = self.days.get(key, 0.0) + credited_m
-        self.dirty.days.add(key)
-        owner = self.owners.get(mac)
-        if owner is not None:
-            owner.revision += 1
-            self.version += 1
-            self.changed_users.add(owner)
+            if not changed:
+                continue
+            if track is not known:
+                tracks[mac] = track
+            dirty_tracks.add(mac)
+            if credited_m > 0.0:
+                key = (mac, day_of(event.ts))
+                days[key] = days.get(key, 0.0) + credited_m
+                dirty_days.add(key)
+                owner = owners.get(mac)
+                if owner is not None:
+                    owner.revision += 1
+                    self.version += 1
+                    self.changed_users.add(owner)
 
     def _visit(self, visit: ZoneVisit) -> None:
         minute = int(visit.ts) // MINUTE_S * MINUTE_S

@@ -29,7 +29,7 @@ class NotificationHandler(BaseHandler):
             body = None
         now = self.clock()
         try:
-            batch = parse_envelope(body, now)
+            batch = parse_envelope(body, now, self.state.tracks)
         except EnvelopeError:
             self.write_json(400, {"error": BAD_ENVELOPE})
             return
