@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from .ranking import Ranking
 from .state import State, User
@@ -30,7 +29,7 @@ class Board:
         self.ranking = Ranking((user.username, total) for user, total in self._totals.items()
                                if is_ranked(user))
         self.registered_m = math.fsum(self._totals.values())
-        self.replies: dict[int, Any] = {}  # number_leaders → reply body, until the next update
+        self.replies: dict[int, bytes] = {}  # number_leaders → encoded reply, until the next update
 
     def update(self, changed: Iterable[User], is_registered: Callable[[User], bool]) -> None:
         """Re-rank the changed users (removals first: a freed username may be taken again)."""

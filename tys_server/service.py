@@ -9,6 +9,8 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
+import orjson
+
 from .cmx import LocationUnavailable, NotOnWifi, parse_ip
 from .config import Settings
 from .leaderboard import Board, Boards
@@ -74,7 +76,10 @@ class UserStore(Protocol):
 
 
 class Reply(NamedTuple):
-    """Status and JSON body of a successful call (a tuple: cheap for every request)."""
+    """Status and JSON body of a successful call (a tuple: cheap for every request).
+
+    body is a JSON value, or (bytes) one already encoded because it is served many times.
+    """
 
     status: int
     body: Any
@@ -279,8 +284,8 @@ class Service:
                 raise BadRequest("date must be a day as MM/DD/YYYY.")
             board = self.boards.day(ordinal)
         reply = board.replies.get(count)
-        if reply is None:
-            reply = board.replies[count] = self._leaderboard_reply(board, count)
+        if reply is None:  # encoded once per board update, then served as it is
+            reply = board.replies[count] = orjson.dumps(self._leaderboard_reply(board, count))
         return Reply(200, reply)
 
     def _leaderboard_reply(self, board: Board, count: int) -> dict[str, Any]:
