@@ -116,9 +116,9 @@ class Service:
         self._excluded = tuple("@" + d.lower().lstrip("@") for d in excluded)
         self.boards = Boards(state, self.is_ranked, settings.leaderboard.refresh_interval_s)
         self._dates: dict[int, str] = {}  # ordinal → "MM/DD/YYYY"
-        # user → ((revision, days, today), devices): a dashboard read again before the
-        # user's distance moved is not worked out again.
-        self._dashboards: dict[User, tuple[tuple[int, int, int], list[dict[str, Any]]]] = {}
+        # user → ((revision, days, today, place), encoded reply): a dashboard read again
+        # before the user's distance or place moved is served as it was.
+        self._dashboards: dict[User, tuple[tuple[int, int, int, int | None], bytes]] = {}
 
     # -- helpers --------------------------------------------------------------------
 
@@ -238,17 +238,18 @@ class Service:
             raise Failed("Could not get device for username")
         place = self.ranking().place(user.username) if self.is_ranked(user) else None
         today = self.state.calendar.day_of(self.clock())
-        key = (user.revision, days, today)
+        key = (user.revision, days, today, place)
         cached = self._dashboards.get(user)
         if cached is None or cached[0] != key:
             if len(self._dashboards) >= DASHBOARD_CACHE_USERS:
                 self._dashboards.clear()
-            cached = self._dashboards[user] = (key, self._device_rows(user, days, today))
-        # Only the place moves without the user's own distance moving.
-        return Reply(200, [{**row, "place": place} for row in cached[1]])
+            body = orjson.dumps(self._device_rows(user, days, today, place))
+            cached = self._dashboards[user] = (key, body)
+        return Reply(200, cached[1])
 
-    def _device_rows(self, user: User, days: int, today: int) -> list[dict[str, Any]]:
-        """username_data's devices (place None), worked out once per user revision."""
+    def _device_rows(self, user: User, days: int, today: int,
+                     place: int | None) -> list[dict[str, Any]]:
+        """username_data's devices: their totals and the last `days` days."""
         step_ft = self.settings.tracking.step_length_ft
         day_m = self.state.days.get  # a read per day asked for: skip State.day_m's call
         devices = []
@@ -263,7 +264,7 @@ class Service:
                         "steps": steps(metres, step_ft)})
             total = self.state.total_m(mac)
             devices.append({
-                "distance_day": history, "mac": mac, "place": None,
+                "distance_day": history, "mac": mac, "place": place,
                 "total_kilometres": round(km(total), 3), "total_miles": round(miles(total), 3),
                 "total_steps": steps(total, step_ft), "username": user.username})
         return devices
