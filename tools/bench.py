@@ -49,7 +49,7 @@ MAX_LAPS = 40  # replays of a pool with later timestamps (see BodyPool)
 
 
 class Sizes:
-    """How big and how long: the full run (~6 min on 2 cores) or --quick (seconds)."""
+    """How big and how long: the full run (about 5 min on 2 cores) or --quick (seconds)."""
 
     def __init__(self, quick: bool) -> None:
         self.quick = quick
