@@ -83,7 +83,8 @@ async def test_batch_mixing_good_and_malformed_entries_keeps_the_good(post: Any,
 
 @pytest.mark.gen_test
 async def test_flush_writes_exact_rows(post: Any, runtime: Any, db: Any) -> None:
-    start_ms = (int(time.time()) - 600) * 1000
+    # Early in a minute: both zone visits below fall in the same minute (one row).
+    start_ms = ((int(time.time()) - 600) // 60 * 60 + 5) * 1000
     batch = straight_walk(MAC.upper(), start_ms) + [
         {"notificationType": "inout", "deviceId": MAC, "locationMapHierarchy": "V>B>Hall A",
          "timestamp": start_ms},

@@ -17,26 +17,31 @@ Tolerances beyond DESIGN, in one place so the README can quote them:
 - A zone is the whole ``locationMapHierarchy`` path (``Campus>Building>Floor>Zone``),
   stripped and cut to 255 characters: last elements alone ("Entrance") collide.
 - Legacy MSE ``{"MovementEvent": {...}}`` / ``{"StreamingNotification": {...}}``: see
-  ``_from_legacy`` for the fields read.
+  ``legacy_mse.from_legacy`` for the fields read.
 """
 
 from __future__ import annotations
 
-import hashlib
-import math
 import re
 from collections.abc import Container
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
+from tys_server.cmx_fields import (
+    FUTURE_TOLERANCE_S,
+    INT64_MAX,
+    INT64_MIN,
+    SECONDS_BELOW,
+    Malformed,
+    event_time,
+    read_floor,
+    read_number,
+)
+from tys_server.legacy_mse import LEGACY_KEYS, from_legacy
 from tys_server.units import M_PER_FT
 
-FUTURE_TOLERANCE_S = 300.0
 MAX_COORDINATE_FT = 1e9
 ZONE_MAX_CHARS = 255
-_SECONDS_BELOW = 1e11  # epoch values below this are seconds, not milliseconds
-_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 _PLAIN_NUMBERS = (float, int)  # exact types: bool is not a number here
 _PLAIN_MAX = 1e18  # bounds a plain number; beyond it (or NaN) the general path decides
 
@@ -47,7 +52,6 @@ _ANY_MAC = re.compile(
     re.ASCII | re.IGNORECASE,
 )
 _MAC_SEPARATORS = str.maketrans("", "", ":-.")
-_INTEGER_TEXT = re.compile(r"[+-]?[0-9]{1,20}", re.ASCII)
 
 _LOCATION_LABELS = frozenset({"movement", "locationupdate"})
 _ZONE_LABELS = frozenset({"inout", "areachange", "containment"})
@@ -55,7 +59,6 @@ _IGNORED_LABELS = frozenset({"association", "absence"})
 _KNOWN_LABELS = _LOCATION_LABELS | _ZONE_LABELS | _IGNORED_LABELS
 _FEET_UNITS = frozenset({"", "FEET", "FOOT", "FT"})
 _METRE_UNITS = frozenset({"METERS", "METRES", "METER", "METRE", "M"})
-_LEGACY_KEYS = ("MovementEvent", "StreamingNotification")
 
 
 class EnvelopeError(ValueError):
@@ -99,10 +102,6 @@ class Batch:
     by_type: dict[tuple[str, str], int]
 
 
-class _Malformed(Exception):
-    """Internal: the entry being read is malformed (counted rejected)."""
-
-
 def normalise_mac(value: object) -> str | None:
     """A MAC in any usual spelling → "aa:bb:cc:dd:ee:ff"; None if it is not one."""
     if not isinstance(value, str):
@@ -141,7 +140,7 @@ def parse_envelope(body: object, now_s: float, known_macs: Container[str] = ()) 
         label = _label(entry)
         try:
             event = _read(label, entry, now_s)
-        except _Malformed:
+        except Malformed:
             outcome = "rejected"
             rejected += 1
         else:
@@ -186,7 +185,7 @@ def _plain_movement(entry: dict[str, Any], with_distance: bool, now_s: float,
             and -MAX_COORDINATE_FT <= x_ft <= MAX_COORDINATE_FT
             and -MAX_COORDINATE_FT <= y_ft <= MAX_COORDINATE_FT
             and (unit == "FEET" or unit is None)
-            and type(floor) is int and _INT64_MIN <= floor <= _INT64_MAX
+            and type(floor) is int and INT64_MIN <= floor <= INT64_MAX
             and type(stamp) in _PLAIN_NUMBERS
             and 0 < stamp <= _PLAIN_MAX):
         return None
@@ -198,7 +197,7 @@ def _plain_movement(entry: dict[str, Any], with_distance: bool, now_s: float,
                 return None
             move_ft = float(move_ft)
     ts = float(stamp)
-    if ts >= _SECONDS_BELOW:
+    if ts >= SECONDS_BELOW:
         ts /= 1000.0
     if ts > now_s + FUTURE_TOLERANCE_S:
         ts = now_s
@@ -213,10 +212,10 @@ def _entries(body: object) -> list[object]:
         return entries
     if "notifications" in body:
         raise EnvelopeError('"notifications" is not a list')
-    for key in _LEGACY_KEYS:
+    for key in LEGACY_KEYS:
         if key in body:
             inner = body[key]
-            return [_from_legacy(inner) if isinstance(inner, dict) else inner]
+            return [from_legacy(inner) if isinstance(inner, dict) else inner]
     raise EnvelopeError('body has no "notifications" list')
 
 
@@ -234,9 +233,9 @@ def _label(entry: object) -> str:
 
 
 def _read(label: str, entry: object, now_s: float) -> Event | None:
-    """The event of one entry, None when its type is ignored; raises _Malformed."""
+    """The event of one entry, None when its type is ignored; raises Malformed."""
     if label == "unknown" or not isinstance(entry, dict):
-        raise _Malformed
+        raise Malformed
     if label in _LOCATION_LABELS:
         return _movement(entry, label == "movement", now_s)
     if label in _ZONE_LABELS:
@@ -252,21 +251,21 @@ def _movement(entry: dict[str, object], with_distance: bool, now_s: float) -> Mo
     mac = normalise_mac(entry.get("deviceId"))
     coordinate = entry.get("locationCoordinate")
     if mac is None or not isinstance(coordinate, dict):
-        raise _Malformed
-    x_ft = _number(coordinate.get("x"))
-    y_ft = _number(coordinate.get("y"))
+        raise Malformed
+    x_ft = read_number(coordinate.get("x"))
+    y_ft = read_number(coordinate.get("y"))
     unit = coordinate.get("unit")
     if unit is not None and unit != "FEET":
         if not isinstance(unit, str):
-            raise _Malformed
+            raise Malformed
         unit = unit.strip().upper()
         if unit in _METRE_UNITS:
             x_ft /= M_PER_FT
             y_ft /= M_PER_FT
         elif unit not in _FEET_UNITS:
-            raise _Malformed
+            raise Malformed
     if abs(x_ft) > MAX_COORDINATE_FT or abs(y_ft) > MAX_COORDINATE_FT:
-        raise _Malformed
+        raise Malformed
     floor_value = entry.get("floorId")
     if floor_value is None or floor_value == "":
         floor_value = entry.get("floorRefId")
@@ -274,167 +273,19 @@ def _movement(entry: dict[str, object], with_distance: bool, now_s: float) -> Mo
     if with_distance:
         raw = entry.get("moveDistanceInFt")
         if raw is not None:
-            move_ft = _number(raw)
+            move_ft = read_number(raw)
             if move_ft < 0.0:
-                raise _Malformed
-    return Movement(mac, _floor(floor_value), x_ft, y_ft, move_ft, _event_time(entry, now_s))
+                raise Malformed
+    return Movement(mac, read_floor(floor_value), x_ft, y_ft, move_ft, event_time(entry, now_s))
 
 
 def _zone_visit(entry: dict[str, object], now_s: float) -> ZoneVisit:
     mac = normalise_mac(entry.get("deviceId"))
     hierarchy = entry.get("locationMapHierarchy")
     if mac is None or not isinstance(hierarchy, str):
-        raise _Malformed
+        raise Malformed
     # PostgreSQL text cannot hold NUL: one such name would poison every flush.
     zone = hierarchy.replace("\x00", "").strip()[:ZONE_MAX_CHARS]
     if not zone:
-        raise _Malformed
-    return ZoneVisit(mac, zone, _event_time(entry, now_s))
-
-
-def _number(value: object) -> float:
-    """A finite float from a JSON number or numeric string (never a bool)."""
-    if type(value) is float:
-        result = value
-    elif isinstance(value, (int, float, str)) and not isinstance(value, bool):
-        try:
-            result = float(value)
-        except (ValueError, OverflowError):  # "abc", or an int beyond float range
-            raise _Malformed from None
-    else:
-        raise _Malformed
-    if not math.isfinite(result):
-        raise _Malformed
-    return result
-
-
-def _floor(value: object) -> int | None:
-    """floorId as an exact int (see the module docstring for the other forms)."""
-    if type(value) is int:
-        if _INT64_MIN <= value <= _INT64_MAX:
-            return value
-        try:
-            return _floor_key(str(value))
-        except ValueError:  # more digits than int→str allows
-            raise _Malformed from None
-    if value is None:
-        return None
-    if isinstance(value, str):
-        text = value.strip()
-        if not text:
-            return None
-        if _INTEGER_TEXT.fullmatch(text):
-            number = int(text)
-            if _INT64_MIN <= number <= _INT64_MAX:
-                return number
-            return _floor_key(str(number))
-        return _floor_key(text)
-    if isinstance(value, float) and value.is_integer():
-        return _floor(int(value))
-    if isinstance(value, int) and not isinstance(value, bool):
-        return _floor(int(value))
-    raise _Malformed
-
-
-def _floor_key(text: str) -> int:
-    """A stable signed 63-bit key for a floorId that is not a 64-bit integer."""
-    digest = hashlib.blake2b(
-        text.encode("utf-8", "surrogatepass"), digest_size=8, person=b"tys.floorId"
-    ).digest()
-    return int.from_bytes(digest, "big", signed=True) >> 1
-
-
-def _event_time(entry: dict[str, object], now_s: float) -> float:
-    """Event time in epoch seconds: timestamp, else lastSeen, else now_s; never future."""
-    ts = None
-    value = entry.get("timestamp")
-    if value is not None and value != "":
-        ts = _epoch_s(value)
-    if ts is None:
-        value = entry.get("lastSeen")
-        if value is not None and value != "":
-            ts = _epoch_s(value)
-    if ts is None or ts > now_s + FUTURE_TOLERANCE_S:
-        return now_s
-    return ts
-
-
-def _epoch_s(value: object) -> float | None:
-    """Epoch seconds from ms, seconds (< 1e11) or an ISO date; None when not after 1970."""
-    if isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            seconds = _iso_date_s(value)
-            return seconds if seconds > 0.0 else None
-        if not math.isfinite(number):
-            raise _Malformed
-    else:
-        number = _number(value)
-    if number <= 0.0:
-        return None
-    return number if number < _SECONDS_BELOW else number / 1000.0
-
-
-def _iso_date_s(text: str) -> float:
-    """``2017-10-30T05:36:37.241+0000`` (space for T, Z, +00:00 also) → epoch seconds."""
-    try:
-        moment = datetime.fromisoformat(text.strip())
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        return moment.timestamp()
-    except (ValueError, OverflowError):
-        raise _Malformed from None
-
-
-def _from_legacy(inner: dict[str, object]) -> dict[str, object]:
-    """A legacy MSE notification rewritten with the CMX field names read above.
-
-    MAC: deviceId, macAddress, location.macAddress.  Position: locationCoordinate,
-    mapCoordinate, location.mapCoordinate / MapCoordinate.  Floor: floorId,
-    floorRefId, location.mapInfo (or MapInfo).floorRefId.  Zone: locationMapHierarchy,
-    mapInfo.mapHierarchyString.  Time: timestampMillis, timestamp, timeStamp, else
-    lastSeen, location.statistics.lastLocatedTime.  No notificationType but a
-    position → a movement (moveDistanceInFt if present, else a straight line).
-    """
-    location = _dict(inner.get("location"))
-    map_info = _dict(_first(location.get("mapInfo"), location.get("MapInfo")))
-    statistics = _dict(location.get("statistics"))
-    coordinate = _first(
-        inner.get("locationCoordinate"), inner.get("mapCoordinate"),
-        location.get("mapCoordinate"), location.get("MapCoordinate"),
-        location.get("locationCoordinate"),
-    )
-    kind = inner.get("notificationType")
-    if kind is None and coordinate is not None:
-        kind = "movement"
-    return {
-        "notificationType": kind,
-        "deviceId": _first(
-            inner.get("deviceId"), inner.get("macAddress"), location.get("macAddress")
-        ),
-        "locationCoordinate": coordinate,
-        "floorId": _first(
-            inner.get("floorId"), inner.get("floorRefId"), map_info.get("floorRefId"),
-            map_info.get("floorId"),
-        ),
-        "moveDistanceInFt": inner.get("moveDistanceInFt"),
-        "locationMapHierarchy": _first(
-            inner.get("locationMapHierarchy"), map_info.get("mapHierarchyString")
-        ),
-        "timestamp": _first(
-            inner.get("timestampMillis"), inner.get("timestamp"), inner.get("timeStamp")
-        ),
-        "lastSeen": _first(inner.get("lastSeen"), statistics.get("lastLocatedTime")),
-    }
-
-
-def _first(*values: object) -> object:
-    for value in values:
-        if value is not None:
-            return value
-    return None
-
-
-def _dict(value: object) -> dict[str, object]:
-    return value if isinstance(value, dict) else {}
+        raise Malformed
+    return ZoneVisit(mac, zone, event_time(entry, now_s))
