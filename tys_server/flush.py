@@ -40,6 +40,7 @@ class Flusher:
         # commit was asynchronous (synchronous_commit = off), so a PostgreSQL crash
         # right after it may have lost it (DESIGN section 8).
         self._unconfirmed = Dirty()
+        self._writing = 0  # changed keys held by the flush running now
 
     async def flush_once(self) -> bool:
         """Write every dirty key as an absolute value; True when it reached the database."""
@@ -49,6 +50,7 @@ class Flusher:
                           fresh.days | self._unconfirmed.days, fresh.minutes, fresh.zones)
             started = time.perf_counter()
             rows = len(dirty)
+            self._writing = len(fresh)
             try:
                 if rows:
                     # Built chunk by chunk while they are written: the loop keeps serving.
@@ -69,6 +71,8 @@ class Flusher:
             except BaseException:
                 self.state.dirty.merge(dirty)
                 raise
+            finally:
+                self._writing = 0
             now = self.clock()
             if self.failing_since_s is not None:
                 log.warning("database reachable again after %.0f s; flushed %d rows",
@@ -111,8 +115,15 @@ class Flusher:
         return ok, {
             "database": "up" if self.failing_since_s is None else "down",
             "last_flush_age_s": age,
-            "backlog": len(self.state.dirty),
+            "backlog": self.backlog(),
         }
+
+    def backlog(self) -> int:
+        """Changed keys not yet known to be written, those of a running flush included.
+
+        A key changed again while its flush runs is counted twice: an upper bound.
+        """
+        return len(self.state.dirty) + self._writing
 
     def start(self) -> None:
         """Run the periodic flush in the background."""

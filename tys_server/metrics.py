@@ -206,9 +206,9 @@ class _ScrapeGauges:
         yield _gauge("tys_devices_tracked", "Devices with a track in memory.", len(state.tracks))
         yield _gauge("tys_users_registered", "Registered users.", len(state.users))
         yield _gauge("tys_devices_registered", "Registered devices.", len(state.owners))
-        yield _gauge("tys_flush_backlog_keys", "Changed keys waiting for the next flush.",
-                     len(state.dirty))
         flusher = self.flusher
+        yield _gauge("tys_flush_backlog_keys", "Changed keys not yet written to PostgreSQL.",
+                     flusher.backlog() if flusher is not None else len(state.dirty))
         if flusher is not None:
             yield _gauge("tys_database_up", "1 while flushes reach the database, else 0.",
                          1 if flusher.failing_since_s is None else 0)
