@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from tys_server import notifications
 from tys_server.config import Settings
+from tys_server.flush_rows import flush_chunks, rows_for
 from tys_server.leaderboard import Boards
 from tys_server.notifications import Movement, parse_envelope
 from tys_server.ranking import Entry, Ranking
@@ -158,8 +159,8 @@ def test_flush_chunks_carry_the_same_rows_as_rows_for() -> None:
              for step in range(3) for i in range(700)]
     state.ingest(notifications.Batch(moves, len(moves), 0, 0, {}), NOW_S)
     dirty = state.take_dirty()
-    whole = state.rows_for(dirty).chunk()
-    chunks = list(state.flush_chunks(dirty, chunk_rows=256))
+    whole = rows_for(state, dirty).chunk()
+    chunks = list(flush_chunks(state, dirty, chunk_rows=256))
     assert max(len(c) for c in chunks) <= 256
     for part in ("tracks", "days"):
         merged = [sum((list(getattr(c, part)[i]) for c in chunks if getattr(c, part)), [])

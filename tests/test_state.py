@@ -7,6 +7,7 @@ import zoneinfo
 
 import pytest
 
+from tys_server.flush_rows import rows_for
 from tys_server.notifications import Batch, Movement, ZoneVisit
 from tys_server.state import State
 from tys_server.tracking import FilterParams
@@ -36,7 +37,7 @@ def test_walk_across_midnight_splits_between_event_days() -> None:
     assert state.day_m(MAC, nov27) == pytest.approx(3 * 15.24)
     assert state.day_m(MAC, nov28) == pytest.approx(5 * 15.24)
     assert state.total_m(MAC) == pytest.approx(8 * 15.24)
-    rows = state.rows_for(state.take_dirty())
+    rows = rows_for(state, state.take_dirty())
     starts = sorted(start for _, start, _ in rows.days)
     assert starts == [dt.datetime(2026, 11, 27, tzinfo=LA).timestamp(), midnight]
 
@@ -70,7 +71,7 @@ def test_failed_flush_puts_its_keys_back() -> None:
     state.ingest(batch(Movement("00:11:22:33:44:77", 1, 0.0, 0.0, None, now)), now)
     state.dirty.merge(dirty)
     assert state.dirty.tracks == {MAC, "00:11:22:33:44:77"}
-    rows = state.rows_for(state.dirty)
+    rows = rows_for(state, state.dirty)
     (walker,) = [r for r in rows.tracks if r.mac == MAC]
     assert walker.total_m == pytest.approx(2 * 15.24)
     assert sum(n for _, _, _, n in rows.counts) == 5

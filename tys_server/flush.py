@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .flush_rows import flush_chunks
 from .state import Dirty, State
 from .store import Store, StoreError
 
@@ -54,7 +55,7 @@ class Flusher:
             try:
                 if rows:
                     # Built chunk by chunk while they are written: the loop keeps serving.
-                    await self.store.flush(lambda: self.state.flush_chunks(dirty))
+                    await self.store.flush(lambda: flush_chunks(self.state, dirty))
                 else:
                     await self.store.ping()
             except (StoreError, OSError) as exc:

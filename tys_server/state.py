@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from .notifications import Batch, Movement, ZoneVisit
-from .store import FlushChunk, FlushRows, Loaded, TrackRow
+from .store import Loaded
 from .tracking import FilterParams, Track, advance
 
 MINUTE_S = 60
-# Rows per statement of a flush: building one chunk holds the loop for a few ms.
-FLUSH_CHUNK_ROWS = 1000
 # Counters older than this are dropped from memory after they are flushed.
 RECENT_S = 3 * 3600
 
@@ -225,71 +221,6 @@ class State:
         dirty, self.dirty = self.dirty, Dirty()
         return dirty
 
-    def rows_for(self, dirty: Dirty) -> FlushRows:
-        """Absolute values of the dirty keys, as the store writes them."""
-        return FlushRows(self._track_rows(dirty.tracks), self._day_rows(dirty.days),
-                         self._count_rows(dirty.minutes), self._zone_rows(dirty.zones))
-
-    def flush_chunks(self, dirty: Dirty,
-                     chunk_rows: int = FLUSH_CHUNK_ROWS) -> Iterator[FlushChunk]:
-        """rows_for(dirty) in pieces of at most chunk_rows rows, each built when asked for.
-
-        Values are read when their chunk is built: a key changed meanwhile is also in the
-        new dirty set, so the next flush writes it again (absolute values, DESIGN 8).
-        """
-        macs = list(dirty.tracks)
-        for i in range(0, len(macs), chunk_rows):
-            yield FlushChunk(tracks=self._track_columns(macs[i:i + chunk_rows]))
-        days = list(dirty.days)
-        for i in range(0, len(days), chunk_rows):
-            yield FlushChunk(days=self._day_columns(days[i:i + chunk_rows]))
-        yield FlushChunk(counts=self._count_rows(dirty.minutes),
-                         zones=self._zone_rows(dirty.zones))
-
-    def _track_columns(self, macs: list[str]) -> tuple[list[Any], ...]:
-        # Columns straight from the tracks: no object per row for the GC to promote.
-        tracks = [self.tracks[mac] for mac in macs]
-        return (macs, [t.total_m for t in tracks], [t.floor for t in tracks],
-                [t.x1_ft for t in tracks], [t.y1_ft for t in tracks],
-                [t.x2_ft for t in tracks], [t.y2_ft for t in tracks],
-                [t.pending_m for t in tracks], [t.held_m for t in tracks],
-                [t.last_ts for t in tracks])
-
-    def _day_columns(self, keys: list[tuple[str, int]]) -> tuple[list[Any], ...]:
-        rows = self._day_rows(keys)
-        return [start for _, start, _ in rows], [mac for mac, _, _ in rows], \
-            [metres for _, _, metres in rows]
-
-    def _track_rows(self, macs: Iterable[str]) -> list[TrackRow]:
-        tracks = self.tracks
-        return [_track_row(mac, tracks[mac]) for mac in macs]
-
-    def _day_rows(self, keys: Iterable[tuple[str, int]]) -> list[tuple[str, float, float]]:
-        starts: dict[int, float] = {}
-        rows = []
-        for mac, ordinal in keys:
-            start = starts.get(ordinal)
-            if start is None:
-                start = starts[ordinal] = self.calendar.day_start(ordinal)
-            rows.append((mac, start, self.days[(mac, ordinal)]))
-        return rows
-
-    def _count_rows(self, minutes: Iterable[int]) -> list[tuple[float, int, int, int]]:
-        rows = []
-        for minute in minutes:
-            users, devices = self.registered.get(minute) or self._registered_at(minute)
-            rows.append((float(minute), users, devices, self.notifications.get(minute, 0)))
-        return rows
-
-    def _zone_rows(self, keys: Iterable[tuple[int, str]]) -> list[tuple[float, str, int]]:
-        return [(float(minute), name, self.zones[(minute, name)]) for minute, name in keys]
-
-    def _registered_at(self, minute: int) -> tuple[int, int]:
-        earlier = [m for m in self.registered if m <= minute]
-        if earlier:
-            return self.registered[max(earlier)]
-        return (len(self.users), len(self.owners))
-
     def forget_old(self, now_s: float) -> None:
         """Drop per-minute counters older than the status page shows (already flushed)."""
         horizon = int(now_s) - RECENT_S
@@ -376,8 +307,3 @@ def _restore(floor: int | None, x1_ft: float | None, y1_ft: float | None, x2_ft:
         x2_ft = y2_ft = None
     return Track.restore(floor, x1_ft, y1_ft, x2_ft, y2_ft, pending_m, held_m, last_ts or 0.0,
                          total_m)
-
-
-def _track_row(mac: str, track: Track) -> TrackRow:
-    return TrackRow(mac, track.total_m, track.floor, track.x1_ft, track.y1_ft,
-                    track.x2_ft, track.y2_ft, track.pending_m, track.held_m, track.last_ts)
