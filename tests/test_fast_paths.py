@@ -13,12 +13,12 @@ from hypothesis import strategies as st
 from tys_server import notifications
 from tys_server.config import Settings
 from tys_server.flush_rows import flush_chunks, rows_for
+from tys_server.flush_sql import _array_literal
 from tys_server.leaderboard import Boards
 from tys_server.notifications import Movement, parse_envelope
 from tys_server.ranking import Entry, Ranking
 from tys_server.service import Service
 from tys_server.state import State
-from tys_server.store import _array_literal
 from tys_server.tracking import FilterParams, Track, _angle_deg, _walks_on
 
 NOW_S = 1_795_000_000.0

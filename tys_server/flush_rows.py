@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from .flush_sql import FlushChunk, FlushRows, TrackRow
 from .state import Dirty, State
-from .store import FlushChunk, FlushRows, TrackRow
 from .tracking import Track
 
 # Rows per statement of a flush: building one chunk holds the loop for a few ms.

@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiopg
-import orjson
 import psycopg2
 import psycopg2.errors
+
+from .flush_sql import FlushChunk, FlushRows, statements
 
 log = logging.getLogger(__name__)
 
@@ -34,65 +35,6 @@ class DeviceConflict(StoreError):
     """That MAC is already registered."""
 
 
-@dataclass(slots=True)
-class TrackRow:
-    """One `distance` row, as the flush writes it and the start-up load reads it."""
-
-    mac: str
-    total_m: float
-    floor: int | None
-    x1_ft: float | None
-    y1_ft: float | None
-    x2_ft: float | None
-    y2_ft: float | None
-    pending_m: float
-    held_m: float
-    last_ts: float | None
-
-
-@dataclass
-class FlushRows:
-    """Everything one flush writes, as absolute values."""
-
-    tracks: list[TrackRow]
-    days: list[tuple[str, float, float]]        # mac, day start (epoch s), metres
-    counts: list[tuple[float, int, int, int]]   # minute (epoch s), users, devices, notifications
-    zones: list[tuple[float, str, int]]         # minute (epoch s), zone name, visits
-
-    def __len__(self) -> int:
-        return len(self.tracks) + len(self.days) + len(self.counts) + len(self.zones)
-
-    def chunk(self) -> FlushChunk:
-        """The same rows, column by column."""
-        t = self.tracks
-        return FlushChunk(
-            tracks=(([r.mac for r in t], [r.total_m for r in t], [r.floor for r in t],
-                     [r.x1_ft for r in t], [r.y1_ft for r in t], [r.x2_ft for r in t],
-                     [r.y2_ft for r in t], [r.pending_m for r in t], [r.held_m for r in t],
-                     [r.last_ts for r in t]) if t else ()),
-            days=(([d for _, d, _ in self.days], [m for m, _, _ in self.days],
-                   [v for _, _, v in self.days]) if self.days else ()),
-            counts=self.counts, zones=self.zones)
-
-
-@dataclass
-class FlushChunk:
-    """Part of a flush as the statements send it: one list per column, no object per row.
-
-    tracks: mac, total_m, floor, x1_ft, y1_ft, x2_ft, y2_ft, pending_m, held_m, last_ts;
-    days: day start (epoch s), mac, metres; counts and zones as in FlushRows.
-    """
-
-    tracks: tuple[list[Any], ...] = ()
-    days: tuple[list[Any], ...] = ()
-    counts: list[tuple[float, int, int, int]] = field(default_factory=list)
-    zones: list[tuple[float, str, int]] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return ((len(self.tracks[0]) if self.tracks else 0)
-                + (len(self.days[0]) if self.days else 0) + len(self.counts) + len(self.zones))
-
-
 @dataclass
 class Loaded:
     """The database's content, read at start-up to seed memory."""
@@ -105,38 +47,6 @@ class Loaded:
     zones: list[tuple[float, str, int]]          # recent minutes only
 
 
-# Statements of the flush. Arrays go through unnest() because aiopg has no
-# executemany and no COPY (DESIGN section 11); values are absolute, so a retried
-# flush can neither lose nor double-count.
-_UPSERT_TRACKS = """
-INSERT INTO distance (mac, mtrs, floor_id, point_1, point_2, distance_1to2, held_m, time)
-SELECT m, t, f, point(x1, y1), point(x2, y2), p, h, to_timestamp(ts)
-FROM unnest(%s::macaddr[], %s::float8[], %s::bigint[], %s::float8[], %s::float8[],
-            %s::float8[], %s::float8[], %s::float8[], %s::float8[], %s::float8[])
-     AS r(m, t, f, x1, y1, x2, y2, p, h, ts)
-ON CONFLICT (mac) DO UPDATE SET
-    mtrs = EXCLUDED.mtrs, floor_id = EXCLUDED.floor_id, point_1 = EXCLUDED.point_1,
-    point_2 = EXCLUDED.point_2, distance_1to2 = EXCLUDED.distance_1to2,
-    held_m = EXCLUDED.held_m, time = EXCLUDED.time
-"""
-_UPSERT_DAYS = """
-INSERT INTO distance_history (time, mac, mtrs)
-SELECT to_timestamp(d), m, v FROM unnest(%s::float8[], %s::macaddr[], %s::float8[]) AS r(d, m, v)
-ON CONFLICT (time, mac) DO UPDATE SET mtrs = EXCLUDED.mtrs
-"""
-_UPSERT_COUNTS = """
-INSERT INTO count (time, user_count, device_count, notification_count)
-SELECT to_timestamp(t) AT TIME ZONE 'UTC', u, d, n
-FROM unnest(%s::float8[], %s::int[], %s::int[], %s::int[]) AS r(t, u, d, n)
-ON CONFLICT (time) DO UPDATE SET user_count = EXCLUDED.user_count,
-    device_count = EXCLUDED.device_count, notification_count = EXCLUDED.notification_count
-"""
-_UPSERT_ZONES = """
-INSERT INTO zone (time, name, count)
-SELECT to_timestamp(t) AT TIME ZONE 'UTC', n, c
-FROM unnest(%s::float8[], %s::text[], %s::int[]) AS r(t, n, c)
-ON CONFLICT (time, name) DO UPDATE SET count = EXCLUDED.count
-"""
 _SELECT_TRACKS = """
 SELECT mac::text, coalesce(mtrs, 0), floor_id, point_1[0], point_1[1], point_2[0], point_2[1],
        coalesce(distance_1to2, 0), coalesce(held_m, 0), extract(epoch FROM time)::float8
@@ -284,7 +194,7 @@ class Store:
             # Python work on their own cores instead of taking turns.
             in_flight: asyncio.Future[None] | None = None
             try:
-                for sql, args, rows in _statements(chunks()):
+                for sql, args, rows in statements(chunks()):
                     if in_flight is not None:
                         await in_flight
                     in_flight = asyncio.ensure_future(cur.execute(sql, args))
@@ -368,37 +278,6 @@ async def _load_tracks(cur: Any) -> list[tuple[Any, ...]]:
         if len(page) < LOAD_PAGE_ROWS:
             return tracks
         last = page[-1][0]
-
-
-def _statements(chunks: Iterable[FlushChunk]) -> Iterator[tuple[str, tuple[Any, ...], int]]:
-    """(statement, arguments, rows) for each non-empty part of each chunk, built lazily."""
-    for chunk in chunks:
-        if chunk.tracks:
-            yield _UPSERT_TRACKS, tuple(map(_array_literal, chunk.tracks)), len(chunk.tracks[0])
-        if chunk.days:
-            yield _UPSERT_DAYS, tuple(map(_array_literal, chunk.days)), len(chunk.days[0])
-        if chunk.counts:
-            yield (_UPSERT_COUNTS, tuple(map(list, zip(*chunk.counts, strict=True))),
-                   len(chunk.counts))
-        if chunk.zones:
-            yield (_UPSERT_ZONES, tuple(map(list, zip(*chunk.zones, strict=True))),
-                   len(chunk.zones))
-
-
-def _array_literal(values: Sequence[float | int | str | None]) -> str:
-    """'{1.5,null,...}': one string parameter instead of psycopg2's ARRAY[...] of constants.
-
-    For numbers and MACs only (their text never needs escaping inside an array literal).
-    psycopg2 adapts a list element by element and PostgreSQL then parses a constant per
-    element; one literal is parsed by array_in, several times faster at both ends.
-    orjson writes the shortest exact text of each float (like repr) about 18 times faster
-    than str(); array_in reads its null as NULL and its quoted MACs as text.
-    """
-    text = orjson.dumps(values).decode("ascii")
-    if text.count("null") != values.count(None):
-        # orjson writes NaN and infinities as null too: spell them out for PostgreSQL.
-        return "{" + ",".join("NULL" if v is None else str(v) for v in values) + "}"
-    return "{" + text[1:-1] + "}"
 
 
 async def _rollback_or_close(conn: Any, cur: Any, exc: BaseException) -> None:
