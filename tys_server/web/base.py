@@ -33,7 +33,7 @@ class BasicAuth:
 
     def __init__(self, credentials: Credentials) -> None:
         token = f"{credentials.username}:{credentials.password}".encode()
-        self._expected = "Basic " + base64.b64encode(token).decode("ascii")
+        self._expected = b"Basic " + base64.b64encode(token)
         self._username = credentials.username.encode()
         self._password = credentials.password.encode()
 
@@ -41,7 +41,7 @@ class BasicAuth:
         """True when the Authorization header carries exactly our pair."""
         if header is None:
             return False
-        if hmac.compare_digest(header.encode(), self._expected.encode()):
+        if hmac.compare_digest(header.encode(), self._expected):
             return True
         # Slow path: other spellings of the scheme or padding of the same pair.
         scheme, _, encoded = header.partition(" ")
