@@ -9,7 +9,7 @@ LEGACY_KEYS = ("MovementEvent", "StreamingNotification")
 
 
 def from_legacy(inner: dict[str, object]) -> dict[str, object]:
-    """A legacy MSE notification rewritten with the CMX field names read above.
+    """A legacy MSE notification rewritten with the CMX field names notifications.py reads.
 
     MAC: deviceId, macAddress, location.macAddress.  Position: locationCoordinate,
     mapCoordinate, location.mapCoordinate / MapCoordinate.  Floor: floorId,
