@@ -83,6 +83,4 @@ class NotFoundHandler(BaseHandler):
     """Unknown paths get the JSON error shape too."""
 
     def prepare(self) -> None:
-        self.set_status(404)
-        self.set_header("Content-Type", "application/json")
-        self.finish(b'{"error": "Not found"}')
+        self.write_json(404, b'{"error": "Not found"}')

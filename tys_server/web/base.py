@@ -96,12 +96,9 @@ class BaseHandler(tornado.web.RequestHandler):
 
         Tornado formats the date anew for every request (about 2.5 µs, a tenth of a
         single notification's own work); make_app shares one HttpDate per application.
+        send_error() calls this too, so every JSON reply and error has its type from here.
         """
-        date = self.application.settings.get("http_date")
-        if date is None:  # an application not built by make_app
-            super().clear()
-            self.set_header("Content-Type", JSON_TYPE)
-            return
+        date: HttpDate = self.application.settings["http_date"]
         self._headers = httputil.HTTPHeaders(
             {"Server": _SERVER, "Content-Type": JSON_TYPE, "Date": date.now()})
         self.set_default_headers()
@@ -130,13 +127,9 @@ class BaseHandler(tornado.web.RequestHandler):
             self.application.in_flight -= 1  # type: ignore[attr-defined]
 
     def write_json(self, status: int, body: Any) -> None:
-        """Finish the request with a JSON body."""
-        self.write_json_bytes(status, orjson.dumps(body))
-
-    def write_json_bytes(self, status: int, body: bytes) -> None:
-        """Finish the request with an already encoded JSON body."""
+        """Finish the request with a JSON body: a value, or its encoding (bytes)."""
         self.set_status(status)
-        self.finish(body)  # Content-Type: JSON since clear()
+        self.finish(body if type(body) is bytes else orjson.dumps(body))
 
     def json_body(self) -> Any:
         """The decoded body; None when it is not JSON (or not sent as JSON)."""
@@ -162,7 +155,6 @@ class BaseHandler(tornado.web.RequestHandler):
             self.set_header("WWW-Authenticate", 'Basic realm="TYS"')
         if status_code == 405:
             self.set_header("Allow", ", ".join(self.allowed_methods()))
-        self.set_header("Content-Type", JSON_TYPE)
         self.finish(orjson.dumps({"error": text}))
 
     def allowed_methods(self) -> list[str]:
@@ -181,6 +173,4 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def send_api_error(self, error: ApiError) -> None:
         """Answer with the status and text an ApiError promises."""
-        self.set_status(error.status)
-        self.set_header("Content-Type", JSON_TYPE)
-        self.finish(orjson.dumps({"error": error.text}))
+        self.write_json(error.status, {"error": error.text})

@@ -22,10 +22,7 @@ class LiveHandler(BaseHandler):
         except ApiError as error:
             self.send_api_error(error)
             return
-        if type(reply.body) is bytes:
-            self.write_json_bytes(reply.status, reply.body)
-        else:
-            self.write_json(reply.status, reply.body)
+        self.write_json(reply.status, reply.body)
 
 
 class RegisterHandler(LiveHandler):

@@ -37,7 +37,7 @@ class NotificationHandler(BaseHandler):
         self.state.ingest(batch, now)
         if self.on_batch is not None:
             self.on_batch(batch)
-        self.write_json_bytes(200, _counts_reply(batch.accepted, batch.ignored, batch.rejected))
+        self.write_json(200, _counts_reply(batch.accepted, batch.ignored, batch.rejected))
 
 
 @lru_cache(maxsize=1024)
