@@ -1,6 +1,1 @@
--- Applied only with database.unlogged: true. An UNLOGGED table is truncated
--- whole after a PostgreSQL crash: see README "Logged or unlogged tables".
-ALTER TABLE count SET UNLOGGED;
-ALTER TABLE distance SET UNLOGGED;
-ALTER TABLE distance_history SET UNLOGGED;
-ALTER TABLE zone SET UNLOGGED;
+../tys_server/store/sql/unlogged.sql

@@ -22,8 +22,8 @@ import tornado.httpclient
 import tornado.ioloop
 
 from tys_server.config import Settings, load_settings
-from tys_server.embedded import EmbeddedPostgres
 from tys_server.server import Runtime
+from tys_server.store.embedded import EmbeddedPostgres
 
 TABLES = ("devices", "users", "distance", "distance_history", "count", "zone")
 CMX_AUTH = ("cmx", "change-me-cmx")

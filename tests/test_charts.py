@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from tys_server import charts
+from tys_server.web import charts
 
 SVG = "{http://www.w3.org/2000/svg}"
 

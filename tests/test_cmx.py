@@ -16,16 +16,15 @@ from tornado.ioloop import IOLoop, PeriodicCallback
 
 from tests import fake_cmx
 from tests.fake_cmx import FakeCmx
-from tys_server.cmx import (
+from tys_server.config import CmxSettings, ConfigError, load_settings
+from tys_server.core.addresses import is_private_ip, parse_ip
+from tys_server.core.macs import hash_mac
+from tys_server.lookup.cmx_api import (
     CmxClient,
     LocationUnavailable,
     NotOnWifi,
     configure_http_client,
-    hash_mac,
-    is_private_ip,
-    parse_ip,
 )
-from tys_server.config import CmxSettings, ConfigError
 
 V2_URL = "http://{host}/api/location/v2/clients?ipAddress={ip}"
 V3_URL = "http://{host}/api/location/v3/clients?ipAddress={ip}"
@@ -128,7 +127,8 @@ def test_parse_ip(text: object, expected: str | None) -> None:
 
 def test_url_with_unknown_placeholder_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="cmx.ip2mac_url"):
-        CmxClient(cmx_settings("cmx", ip2mac_url="https://{host}/{path}?ipAddress={ip}"))
+        load_settings(None, environ={
+            "TYS_CMX_IP2MAC_URL": "https://{host}/{path}?ipAddress={ip}"})
 
 
 # --- test mode ------------------------------------------------------------------------
@@ -294,14 +294,14 @@ async def test_rejected_credentials_mark_the_host_down_without_leaking(
     strict, strict_host = start_cmx(clients={PHONE_IP: OTHER_MAC}, password="other")
     _, good_host = start_cmx(clients={PHONE_IP: PHONE_MAC})
     client = CmxClient(cmx_settings(strict_host, good_host), http=http)
-    with caplog.at_level(logging.INFO, logger="tys_server.cmx"):
+    with caplog.at_level(logging.INFO, logger="tys_server.lookup.cmx_api"):
         assert await client.lookup_mac(PHONE_IP) == PHONE_MAC
         assert await client.lookup_mac(PHONE_IP) == PHONE_MAC
     first = client.hosts[0]
     assert first.status == "down"
     assert first.last_error is not None and "401" in first.last_error
     assert strict.requests == 2
-    ours = [r for r in caplog.records if r.name == "tys_server.cmx"]
+    ours = [r for r in caplog.records if r.name == "tys_server.lookup.cmx_api"]
     warnings = [r for r in ours if r.levelno == logging.WARNING]
     assert len(warnings) == 1  # once per status change, not per look-up
     assert strict_host in warnings[0].getMessage()

@@ -10,16 +10,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tys_server import notifications
 from tys_server.config import Settings
-from tys_server.flush_rows import flush_chunks, rows_for
-from tys_server.flush_sql import _array_literal
-from tys_server.leaderboard import Boards
-from tys_server.notifications import Movement, parse_envelope
-from tys_server.ranking import Entry, Ranking
+from tys_server.core.events import Movement
+from tys_server.core.leaderboard import Boards
+from tys_server.core.ranking import Entry, Ranking
+from tys_server.core.state import State
+from tys_server.core.tracking import FilterParams, Track, _angle_deg, _walks_on
+from tys_server.feeds import cmx as notifications
+from tys_server.feeds.cmx import parse_envelope
 from tys_server.service import Service
-from tys_server.state import State
-from tys_server.tracking import FilterParams, Track, _angle_deg, _walks_on
+from tys_server.store.flush_rows import flush_chunks, rows_for
+from tys_server.store.flush_sql import _array_literal
 
 NOW_S = 1_795_000_000.0
 FLOOR = 723413320329068590

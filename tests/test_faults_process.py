@@ -5,7 +5,7 @@ on a keep-alive connection, recording when each request was acknowledged. The
 walk is a staircase (four steps east, four north, ...), so sharp turns put legs
 in `held` and a restart has to continue from the stored pending/held legs.
 The expected distances come from the same notifications run through
-tys_server.notifications and tys_server.tracking in this process.
+tys_server.feeds.cmx and tys_server.core.tracking in this process.
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ import pytest
 from tests.conftest import CMX_AUTH, TestDatabase
 from tests.pgproxy import PgProxy
 from tests.procserver import ServerProcess, basic_header
-from tys_server.notifications import Movement, parse_envelope
-from tys_server.tracking import FilterParams, Track, advance
+from tys_server.core.events import Movement
+from tys_server.core.tracking import FilterParams, Track, advance
+from tys_server.feeds.cmx import parse_envelope
 
 pytestmark = pytest.mark.slow
 

@@ -11,10 +11,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import CMX_AUTH
 from tests.test_notify_http import movement
-from tys_server.metrics import Metrics
-from tys_server.notifications import Batch
-from tys_server.state import State
-from tys_server.tracking import FilterParams
+from tys_server.core.events import Batch
+from tys_server.core.state import State
+from tys_server.core.tracking import FilterParams
+from tys_server.ops.metrics import Metrics
 
 MACS = ("00:11:22:33:44:01", "00:11:22:33:44:02", "00:11:22:33:44:03")
 USERNAME = "metrics_walker"

@@ -10,14 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tys_server.notifications import (
-    Batch,
-    EnvelopeError,
-    Movement,
-    ZoneVisit,
-    normalise_mac,
-    parse_envelope,
-)
+from tys_server.core.events import Batch, Movement, ZoneVisit
+from tys_server.core.macs import normalise_mac
+from tys_server.feeds.cmx import EnvelopeError, parse_envelope
 
 NOW_S = 1509341800.0  # 2017-10-30T05:36:40Z, just after the capture below
 FLOOR_ID = 723413320329068590  # 18 digits: not exactly representable as a float
@@ -364,9 +359,15 @@ def test_malformed_entries_are_skipped_and_the_rest_of_the_batch_kept() -> None:
 
 
 def test_entries_keep_their_order() -> None:
-    macs = [f"00:00:00:00:00:{i:02x}" for i in range(20)]
+    macs = [f"00:00:00:00:01:{i:02x}" for i in range(20)]
     body = {"notifications": [movement_entry(deviceId=mac) for mac in macs]}
     assert [event.mac for event in parse_envelope(body, NOW_S).events] == macs
+
+
+@pytest.mark.parametrize("mac", ["00:00:00:00:00:00", "000000000000", "0:0:0:0:0:0"])
+def test_all_zero_mac_is_a_placeholder_and_rejected(mac: str) -> None:
+    batch = parse_envelope({"notifications": [movement_entry(deviceId=mac)]}, NOW_S)
+    assert (batch.events, batch.accepted, batch.rejected) == ([], 0, 1)
 
 
 def test_empty_notifications_list_is_an_empty_batch() -> None:

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tys_server.ranking import Entry, Ranking
+from tys_server.core.ranking import Entry, Ranking
 
 
 def test_users_are_ordered_by_total_descending() -> None:

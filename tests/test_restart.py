@@ -28,7 +28,7 @@ async def started(settings: Any) -> Runtime:
 
 @pytest.mark.gen_test(timeout=30)
 async def test_restart_continues_a_walk_with_its_held_leg(settings: Any, db: Any) -> None:
-    from tys_server.notifications import parse_envelope
+    from tys_server.feeds.cmx import parse_envelope
 
     start_ms = int((time.time() - 3600) * 1000)
     # Straight east, then a corner north: the leg into the corner is held at the stop.

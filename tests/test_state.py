@@ -7,10 +7,10 @@ import zoneinfo
 
 import pytest
 
-from tys_server.flush_rows import rows_for
-from tys_server.notifications import Batch, Movement, ZoneVisit
-from tys_server.state import State
-from tys_server.tracking import FilterParams
+from tys_server.core.events import Batch, Movement, ZoneVisit
+from tys_server.core.state import State
+from tys_server.core.tracking import FilterParams
+from tys_server.store.flush_rows import rows_for
 
 MAC = "00:11:22:33:44:55"
 LA = zoneinfo.ZoneInfo("America/Los_Angeles")

@@ -13,8 +13,8 @@ import pytest
 
 from tests.conftest import API_AUTH, CMX_AUTH
 from tests.test_notify_http import straight_walk
-from tys_server.store import StoreError
-from tys_server.units import steps
+from tys_server.core.units import steps
+from tys_server.store.database import StoreError
 from tys_server.web.status import StatusPage, step_series
 
 LEG_M = 15.24  # one 50 ft leg

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tys_server.store import Store
+from tys_server.store.database import Store
 
 SEED_UNLOGGED = ("count", "distance", "distance_history", "zone")
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tys_server import sdnotify
 from tys_server.config import DatabaseSettings, ServerSettings
+from tys_server.ops import sdnotify
 
 ROOT = Path(__file__).resolve().parents[1]
 UNITS = ROOT / "systemd"

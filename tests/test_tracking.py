@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tys_server.notifications import Movement, parse_envelope
-from tys_server.tracking import FilterParams, Track, advance
+from tys_server.core.events import Movement
+from tys_server.core.tracking import FilterParams, Track, advance
+from tys_server.feeds.cmx import parse_envelope
 
 PARAMS = FilterParams()
 MAC = "aa:bb:cc:dd:ee:ff"

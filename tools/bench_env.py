@@ -38,7 +38,7 @@ class Postgres:
     def __init__(self, admin_dsn: str | None, workdir: Path) -> None:
         self.embedded: Any = None
         if admin_dsn is None:
-            from tys_server.embedded import EmbeddedPostgres
+            from tys_server.store.embedded import EmbeddedPostgres
 
             self.embedded = EmbeddedPostgres(workdir / "pgdata")
             self.embedded.start()

@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from tys_server.config import load_settings
-from tys_server.flush import Flusher
-from tys_server.notifications import Batch, Movement
+from tys_server.core.events import Batch, Movement
+from tys_server.core.state import State
+from tys_server.core.tracking import FilterParams
 from tys_server.server import Runtime
-from tys_server.state import State
-from tys_server.store import Store
-from tys_server.tracking import FilterParams
+from tys_server.store.database import Store
+from tys_server.store.flusher import Flusher
 
 ROOT = Path(__file__).resolve().parents[1]
 FLOOR = 723413320329068590

@@ -2,6 +2,6 @@
 
 import sys
 
-from .server import main
+from tys_server.server import main
 
 sys.exit(main())

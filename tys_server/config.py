@@ -271,9 +271,7 @@ def _validate(settings: Settings) -> None:
                           f"{settings.tracking.timezone!r}") from None
     if not settings.cmx.hosts:
         raise ConfigError("cmx.hosts: needs at least one host (or 'test')")
-    if "{host}" not in settings.cmx.ip2mac_url or "{ip}" not in settings.cmx.ip2mac_url:
-        raise ConfigError(f"cmx.ip2mac_url: must contain {{host}} and {{ip}}, "
-                          f"got {settings.cmx.ip2mac_url!r}")
+    _validate_ip2mac_url(settings.cmx.ip2mac_url)
     if bool(settings.server.tls_cert) != bool(settings.server.tls_key):
         raise ConfigError("server.tls_cert / server.tls_key: set both or neither")
     for section in ("notification", "api"):
@@ -292,6 +290,16 @@ def _validate(settings: Settings) -> None:
                     f"auth.{section}.password: {what}, refused with server.host "
                     f"{settings.server.host!r} (not loopback); set "
                     f"{env_name(('auth', section, 'password'))} to a secret of your own")
+
+
+def _validate_ip2mac_url(url: str) -> None:
+    if "{host}" not in url or "{ip}" not in url:
+        raise ConfigError(f"cmx.ip2mac_url: must contain {{host}} and {{ip}}, got {url!r}")
+    try:
+        url.format(host="cmx.example", ip="10.0.0.1")
+    except (KeyError, IndexError, ValueError):
+        raise ConfigError("cmx.ip2mac_url: only {host} and {ip} may appear in braces, "
+                          f"got {url!r}") from None
 
 
 def is_loopback(host: str) -> bool:

@@ -16,20 +16,20 @@ from pathlib import Path
 import tornado.httpserver
 import tornado.web
 
-from . import sdnotify
-from .cmx import CmxClient, configure_http_client
-from .config import DEFAULT_CONFIG, ConfigError, Settings, load_settings
-from .embedded import EmbeddedPostgres
-from .flush import Flusher
-from .metrics import Metrics
-from .service import Service
-from .state import RECENT_S, State
-from .store import Store, StoreError
-from .tracking import FilterParams
-from .web import status
-from .web.app import in_flight, make_app
-from .web.base import SECURITY_HEADERS
-from .web.limits import BodyLimit
+from tys_server.config import DEFAULT_CONFIG, ConfigError, Settings, load_settings
+from tys_server.core.state import RECENT_S, State
+from tys_server.core.tracking import FilterParams
+from tys_server.lookup.cmx_api import CmxClient, configure_http_client
+from tys_server.ops import sdnotify
+from tys_server.ops.metrics import Metrics
+from tys_server.service import Service
+from tys_server.store.database import Store, StoreError
+from tys_server.store.embedded import EmbeddedPostgres
+from tys_server.store.flusher import Flusher
+from tys_server.web import status
+from tys_server.web.app import in_flight, make_app
+from tys_server.web.base import SECURITY_HEADERS
+from tys_server.web.limits import BodyLimit
 
 log = logging.getLogger("tys_server")
 

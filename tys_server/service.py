@@ -11,13 +11,14 @@ from typing import Any, NamedTuple, Protocol
 
 import orjson
 
-from .cmx import LocationUnavailable, NotOnWifi, parse_ip
-from .config import Settings
-from .leaderboard import Board, Boards
-from .ranking import Ranking
-from .state import State, User
-from .store import DeviceConflict, StoreError, UsernameConflict
-from .units import km, miles, steps
+from tys_server.config import Settings
+from tys_server.core.addresses import parse_ip
+from tys_server.core.leaderboard import Board, Boards
+from tys_server.core.ranking import Ranking
+from tys_server.core.state import State, User
+from tys_server.core.units import km, miles, steps
+from tys_server.lookup.cmx_api import LocationUnavailable, NotOnWifi
+from tys_server.store.database import DeviceConflict, StoreError, UsernameConflict
 
 log = logging.getLogger(__name__)
 

@@ -8,13 +8,13 @@ from typing import Any
 
 import tornado.web
 
-from ..config import Settings
-from ..notifications import Batch
-from ..service import Service
-from . import live
-from .base import BaseHandler, BasicAuth, HttpDate
-from .notify import NotificationHandler
-from .ops import HealthHandler, HealthSource, OpenApiHandler
+from tys_server.config import Settings
+from tys_server.core.events import Batch
+from tys_server.service import Service
+from tys_server.web import live
+from tys_server.web.base import BaseHandler, BasicAuth, HttpDate
+from tys_server.web.notify import NotificationHandler
+from tys_server.web.ops import HealthHandler, HealthSource, OpenApiHandler
 
 access_log = logging.getLogger("tornado.access")
 
@@ -49,7 +49,7 @@ def make_app(settings: Settings, service: Service, health: HealthSource, *,
     """Build the Tornado application over an assembled service."""
     notify_auth = BasicAuth(settings.auth.notification)
     api_auth = BasicAuth(settings.auth.api)
-    notify_ctx: dict[str, Any] = {"auth": notify_auth, "state": service.state,
+    notify_ctx: dict[str, Any] = {"auth": notify_auth, "sink": service.state,
                                   "on_batch": on_batch}
     if clock is not None:
         notify_ctx["clock"] = clock

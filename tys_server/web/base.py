@@ -14,8 +14,8 @@ import tornado
 import tornado.web
 from tornado import httputil
 
-from ..config import Credentials
-from ..service import ApiError
+from tys_server.config import Credentials
+from tys_server.service import ApiError
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..service import ApiError, Reply, Service
-from .base import BaseHandler
+from tys_server.service import ApiError, Reply, Service
+from tys_server.web.base import BaseHandler
 
 
 class LiveHandler(BaseHandler):

@@ -1,4 +1,4 @@
-"""POST /notification: CMX batches into the in-memory state."""
+"""POST /notification: CMX batches, through the CMX feed, into the in-memory state."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any
 
 import orjson
 
-from ..notifications import Batch, EnvelopeError, parse_envelope
-from ..state import State
-from .base import BaseHandler
+from tys_server.core.events import Batch, EventSink
+from tys_server.feeds import cmx
+from tys_server.web.base import BaseHandler
 
 BAD_ENVELOPE = "Expecting a JSON object with a notifications list"
 
@@ -19,7 +19,7 @@ BAD_ENVELOPE = "Expecting a JSON object with a notifications list"
 class NotificationHandler(BaseHandler):
     """Every entry of a batch is applied in order; malformed ones are counted."""
 
-    state: State
+    sink: EventSink
     clock: Callable[[], float] = time.time
     on_batch: Callable[[Batch], None] | None = None
 
@@ -28,13 +28,11 @@ class NotificationHandler(BaseHandler):
             body = orjson.loads(self.request.body)
         except orjson.JSONDecodeError:
             body = None
-        now = self.clock()
         try:
-            batch = parse_envelope(body, now, self.state.tracks)
-        except EnvelopeError:
+            batch = cmx.ingest(self.sink, body, self.clock())
+        except cmx.EnvelopeError:
             self.write_json(400, {"error": BAD_ENVELOPE})
             return
-        self.state.ingest(batch, now)
         if self.on_batch is not None:
             self.on_batch(batch)
         self.write_json(200, _counts_reply(batch.accepted, batch.ignored, batch.rejected))

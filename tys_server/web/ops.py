@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import importlib.resources
 from typing import Any, Protocol
 
-from .base import BaseHandler
+from tys_server.web.base import BaseHandler
 
-OPENAPI_PATH = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
+OPENAPI = importlib.resources.files("tys_server.web") / "openapi.yaml"
 
 
 class HealthSource(Protocol):
@@ -34,7 +34,7 @@ class OpenApiHandler(BaseHandler):
 
     def get(self) -> None:
         try:
-            text = OPENAPI_PATH.read_bytes()
+            text = OPENAPI.read_bytes()
         except OSError:
             self.write_json(404, {"error": "No API description installed"})
             return

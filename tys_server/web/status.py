@@ -4,27 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import importlib.resources
 import logging
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, Protocol
 
 import tornado.template
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from .. import charts
-from ..config import Settings
-from ..metrics import Metrics
-from ..service import Service
-from ..state import MINUTE_S
-from ..store import StoreError
-from ..units import km, steps
-from .base import BaseHandler, BasicAuth
+from tys_server.config import Settings
+from tys_server.core.state import MINUTE_S
+from tys_server.core.units import km, steps
+from tys_server.ops.metrics import Metrics
+from tys_server.service import Service
+from tys_server.store.database import StoreError
+from tys_server.web import charts
+from tys_server.web.base import BaseHandler, BasicAuth
 
 log = logging.getLogger(__name__)
 
-TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "templates"
+TEMPLATE_DIR = importlib.resources.files("tys_server.web") / "templates"
 WINDOW_S = 3 * 3600  # what memory keeps of the per-minute counters (state.RECENT_S)
 CACHE_S = 5.0  # the page is rebuilt at most this often, whoever asks
 HISTORY_CACHE_S = 60.0  # the database is asked for older registrations at most this often

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import zoneinfo
 from dataclasses import dataclass, field
 
-from .notifications import Batch, Movement, ZoneVisit
-from .store import Loaded
-from .tracking import FilterParams, Track, advance
+from tys_server.core.calendar import EventCalendar
+from tys_server.core.events import Batch, Movement, ZoneVisit
+from tys_server.core.snapshot import Loaded
+from tys_server.core.tracking import FilterParams, Track, advance
 
 MINUTE_S = 60
 # Counters older than this are dropped from memory after they are flushed.
@@ -32,39 +31,6 @@ class User:
 def user_key(username: str) -> str:
     """Usernames are unique case-insensitively."""
     return username.lower()
-
-
-class EventCalendar:
-    """Maps a timestamp to its event day in the event time zone (cached per day)."""
-
-    def __init__(self, timezone: str) -> None:
-        self.zone = zoneinfo.ZoneInfo(timezone)
-        self._start = 0.0
-        self._end = -1.0
-        self._ordinal = 0
-
-    def day_of(self, ts: float) -> int:
-        """Ordinal of the local date of ts (fast path: same day as last time)."""
-        if self._start <= ts < self._end:
-            return self._ordinal
-        local = dt.datetime.fromtimestamp(ts, self.zone).date()
-        self._ordinal = local.toordinal()
-        self._start = self.day_start(self._ordinal)
-        self._end = self.day_start(self._ordinal + 1)
-        return self._ordinal
-
-    def day_start(self, ordinal: int) -> float:
-        """Epoch seconds of local midnight starting that day."""
-        day = dt.date.fromordinal(ordinal)
-        return dt.datetime.combine(day, dt.time(), self.zone).timestamp()
-
-    def today(self, now_s: float) -> int:
-        """Ordinal of the local date at now_s."""
-        return dt.datetime.fromtimestamp(now_s, self.zone).date().toordinal()
-
-    def ordinal_of_start(self, start_s: float) -> int:
-        """Inverse of day_start (for rows read back from distance_history)."""
-        return dt.datetime.fromtimestamp(start_s + 1, self.zone).date().toordinal()
 
 
 @dataclass

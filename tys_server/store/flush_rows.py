@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from .flush_sql import FlushChunk, FlushRows, TrackRow
-from .state import Dirty, State
-from .tracking import Track
+from tys_server.core.state import Dirty, State
+from tys_server.core.tracking import Track
+from tys_server.store.flush_sql import FlushChunk, FlushRows, TrackRow
 
 # Rows per statement of a flush: building one chunk holds the loop for a few ms.
 FLUSH_CHUNK_ROWS = 1000

@@ -1,11 +1,7 @@
 """CMX client: asynchronous IP→MAC look-up, host fail-over, test mode, MAC hashing (DESIGN 9).
 
 Decisions where DESIGN is silent:
-- "Private" means RFC 1918 (10/8, 172.16/12, 192.168/16), RFC 6598 shared address space
-  (100.64/10, used for carrier-grade NAT and by some venue Wi-Fi) and IPv6 ULA (fc00::/7).
-  Loopback, link-local, documentation and public addresses are not private. An IPv4-mapped
-  IPv6 address (``::ffff:10.0.0.1``, as dual-stack sockets report IPv4 peers) is read as
-  its IPv4 address.
+- Only private addresses are looked up (``core.addresses`` says which those are).
 - Test mode (a host named ``test``) also accepts loopback (127/8, ::1) so a developer on
   localhost can register; loopback is only ever answered by the test host, never sent to
   a real CMX. ``test`` is a pseudo-host in the list, tried in its place like the others.
@@ -18,11 +14,9 @@ Decisions where DESIGN is silent:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import ipaddress
 import json
 import logging
-import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -30,25 +24,15 @@ from urllib.parse import quote
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest, HTTPResponse
 
-from tys_server.config import CmxSettings, ConfigError
+from tys_server.config import CmxSettings
+from tys_server.core.addresses import IpAddress, is_private, read_address
+from tys_server.core.macs import hash_mac, normalise_mac
 
 log = logging.getLogger(__name__)
 
 TEST_HOST = "test"
 USER_AGENT = "tys-server"
-
-_PRIVATE_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
-    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",  # RFC 1918
-    "100.64.0.0/10",  # RFC 6598 shared address space (CGNAT)
-    "fc00::/7",  # RFC 4193 unique local addresses
-))
-# Colon or dash pairs (aa:bb:.. / AA-BB-..), bare 12 digits, or Cisco dotted quads.
-_MAC_RE = re.compile(r"[0-9a-f]{2}([:-]?)(?:[0-9a-f]{2}\1){4}[0-9a-f]{2}"
-                     r"|[0-9a-f]{4}\.[0-9a-f]{4}\.[0-9a-f]{4}", re.IGNORECASE)
-_NOT_HEX = re.compile(r"[^0-9a-f]")
 _MAC_KEYS = ("macAddress", "deviceId")  # v2 client record, v3 stored notification
-
-IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 class NotOnWifi(Exception):
@@ -79,56 +63,6 @@ def configure_http_client(max_clients: int) -> None:
                               max_clients=max_clients)
     # curl's DEBUG output includes the request headers, Authorization among them.
     logging.getLogger("tornado.curl_httpclient").setLevel(logging.INFO)
-
-
-def normalise_mac(value: object) -> str | None:
-    """A MAC in lower-case colon form, or None when value is not a usable MAC."""
-    if not isinstance(value, str) or not _MAC_RE.fullmatch(value.strip()):
-        return None
-    digits = _NOT_HEX.sub("", value.lower())
-    if digits == "0" * 12:  # a placeholder, never a client
-        return None
-    return ":".join(digits[i:i + 2] for i in range(0, 12, 2))
-
-
-def hash_mac(mac: str, key: str) -> str:
-    """The MAC as stored: normalised, and scrambled the way CMX does when key is set."""
-    normal = normalise_mac(mac)
-    if normal is None:
-        raise ValueError("not a MAC address")
-    if not key:
-        return normal
-    digest = hashlib.sha1((normal.replace(":", "") + key).encode("utf-8")).hexdigest()[-8:]
-    return "00:00:" + ":".join(digest[i:i + 2] for i in range(0, 8, 2))
-
-
-def _address(text: object) -> IpAddress | None:
-    if not isinstance(text, str) or len(text) > 64 or "%" in text:  # no IPv6 zone ids
-        return None
-    try:
-        address = ipaddress.ip_address(text.strip())
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
-
-
-def parse_ip(text: object) -> str | None:
-    """The canonical text of an IPv4 or IPv6 address given by an API caller, or None."""
-    address = _address(text)
-    return None if address is None else str(address)
-
-
-def _is_private(address: IpAddress) -> bool:
-    return any(address in network for network in _PRIVATE_NETWORKS
-               if network.version == address.version)
-
-
-def is_private_ip(ip: str) -> bool:
-    """True for RFC 1918, 100.64/10 and IPv6 ULA addresses (module docstring)."""
-    address = _address(ip)
-    return address is not None and _is_private(address)
 
 
 def _test_mac(address: IpAddress) -> str | None:
@@ -171,11 +105,6 @@ class CmxClient:
 
     def __init__(self, settings: CmxSettings, *, http: AsyncHTTPClient | None = None,
                  on_lookup: Callable[[str, float], None] | None = None) -> None:
-        try:
-            settings.ip2mac_url.format(host="cmx.example", ip="10.0.0.1")
-        except (KeyError, IndexError, ValueError):
-            raise ConfigError("cmx.ip2mac_url: only {host} and {ip} may appear in braces, "
-                              f"got {settings.ip2mac_url!r}") from None
         self._settings = settings
         self._http = http
         self._on_lookup = on_lookup
@@ -201,11 +130,11 @@ class CmxClient:
         raise NotOnWifi()
 
     async def _find(self, ip: str) -> tuple[str, str | None]:
-        address = _address(ip)
+        address = read_address(ip)
         if address is None:
             return "not_private", None
         loopback = self._test_mode and address.is_loopback
-        if not (loopback or _is_private(address)):
+        if not (loopback or is_private(address)):
             return "not_private", None
         text = str(address)
         answered = False

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from tys_server.notifications import Movement
-from tys_server.units import M_PER_FT
+from tys_server.core.events import Movement
+from tys_server.core.units import M_PER_FT
 
 TrackRow = tuple[
     int | None, float, float, float | None, float | None, float, float, float, float

@@ -22,12 +22,13 @@ Tolerances beyond DESIGN, in one place so the README can quote them:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Container
-from dataclasses import dataclass
 from typing import Any
 
-from tys_server.cmx_fields import (
+from tys_server.core.events import Batch, Event, EventSink, Movement, ZoneVisit
+from tys_server.core.macs import CANONICAL_MAC, ZERO_MAC, normalise_mac
+from tys_server.core.units import M_PER_FT
+from tys_server.feeds.cmx_fields import (
     FUTURE_TOLERANCE_S,
     INT64_MAX,
     INT64_MIN,
@@ -37,21 +38,12 @@ from tys_server.cmx_fields import (
     read_floor,
     read_number,
 )
-from tys_server.legacy_mse import LEGACY_KEYS, from_legacy
-from tys_server.units import M_PER_FT
+from tys_server.feeds.legacy_mse import LEGACY_KEYS, from_legacy
 
 MAX_COORDINATE_FT = 1e9
 ZONE_MAX_CHARS = 255
 _PLAIN_NUMBERS = (float, int)  # exact types: bool is not a number here
 _PLAIN_MAX = 1e18  # bounds a plain number; beyond it (or NaN) the general path decides
-
-# Spelled out: the same language as [0-9a-f]{2}(?::[0-9a-f]{2}){5}, matched ~30% faster.
-_CANONICAL_MAC = re.compile(":".join(["[0-9a-f][0-9a-f]"] * 6))
-_ANY_MAC = re.compile(
-    r"[0-9a-f]{2}([:-]?)[0-9a-f]{2}(?:\1[0-9a-f]{2}){4}|[0-9a-f]{4}\.[0-9a-f]{4}\.[0-9a-f]{4}",
-    re.ASCII | re.IGNORECASE,
-)
-_MAC_SEPARATORS = str.maketrans("", "", ":-.")
 
 _LOCATION_LABELS = frozenset({"movement", "locationupdate"})
 _ZONE_LABELS = frozenset({"inout", "areachange", "containment"})
@@ -65,54 +57,11 @@ class EnvelopeError(ValueError):
     """The body is not a JSON object with a "notifications" list (nor a legacy MSE one)."""
 
 
-# Events are not frozen dataclasses: a frozen one pays an object.__setattr__ per field,
-# about a microsecond per event, and a CMX batch carries dozens of them.
-@dataclass(slots=True)
-class Movement:
-    """A device's position: from ``movement`` (move_ft set) or ``locationupdate``."""
-
-    mac: str
-    floor: int | None
-    x_ft: float
-    y_ft: float
-    move_ft: float | None
-    ts: float
-
-
-@dataclass(slots=True)
-class ZoneVisit:
-    """A device seen in a zone (``inout``, ``areachange``, ``containment``, …)."""
-
-    mac: str
-    zone: str
-    ts: float
-
-
-Event = Movement | ZoneVisit
-
-
-@dataclass(slots=True)
-class Batch:
-    """The events of one envelope and what became of each entry."""
-
-    events: list[Event]
-    accepted: int
-    ignored: int
-    rejected: int
-    by_type: dict[tuple[str, str], int]
-
-
-def normalise_mac(value: object) -> str | None:
-    """A MAC in any usual spelling → "aa:bb:cc:dd:ee:ff"; None if it is not one."""
-    if not isinstance(value, str):
-        return None
-    if _CANONICAL_MAC.fullmatch(value):
-        return value
-    text = value.strip()
-    if not _ANY_MAC.fullmatch(text):
-        return None
-    h = text.translate(_MAC_SEPARATORS).lower()
-    return f"{h[0:2]}:{h[2:4]}:{h[4:6]}:{h[6:8]}:{h[8:10]}:{h[10:12]}"
+def ingest(sink: EventSink, body: object, now_s: float) -> Batch:
+    """Read a decoded CMX body received at now_s and apply it; raises EnvelopeError."""
+    batch = parse_envelope(body, now_s, sink.tracks)
+    sink.ingest(batch, now_s)
+    return batch
 
 
 def parse_envelope(body: object, now_s: float, known_macs: Container[str] = ()) -> Batch:
@@ -178,7 +127,7 @@ def _plain_movement(entry: dict[str, Any], with_distance: bool, now_s: float,
     except (KeyError, TypeError):  # a field missing, or a coordinate that is no mapping
         return None
     if type(mac) is not str or type(coordinate) is not dict or (
-            mac not in known_macs and not _CANONICAL_MAC.fullmatch(mac)):
+            mac not in known_macs and (not CANONICAL_MAC.fullmatch(mac) or mac == ZERO_MAC)):
         return None
     unit: Any = coordinate.get("unit")
     if not (type(x_ft) in _PLAIN_NUMBERS and type(y_ft) in _PLAIN_NUMBERS

@@ -8,9 +8,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .flush_rows import flush_chunks
-from .state import Dirty, State
-from .store import Store, StoreError
+from tys_server.core.state import Dirty, State
+from tys_server.store.database import Store, StoreError
+from tys_server.store.flush_rows import flush_chunks
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.utils import floatToGoString
 
-from .notifications import Batch
-from .state import State
+from tys_server.core.events import Batch
+from tys_server.core.state import State
 
 # Notification batches are answered in well under a millisecond: start the buckets low.
 REQUEST_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,

@@ -4,23 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.resources
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 import aiopg
 import psycopg2
 import psycopg2.errors
 
-from .flush_sql import FlushChunk, FlushRows, statements
+from tys_server.core.snapshot import Loaded
+from tys_server.store.flush_sql import FlushChunk, FlushRows, statements
 
 log = logging.getLogger(__name__)
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 LOAD_PAGE_ROWS = 100_000
 T = TypeVar("T")
+
+
+def sql_text(name: str) -> str:
+    """One of the SQL files shipped with the package (schema, logged, unlogged)."""
+    return (importlib.resources.files("tys_server.store") / "sql" / name).read_text("utf-8")
 
 
 class StoreError(Exception):
@@ -33,18 +37,6 @@ class UsernameConflict(StoreError):
 
 class DeviceConflict(StoreError):
     """That MAC is already registered."""
-
-
-@dataclass
-class Loaded:
-    """The database's content, read at start-up to seed memory."""
-
-    users: list[tuple[str, str | None]]          # email, nickname
-    devices: list[tuple[str, str]]               # mac, owner e-mail
-    tracks: list[tuple[Any, ...]]                # TrackRow's fields, in its order
-    days: list[tuple[str, float, float]]         # mac, day start (epoch s), metres
-    counts: list[tuple[float, int, int, int]]    # recent minutes only
-    zones: list[tuple[float, str, int]]          # recent minutes only
 
 
 _SELECT_TRACKS = """
@@ -128,8 +120,8 @@ class Store:
 
     async def apply_schema(self, *, unlogged: bool) -> None:
         """Create missing tables and set their persistence (idempotent)."""
-        schema = (SQL_DIR / "schema.sql").read_text()
-        persistence = (SQL_DIR / ("unlogged.sql" if unlogged else "logged.sql")).read_text()
+        schema = sql_text("schema.sql")
+        persistence = sql_text("unlogged.sql" if unlogged else "logged.sql")
 
         async def work(cur: Any) -> None:
             await cur.execute(schema)

@@ -12,8 +12,8 @@ import math
 import time
 from collections.abc import Callable, Iterable
 
-from .ranking import Ranking
-from .state import State, User
+from tys_server.core.ranking import Ranking
+from tys_server.core.state import State, User
 
 MAX_DAY_BOARDS = 32
 

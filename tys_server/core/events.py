@@ -1,0 +1,72 @@
+"""The events every feed produces and the state consumes (DESIGN 12.1). Pure data.
+
+Events are not frozen dataclasses: a frozen one pays an object.__setattr__ per field,
+about a microsecond per event, and a CMX batch carries dozens of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(slots=True)
+class Movement:
+    """A device's position; move_ft is the distance the feed reports, None: measure it."""
+
+    mac: str
+    floor: int | None
+    x_ft: float
+    y_ft: float
+    move_ft: float | None
+    ts: float
+
+
+@dataclass(slots=True)
+class ZoneVisit:
+    """A device seen in a zone (``inout``, ``areachange``, ``containment``, …)."""
+
+    mac: str
+    zone: str
+    ts: float
+
+
+@dataclass(slots=True)
+class IpSeen:
+    """A feed saw a device at a private IP address (the IP → device look-up learns it)."""
+
+    ip: str
+    mac: str
+    ts: float
+
+
+@dataclass(slots=True)
+class DeviceExit:
+    """The venue's location service says the device left: its track ends here."""
+
+    mac: str
+    ts: float
+
+
+Event = Movement | ZoneVisit | IpSeen | DeviceExit
+
+
+@dataclass(slots=True)
+class Batch:
+    """The events of one delivery (a POST, a stream chunk) and what became of each entry."""
+
+    events: list[Event]
+    accepted: int
+    ignored: int
+    rejected: int
+    by_type: dict[tuple[str, str], int] = field(default_factory=dict)
+
+
+class EventSink(Protocol):
+    """Where a feed's batches go (the state); tracks: devices it already follows."""
+
+    @property
+    def tracks(self) -> Container[str]: ...
+
+    def ingest(self, batch: Batch, now_s: float) -> None: ...

@@ -1,0 +1,52 @@
+-- TYS schema. Idempotent: applied at every start-up.
+-- Tables and column types are the seed's (cmx-live), so existing reports and
+-- pg_dump backups keep working; additions are marked.
+
+CREATE TABLE IF NOT EXISTS users (
+    email varchar(100) NOT NULL PRIMARY KEY,
+    salt varchar(255),
+    hashed varchar(255),
+    admin boolean,
+    nickname varchar(255)                 -- the username, as the visitor typed it
+);
+-- Added: usernames are unique case-insensitively (register races end in a 409).
+CREATE UNIQUE INDEX IF NOT EXISTS users_nickname_lower_key ON users (lower(nickname));
+
+CREATE TABLE IF NOT EXISTS devices (
+    mac macaddr NOT NULL PRIMARY KEY,
+    owner varchar(100) REFERENCES users (email)
+);
+CREATE INDEX IF NOT EXISTS devices_owner_idx ON devices (owner);
+
+CREATE TABLE IF NOT EXISTS distance (
+    mac macaddr PRIMARY KEY,
+    mtrs real,                            -- total credited metres
+    floor_id bigint,
+    point_1 point,                        -- feet, CMX map coordinates
+    point_2 point,                        -- newest point; NULL when none yet
+    distance_1to2 real,                   -- pending leg (metres)
+    time timestamptz                      -- time of the newest accepted point
+);
+-- Added: the leg held after a sharp turn (DESIGN section 6), so a restart continues exactly.
+ALTER TABLE distance ADD COLUMN IF NOT EXISTS held_m real NOT NULL DEFAULT 0;
+
+CREATE TABLE IF NOT EXISTS count (
+    time timestamp PRIMARY KEY,           -- start of the minute, UTC
+    user_count integer DEFAULT 0,         -- registered users at that minute
+    device_count integer DEFAULT 0,       -- registered devices at that minute
+    notification_count integer DEFAULT 0  -- notifications received in that minute
+);
+
+CREATE TABLE IF NOT EXISTS distance_history (
+    time timestamptz NOT NULL,            -- midnight of the event day (tracking.timezone)
+    mac macaddr NOT NULL,
+    mtrs real DEFAULT 0.0,
+    PRIMARY KEY (time, mac)
+);
+
+CREATE TABLE IF NOT EXISTS zone (
+    time timestamp NOT NULL,              -- start of the minute, UTC
+    name varchar(255) NOT NULL,
+    count integer DEFAULT 0,              -- devices seen in that zone in that minute
+    PRIMARY KEY (time, name)
+);

@@ -1,0 +1,6 @@
+-- Applied only with database.unlogged: true. An UNLOGGED table is truncated
+-- whole after a PostgreSQL crash: see README "Logged or unlogged tables".
+ALTER TABLE count SET UNLOGGED;
+ALTER TABLE distance SET UNLOGGED;
+ALTER TABLE distance_history SET UNLOGGED;
+ALTER TABLE zone SET UNLOGGED;
