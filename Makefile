@@ -25,8 +25,10 @@ demo: venv
 bench: venv
 	$(PY) tools/bench.py
 
+# ruff, then the layer contracts of pyproject.toml ([tool.importlinter]).
 lint: venv
 	$(PY) -m ruff check tys_server tests tools
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis

@@ -57,15 +57,15 @@ class FakeHealth:
 class BrokenStore:
     calls = 0
 
-    async def fetch(self, query: str, args: Any = ()) -> list[tuple[Any, ...]]:
+    async def registration_history(self, days: int) -> list[tuple[float, int]]:
         self.calls += 1
         raise StoreError("connection refused")
 
 
 @pytest.mark.gen_test
 async def test_page_is_cached_and_drawn_without_the_database(runtime: Any) -> None:
-    store = BrokenStore()
-    page = StatusPage(runtime.service, FakeHealth(), runtime.cmx, store)
+    store = runtime.service.store = BrokenStore()
+    page = StatusPage(runtime.service, FakeHealth(), runtime.cmx)
     first = await page.html()
     assert store.calls == 1
     runtime.state.notifications[int(time.time()) // 60 * 60 - 60] = 4242
@@ -74,7 +74,7 @@ async def test_page_is_cached_and_drawn_without_the_database(runtime: Any) -> No
     again = await page.html()
     assert b">4,242<" in again  # the "last minute" tile
     assert store.calls == 1  # the history is asked for once a minute at most
-    down = StatusPage(runtime.service, FakeHealth("down"), runtime.cmx, BrokenStore())
+    down = StatusPage(runtime.service, FakeHealth("down"), runtime.cmx)
     body = await down.html()
     assert b'class="status down">down</span>' in body
     assert b"12 changed keys" in body
@@ -85,7 +85,7 @@ async def test_registered_users_chart_reaches_back_into_the_database(runtime: An
                                                                      db: Any) -> None:
     db.query("INSERT INTO count (time, user_count, device_count, notification_count) "
              "VALUES ((now() AT TIME ZONE 'UTC') - interval '2 days', 5, 6, 7)")
-    page = StatusPage(runtime.service, runtime.flusher, runtime.cmx, runtime.store)
+    page = StatusPage(runtime.service, runtime.flusher, runtime.cmx)
     await page.html()
     assert page._history and page._history[0][1] == 5.0
     svg = page.view(time.time())["registered_svg"]

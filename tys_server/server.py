@@ -145,7 +145,7 @@ class Runtime:
     def application(self) -> tornado.web.Application:
         """The Tornado app over this runtime."""
         assert self.service is not None and self.flusher is not None
-        page = status.StatusPage(self.service, self.flusher, self.cmx, self.store)
+        page = status.StatusPage(self.service, self.flusher, self.cmx)
         self.app = make_app(self.settings, self.service, self.flusher,
                             on_batch=self.metrics.observe_batch,
                             on_request=self.metrics.on_request,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import re
@@ -74,6 +75,8 @@ class UserStore(Protocol):
     async def add_device(self, email: str, mac: str) -> None: ...
 
     async def delete_user(self, email: str) -> bool: ...
+
+    async def registration_history(self, days: int) -> list[tuple[float, int]]: ...
 
 
 class Reply(NamedTuple):
@@ -301,6 +304,16 @@ class Service:
         if not leaders:
             reply["error"] = "No data to display for the leader board"
         return reply
+
+    async def registration_history(self, days: int,
+                                   timeout_s: float) -> list[tuple[float, float]] | None:
+        """(epoch s, registered users) per hour of the last days; None when unreadable."""
+        try:
+            rows = await asyncio.wait_for(self.store.registration_history(days), timeout_s)
+        except (StoreError, TimeoutError) as exc:
+            log.debug("no registration history: %s", exc)
+            return None
+        return [(at, float(users)) for at, users in rows]
 
     async def ip_username(self, body: Any) -> Reply:
         """ip_username: which username registered the device at this IP."""

@@ -39,6 +39,11 @@ class DeviceConflict(StoreError):
     """That MAC is already registered."""
 
 
+# count.time is UTC.
+_REGISTRATION_HISTORY = (
+    "SELECT extract(epoch FROM max(time))::float8, max(user_count) FROM count "
+    "WHERE time >= (now() AT TIME ZONE 'UTC') - %s * interval '1 day' "
+    "GROUP BY date_trunc('hour', time) ORDER BY 1")
 _SELECT_TRACKS = """
 SELECT mac::text, coalesce(mtrs, 0), floor_id, point_1[0], point_1[1], point_2[0], point_2[1],
        coalesce(distance_1to2, 0), coalesce(held_m, 0), extract(epoch FROM time)::float8
@@ -245,6 +250,11 @@ class Store:
             raise StoreError(_first_line(exc)) from None
 
     # -- reports ----------------------------------------------------------------
+
+    async def registration_history(self, days: int) -> list[tuple[float, int]]:
+        """Registered users at the last counted minute of each hour of the last days."""
+        rows = await self.fetch(_REGISTRATION_HISTORY, (days,))
+        return [(float(at), int(users or 0)) for at, users in rows]
 
     async def fetch(self, query: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Read-only query for reports and the status page."""

@@ -18,7 +18,6 @@ from tys_server.core.state import MINUTE_S
 from tys_server.core.units import km, steps
 from tys_server.ops.metrics import Metrics
 from tys_server.service import Service
-from tys_server.store.database import StoreError
 from tys_server.web import charts
 from tys_server.web.base import BaseHandler, BasicAuth
 
@@ -34,13 +33,6 @@ REGISTERED_POINTS = 120
 TOP_ZONES = 10
 TOP_LEADERS = 10
 
-# Registered users at the last counted minute of each hour (count.time is UTC).
-HISTORY_SQL = (
-    "SELECT extract(epoch FROM max(time))::float8, max(user_count) FROM count "
-    "WHERE time >= (now() AT TIME ZONE 'UTC') - %s * interval '1 day' "
-    "GROUP BY date_trunc('hour', time) ORDER BY 1")
-
-
 class HealthSource(Protocol):
     def health(self) -> tuple[bool, dict[str, Any]]: ...
 
@@ -48,10 +40,6 @@ class HealthSource(Protocol):
 class HostSource(Protocol):
     @property
     def hosts(self) -> list[Any]: ...
-
-
-class ReportStore(Protocol):
-    async def fetch(self, query: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
 
 
 def step_series(points: Sequence[tuple[float, float]], start_s: float, end_s: float,
@@ -74,13 +62,12 @@ class StatusPage:
     """The /status HTML, drawn from memory (and hourly history from the database)."""
 
     def __init__(self, service: Service, health: HealthSource, cmx: HostSource | None,
-                 store: ReportStore | None, *, clock: Callable[[], float] = time.time,
+                 *, clock: Callable[[], float] = time.time,
                  cache_s: float = CACHE_S) -> None:
         self.service = service
         self.state = service.state
         self.health = health
         self.cmx = cmx
-        self.store = store
         self.clock = clock
         self.cache_s = cache_s
         self.loader = tornado.template.Loader(str(TEMPLATE_DIR))
@@ -102,18 +89,14 @@ class StatusPage:
         return self._html
 
     async def _refresh_history(self) -> None:
-        if self.store is None or time.monotonic() - self._history_at < HISTORY_CACHE_S:
+        if time.monotonic() - self._history_at < HISTORY_CACHE_S:
             return
         if self.health.health()[1].get("database") == "down":
             return  # the flusher already knows; do not wait for a timeout here
         self._history_at = time.monotonic()
-        try:
-            rows = await asyncio.wait_for(self.store.fetch(HISTORY_SQL, (HISTORY_DAYS,)),
-                                          HISTORY_TIMEOUT_S)
-        except (StoreError, TimeoutError) as exc:
-            log.debug("status page without registration history: %s", exc)
-            return
-        self._history = [(float(at), float(users or 0)) for at, users in rows]
+        history = await self.service.registration_history(HISTORY_DAYS, HISTORY_TIMEOUT_S)
+        if history is not None:
+            self._history = history
 
     def render(self, now_s: float) -> bytes:
         """The page at now_s from what memory holds now."""
