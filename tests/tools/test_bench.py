@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import TestDatabase
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ROWS = (
     "single-notification POSTs",
     "  reference without TYS's server timeouts",

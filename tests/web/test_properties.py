@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import API_AUTH, CMX_AUTH, TestDatabase, with_overrides
-from tests.procserver import free_port
+from tests.support.procserver import free_port
 from tys_server.config import load_settings
 from tys_server.core.macs import normalise_mac
 from tys_server.server import Runtime

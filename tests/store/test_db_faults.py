@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import CMX_AUTH, json_of
-from tests.pgproxy import PgProxy
+from tests.support.pgproxy import PgProxy
 
 MAC = "00:aa:bb:cc:dd:01"
 

@@ -34,7 +34,7 @@ from tools.cmx_sim.loadgen import LoadResult, run_load
 from tools.cmx_sim.venue import FIRST_FIX_MOVE_FT, M_PER_FT, Mover, Venue, VenueConfig
 from tools.cmx_sim.walk import WalkOptions, run_walk, sim_start_epoch
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 QUIET = VenueConfig(noise_ft=0.0, outlier_rate=0.0)
 
 

@@ -13,9 +13,9 @@ from typing import Any
 import orjson
 import pytest
 
-from tests import rawhttp
 from tests.conftest import API_AUTH, CMX_AUTH
-from tests.procserver import free_port
+from tests.support import rawhttp
+from tests.support.procserver import free_port
 from tys_server.web.limits import LINGER_S, TOO_LARGE
 
 LIMIT = 1024 * 1024                  # server.max_body_bytes in these tests

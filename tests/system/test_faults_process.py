@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import CMX_AUTH, TestDatabase
-from tests.pgproxy import PgProxy
-from tests.procserver import ServerProcess, basic_header
+from tests.support.pgproxy import PgProxy
+from tests.support.procserver import ServerProcess, basic_header
 from tys_server.core.events import Movement
 from tys_server.core.tracking import FilterParams, Track, advance
 from tys_server.feeds.cmx import parse_envelope

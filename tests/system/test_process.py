@@ -21,7 +21,7 @@ import pytest
 
 from tests.conftest import CMX_AUTH, TestDatabase
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FLOOR = 723413320329068590
 STARTUP_TIMEOUT_S = 30.0
 AUTH_HEADER = "Basic " + base64.b64encode(":".join(CMX_AUTH).encode()).decode()

@@ -10,7 +10,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import CMX_AUTH
-from tests.test_notify_http import movement
+from tests.web.test_notify import movement
 from tys_server.core.events import Batch
 from tys_server.core.state import State
 from tys_server.core.tracking import FilterParams

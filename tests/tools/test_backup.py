@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import TABLES, TestDatabase
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BACKUP = ROOT / "tools" / "backup.sh"
 SCHEMA = ROOT / "sql" / "schema.sql"
 DUMP_NAME = r"tys-\d{8}-\d{6}\.dump"

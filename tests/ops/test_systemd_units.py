@@ -14,7 +14,7 @@ import pytest
 from tys_server.config import DatabaseSettings, ServerSettings
 from tys_server.ops import sdnotify
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 UNITS = ROOT / "systemd"
 INSTALL_PREFIX = "/opt/tys"
 # Runtime._final_flush: 5 tries, each bounded by the database timeouts, 2+4+5+5 s apart.

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import API_AUTH, CMX_AUTH
-from tests.test_notify_http import straight_walk
+from tests.web.test_notify import straight_walk
 from tys_server.core.units import steps
 from tys_server.store.database import StoreError
 from tys_server.web.status import StatusPage, step_series

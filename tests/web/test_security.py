@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
-from tests import fake_cmx, rawhttp
 from tests.conftest import API_AUTH, CMX_AUTH, TABLES, basic, json_of
-from tests.fake_cmx import FakeCmx
-from tests.procserver import free_port
+from tests.support import fake_cmx, rawhttp
+from tests.support.fake_cmx import FakeCmx
+from tests.support.procserver import free_port
 from tys_server import server as server_module
 from tys_server.config import ConfigError, Credentials, load_settings
 from tys_server.server import tls_context
@@ -30,7 +30,7 @@ from tys_server.web import base
 from tys_server.web.base import SECURITY_HEADERS, BasicAuth
 from tys_server.web.limits import TOO_LARGE
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CMX_ONLY = ["/notification", "/notification/area"]
 API_ONLY = ["/live/register_username", "/live/delete_username", "/live/username_data",
             "/live/leaderboard", "/live/ip_username", "/metrics", "/status"]

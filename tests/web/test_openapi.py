@@ -30,7 +30,7 @@ import yaml
 from tests.conftest import API_AUTH, CMX_AUTH, TestDatabase
 from tys_server.web.notify import BAD_ENVELOPE
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SPEC_PATH = ROOT / "docs" / "openapi.yaml"
 CONFIG_PATH = ROOT / "conf" / "tys.yaml"
 SERVICE_PATH = ROOT / "tys_server" / "service.py"
