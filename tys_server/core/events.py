@@ -24,6 +24,22 @@ class Movement:
 
 
 @dataclass(slots=True)
+class Fix:
+    """A position from a feed that reports on a timer (Spaces, Meraki), not on movement.
+
+    The state passes it through the gate (core/gate.py) before the distance filter;
+    uncertainty_ft is the feed's own error estimate, None when it gives none.
+    """
+
+    mac: str
+    floor: int | None
+    x_ft: float
+    y_ft: float
+    uncertainty_ft: float | None
+    ts: float
+
+
+@dataclass(slots=True)
 class ZoneVisit:
     """A device seen in a zone (``inout``, ``areachange``, ``containment``, …)."""
 
@@ -49,7 +65,7 @@ class DeviceExit:
     ts: float
 
 
-Event = Movement | ZoneVisit | IpSeen | DeviceExit
+Event = Movement | Fix | ZoneVisit | IpSeen | DeviceExit
 
 
 @dataclass(slots=True)
