@@ -43,7 +43,7 @@ def read_floor(value: object) -> int | None:
         if INT64_MIN <= value <= INT64_MAX:
             return value
         try:
-            return _floor_key(str(value))
+            return floor_key(str(value))
         except ValueError:  # more digits than int→str allows
             raise Malformed from None
     if value is None:
@@ -56,8 +56,8 @@ def read_floor(value: object) -> int | None:
             number = int(text)
             if INT64_MIN <= number <= INT64_MAX:
                 return number
-            return _floor_key(str(number))
-        return _floor_key(text)
+            return floor_key(str(number))
+        return floor_key(text)
     if isinstance(value, float) and value.is_integer():
         return read_floor(int(value))
     if isinstance(value, int) and not isinstance(value, bool):
@@ -65,8 +65,8 @@ def read_floor(value: object) -> int | None:
     raise Malformed
 
 
-def _floor_key(text: str) -> int:
-    """A stable signed 63-bit key for a floorId that is not a 64-bit integer."""
+def floor_key(text: str) -> int:
+    """A stable signed 63-bit key for a floor's text: an odd floorId, or ``meraki:<id>``."""
     digest = hashlib.blake2b(
         text.encode("utf-8", "surrogatepass"), digest_size=8, person=b"tys.floorId"
     ).digest()
