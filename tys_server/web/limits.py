@@ -5,6 +5,10 @@ between the HTTP server and the application and looks at the declared
 Content-Length as soon as the headers are in: one header look-up per request,
 so the notification fast path pays nothing else. A chunked body (no length
 declared) is still cut by Tornado's limit (400 and close).
+
+A path may have its own cap (``path_caps``, e.g. /meraki: Meraki's secret is in the
+body and a large network posts megabytes): it replaces max_body_bytes for that path,
+in this check and in Tornado's own limit for the request (set_max_body_size).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import socket
 import time
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Iterable, Mapping
 
 import orjson
 import tornado.web
@@ -43,9 +47,12 @@ class BodyLimit(httputil.HTTPServerConnectionDelegate):
     """Wraps the application; a declared body over max_body_bytes is answered 413."""
 
     def __init__(self, app: tornado.web.Application, max_body_bytes: int,
-                 extra_headers: Iterable[tuple[str, str]] = ()) -> None:
+                 extra_headers: Iterable[tuple[str, str]] = (),
+                 path_caps: Mapping[str, int] | None = None) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # Keys without a trailing slash: routes take "/meraki" and "/meraki/" alike.
+        self.path_caps = {path.rstrip("/"): cap for path, cap in (path_caps or {}).items()}
         body = orjson.dumps({"error": TOO_LARGE})
         lines = [b"HTTP/1.1 413 Payload Too Large", b"Content-Type: application/json",
                  b"Content-Length: %d" % len(body), b"Connection: close"]
@@ -74,8 +81,15 @@ class _Guard(httputil.HTTPMessageDelegate):
 
     def headers_received(self, start_line: httputil.RequestStartLine | httputil.ResponseStartLine,
                          headers: httputil.HTTPHeaders) -> Awaitable[None] | None:
+        cap = self.limit.max_body_bytes
+        if self.limit.path_caps:  # one look-up more, only when some path has its own cap
+            path = start_line.path.split("?", 1)[0].rstrip("/")  # type: ignore[union-attr]
+            path_cap = self.limit.path_caps.get(path)
+            if path_cap is not None:
+                cap = path_cap
+                self.conn.set_max_body_size(cap)  # type: ignore[attr-defined]  # HTTP1Connection
         length = declared_length(headers)
-        if length is not None and length > self.limit.max_body_bytes:
+        if length is not None and length > cap:
             self.refused = True
             return self._refuse()
         return self.delegate.headers_received(start_line, headers)
