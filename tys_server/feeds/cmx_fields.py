@@ -78,17 +78,17 @@ def event_time(entry: dict[str, object], now_s: float) -> float:
     ts = None
     value = entry.get("timestamp")
     if value is not None and value != "":
-        ts = _epoch_s(value)
+        ts = epoch_s(value)
     if ts is None:
         value = entry.get("lastSeen")
         if value is not None and value != "":
-            ts = _epoch_s(value)
+            ts = epoch_s(value)
     if ts is None or ts > now_s + FUTURE_TOLERANCE_S:
         return now_s
     return ts
 
 
-def _epoch_s(value: object) -> float | None:
+def epoch_s(value: object) -> float | None:
     """Epoch seconds from ms, seconds (< 1e11) or an ISO date; None when not after 1970."""
     if isinstance(value, str):
         try:
