@@ -14,8 +14,8 @@ from tornado.httpclient import AsyncHTTPClient
 from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop, PeriodicCallback
 
-from tests.support import fake_cmx
-from tests.support.fake_cmx import FakeCmx
+from tools.cmx_sim import fake_cmx
+from tools.cmx_sim.fake_cmx import FakeCmx
 from tys_server.config import CmxSettings, ConfigError, load_settings
 from tys_server.core.addresses import is_private_ip, parse_ip
 from tys_server.core.macs import hash_mac

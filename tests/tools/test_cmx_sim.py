@@ -204,10 +204,10 @@ async def _get(url: str, auth: tuple[str, str] | None = None) -> tuple[int, byte
         await conn.aclose()
 
 
-def _fake_cmx(options: fake_cmx.FakeCmxOptions, *queries: tuple[str, tuple[str, str] | None]
+def _fake_cmx(*queries: tuple[str, tuple[str, str] | None], **behaviour: Any
               ) -> list[tuple[int, bytes]]:
-    devices = [Device(0, "walker", 1, "10.1.0.1", "aa:bb:cc:00:00:01")]
-    app = fake_cmx.make_app(fake_cmx.Directory(devices), options)
+    devices = [Device(0, "walker", 2, "10.1.0.1", "aa:bb:cc:00:00:01")]
+    app = fake_cmx.make_app(fake_cmx.FakeCmx.serving(devices, **{"username": "", **behaviour}))
 
     async def body(base: str) -> list[tuple[int, bytes]]:
         return [await _get(base + path, auth) for path, auth in queries]
@@ -216,34 +216,46 @@ def _fake_cmx(options: fake_cmx.FakeCmxOptions, *queries: tuple[str, tuple[str, 
 
 def test_fake_cmx_answers_v2_and_v3() -> None:
     v2, v2_unknown, v3, v3_unknown = _fake_cmx(
-        fake_cmx.FakeCmxOptions(),
         ("/api/location/v2/clients?ipAddress=10.1.0.1", None),
         ("/api/location/v2/clients?ipAddress=10.9.9.9", None),
         ("/api/location/v3/clients?ipAddress=10.1.0.1", None),
         ("/api/location/v3/clients?ipAddress=10.9.9.9", None))
     assert v2[0] == 200 and orjson.loads(v2[1])[0]["macAddress"] == "aa:bb:cc:00:00:01"
     assert orjson.loads(v2[1])[0]["ipAddress"] == ["10.1.0.1"]
+    assert orjson.loads(v2[1])[0]["mapInfo"]["floorRefId"] == notify.floor_id(2)
     assert v2_unknown == (204, b"")
     assert v3[0] == 200 and orjson.loads(v3[1])[0]["deviceId"] == "aa:bb:cc:00:00:01"
+    assert orjson.loads(v3[1])[0]["floorId"] == notify.floor_id(2)
     assert v3_unknown == (200, b"[]")
 
 
 def test_fake_cmx_checks_basic_auth() -> None:
     url = "/api/location/v2/clients?ipAddress=10.1.0.1"
-    none, wrong, right = _fake_cmx(fake_cmx.FakeCmxOptions("admin", "pw"),
-                                   (url, None), (url, ("admin", "nope")), (url, ("admin", "pw")))
+    none, wrong, right = _fake_cmx((url, None), (url, ("admin", "nope")), (url, ("admin", "pw")),
+                                   username="admin", password="pw")
     assert none[0] == wrong[0] == 401
     assert right[0] == 200
 
 
 def test_fake_cmx_injects_failures_and_garbage() -> None:
     url = "/api/location/v2/clients?ipAddress=10.1.0.1"
-    (failed,) = _fake_cmx(fake_cmx.FakeCmxOptions(fail_rate=1.0), (url, None))
-    (garbage,) = _fake_cmx(fake_cmx.FakeCmxOptions(garbage_rate=1.0), (url, None))
+    (failed,) = _fake_cmx((url, None), fail_rate=1.0)
+    (garbage,) = _fake_cmx((url, None), garbage_rate=1.0)
     assert failed[0] == 500
     assert garbage[0] == 200
     with pytest.raises(orjson.JSONDecodeError):
         orjson.loads(garbage[1])
+
+
+def test_fake_cmx_fails_the_share_of_look_ups_it_is_told_to() -> None:
+    url = "/api/location/v2/clients?ipAddress=10.1.0.1"
+    replies = _fake_cmx(*[(url, None)] * 200, fail_rate=0.25, garbage_rate=0.25, seed=3)
+    statuses = Counter(status for status, _ in replies)
+    garbage = sum(1 for status, body in replies if status == 200 and body.startswith(b"<html>"))
+    # 200 draws of a seeded generator: each share lands within a few percent of 25 %.
+    assert 35 <= statuses[500] <= 65
+    assert 35 <= garbage <= 65
+    assert statuses[500] + statuses[200] == 200
 
 
 # --- HTTP client and load generator ------------------------------------------------------

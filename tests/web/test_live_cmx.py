@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from tests.support import fake_cmx
 from tests.conftest import CMX_AUTH, json_of
-from tests.support.fake_cmx import FakeCmx
+from tools.cmx_sim import fake_cmx
+from tools.cmx_sim.fake_cmx import FakeCmx
 
 V2_URL = "http://{host}/api/location/v2/clients?ipAddress={ip}"
 V3_URL = "http://{host}/api/location/v3/clients?ipAddress={ip}"

@@ -20,9 +20,10 @@ from typing import Any
 import pytest
 
 from tests.conftest import API_AUTH, CMX_AUTH, TABLES, basic, json_of
-from tests.support import fake_cmx, rawhttp
-from tests.support.fake_cmx import FakeCmx
+from tests.support import rawhttp
 from tests.support.procserver import free_port
+from tools.cmx_sim import fake_cmx
+from tools.cmx_sim.fake_cmx import FakeCmx
 from tys_server import server as server_module
 from tys_server.config import ConfigError, Credentials, load_settings
 from tys_server.server import tls_context

@@ -225,12 +225,12 @@ def _run_fake_cmx(args: argparse.Namespace) -> int:
         devices = make_devices(args.attendees, args.stationary, args.floors, args.seed,
                                args.mac_mode)
     password = _secret(args.password, "TYS_CMX_PASSWORD", "")
-    options = fake_cmx.FakeCmxOptions(args.username, password, args.latency_ms,
-                                      args.fail_rate, args.garbage_rate, args.seed)
+    fake = fake_cmx.FakeCmx.serving(devices, username=args.username, password=password,
+                                    delay_s=args.latency_ms / 1000, fail_rate=args.fail_rate,
+                                    garbage_rate=args.garbage_rate, seed=args.seed)
     print(f"fake CMX on http://{args.host}:{args.port} with {len(devices)} devices",
           file=sys.stderr, flush=True)
-    asyncio.run(fake_cmx.serve_forever(args.host, args.port, fake_cmx.Directory(devices),
-                                       options))
+    asyncio.run(fake_cmx.serve_forever(args.host, args.port, fake))
     return 0
 
 

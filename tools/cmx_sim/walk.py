@@ -207,8 +207,9 @@ async def run_walk(opts: WalkOptions, out: TextIO = sys.stderr) -> dict[str, Any
     device_ids = [hash_mac(d.mac, opts.hash_key) for d in devices]
     cmx_server = None
     if opts.serve_cmx is not None:
-        app = fake_cmx.make_app(fake_cmx.Directory(devices),
-                                fake_cmx.FakeCmxOptions(*opts.cmx_auth, seed=opts.seed))
+        username, password = opts.cmx_auth
+        app = fake_cmx.make_app(fake_cmx.FakeCmx.serving(
+            devices, username=username, password=password, seed=opts.seed))
         cmx_server = app.listen(opts.serve_cmx[1], address=opts.serve_cmx[0])
     api = LiveApi(opts.server, *opts.api_auth, timeout_s=opts.timeout_s)
     sender = Sender(opts)
