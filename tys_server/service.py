@@ -1,70 +1,78 @@
-"""Use cases of the front-end API: register, delete, dashboard, leaderboard, ip→username."""
+"""Use cases of the front-end API: register, delete, dashboard, leaderboard, ip→username.
+
+The service speaks the domain: typed arguments in, results out, and refusals as the
+exceptions below (no status code, no reply text). ``web/`` reads requests into those
+arguments and maps each exception to its HTTP status and text, endpoint by endpoint.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
 import logging
-import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple, Protocol
 
 import orjson
 
 from tys_server.config import Settings
-from tys_server.core.addresses import parse_ip
 from tys_server.core.leaderboard import Board, Boards
 from tys_server.core.ranking import Ranking
 from tys_server.core.state import State, User
 from tys_server.core.units import km, miles, steps
-from tys_server.lookup.cmx_api import LocationUnavailable, NotOnWifi
+
+# The look-up's refusals pass through register() and ip_username() as they are.
+from tys_server.lookup.cmx_api import LocationUnavailable as LocationUnavailable
+from tys_server.lookup.cmx_api import NotOnWifi as NotOnWifi
 from tys_server.store.database import DeviceConflict, StoreError, UsernameConflict
 
 log = logging.getLogger(__name__)
 
-USERNAME_MAX = 64
 # Dashboards kept for users read again (about 2 KB each for 5 days): bounded, and
 # forgotten all at once when full, which costs one recomputation per user.
 DASHBOARD_CACHE_USERS = 4096
-_DATE_SHAPE = re.compile(r"[0-9]{2}/[0-9]{2}/[0-9]{4}")
-DATE_FORMAT = "%m/%d/%Y"
+DATE_FORMAT = "%m/%d/%Y"  # dates in replies, and the leaderboard's `date`
 
 
-class ApiError(Exception):
-    """A reply the API promises: status code and the exact error text."""
-
-    status = 400
-
-    def __init__(self, text: str) -> None:
-        super().__init__(text)
-        self.text = text
+class ServiceError(Exception):
+    """A use case refused: an expected outcome for the caller to answer, not a fault."""
 
 
-class BadRequest(ApiError):
-    status = 400
+class UsernameTaken(ServiceError):
+    """Another user already has this username (usernames are unique case-insensitively)."""
 
 
-class NotFound(ApiError):
-    status = 404
+class DeviceOwned(ServiceError):
+    """The device at this IP is registered to another user."""
 
 
-class Conflict(ApiError):
-    status = 409
+class LimitReached(ServiceError):
+    """The user already owns registration.max_devices_per_user devices."""
 
 
-class Failed(ApiError):
-    status = 500
+class UserNotFound(ServiceError):
+    """No user has this username."""
 
 
-class Unavailable(ApiError):
-    status = 503
+class NoDevices(ServiceError):
+    """The user owns no device (seen in legacy data): there is nothing to show."""
+
+
+class DeviceNotRegistered(ServiceError):
+    """The device at this IP belongs to nobody."""
+
+
+class StorageFailed(ServiceError):
+    """The database did not take the change; memory is left as it was."""
 
 
 class MacLookup(Protocol):
     """What the service needs of the CMX client."""
 
-    async def lookup_mac(self, ip: str) -> str: ...
+    async def lookup_mac(self, ip: str) -> str:
+        """The MAC as stored for this IP; raises NotOnWifi or LocationUnavailable."""
+        ...
 
 
 class UserStore(Protocol):
@@ -79,30 +87,14 @@ class UserStore(Protocol):
     async def registration_history(self, days: int) -> list[tuple[float, int]]: ...
 
 
-class Reply(NamedTuple):
-    """Status and JSON body of a successful call (a tuple: cheap for every request).
+class Registration(NamedTuple):
+    """A user's device after register(); added is False when it was theirs already."""
 
-    body is a JSON value, or (bytes) one already encoded because it is served many times.
-    """
-
-    status: int
-    body: Any
-
-
-def valid_username(value: object) -> str | None:
-    """1–64 printable characters, not starting with '@'; None otherwise."""
-    if not isinstance(value, str) or not 1 <= len(value) <= USERNAME_MAX:
-        return None
-    if value.startswith("@") or not value.isprintable() or value.strip() != value:
-        return None
-    return value
-
-
-def json_int(value: object, low: int, high: int) -> int | None:
-    """A JSON integer within [low, high]; "5", 2.5 and true are not."""
-    if type(value) is not int or not low <= value <= high:
-        return None
-    return value
+    added: bool
+    username: str
+    email: str
+    ip: str
+    mac: str
 
 
 class Service:
@@ -115,7 +107,6 @@ class Service:
         self.store = store
         self.cmx = cmx
         self.clock = clock
-        self.not_on_wifi = f"Connect to {settings.registration.wifi_name} WiFi first"
         excluded = settings.leaderboard.exclude_email_domains
         self._excluded = tuple("@" + d.lower().lstrip("@") for d in excluded)
         self.boards = Boards(state, self.is_ranked, settings.leaderboard.refresh_interval_s)
@@ -136,14 +127,6 @@ class Service:
         """Staff (excluded e-mail domains) stay off the leaderboard."""
         return not user.email.lower().endswith(self._excluded) if self._excluded else True
 
-    async def _lookup(self, ip: str) -> str:
-        try:
-            return await self.cmx.lookup_mac(ip)
-        except NotOnWifi:
-            raise NotFound(self.not_on_wifi) from None
-        except LocationUnavailable:
-            raise Unavailable("Location service unavailable") from None
-
     def ranking(self) -> Ranking:
         """Overall ranking, at most refresh_interval_s behind the latest distance."""
         return self.boards.overall().ranking
@@ -162,84 +145,64 @@ class Service:
 
     # -- use cases ------------------------------------------------------------------
 
-    async def register(self, body: Any) -> Reply:
-        """register_username: username + ip (+ add_device) → a device of that user."""
-        text = "Not a POST request or no application/json headers with username and ip"
-        if not isinstance(body, dict):
-            raise BadRequest(text)
-        username = valid_username(body.get("username"))
-        ip = parse_ip(body.get("ip"))
-        add_device = body.get("add_device", False)
-        if username is None or ip is None or not isinstance(add_device, bool):
-            raise BadRequest(text)
-        mac = await self._lookup(ip)
-        reply = {"username": username, "email": self.email_for(username), "ip": ip, "mac": mac}
+    async def register(self, username: str, ip: str, add_device: bool = False) -> Registration:
+        """The device at ip becomes the user's: a new user, or (add_device) one more device.
+
+        Raises NotOnWifi, LocationUnavailable, DeviceOwned, UsernameTaken, LimitReached
+        or StorageFailed.
+        """
+        mac = await self.cmx.lookup_mac(ip)
         user = self.state.user(username)
         owner = self.state.owner(mac)
         if owner is not None:
             if owner is user:
-                return Reply(200, {"info": "Username already registered with that mac, "
-                                           "nothing to do", **reply,
-                                   "username": owner.username, "email": owner.email})
-            raise Conflict("Device already registered with another username.")
+                return Registration(False, owner.username, owner.email, ip, mac)
+            raise DeviceOwned()
         if user is not None:
             if not add_device:
-                raise Conflict("Username already registered")
+                raise UsernameTaken()
             if len(user.macs) >= self.settings.registration.max_devices_per_user:
-                raise Conflict("Maximum number of devices registered")
-            await self._write(self.store.add_device(user.email, mac))
+                raise LimitReached()
+            await _stored(self.store.add_device(user.email, mac))
             self.state.add_device(user, mac, self.clock())
             log.info("device added to a user (%d devices)", len(user.macs))
-            return Reply(201, {"success": "Username added with device", **reply,
-                               "username": user.username, "email": user.email})
-        await self._write(self.store.add_user(reply["email"], username, mac))
-        self.state.add_user(reply["email"], username, mac, self.clock())
+            return Registration(True, user.username, user.email, ip, mac)
+        email = self.email_for(username)
+        await _stored(self.store.add_user(email, username, mac))
+        self.state.add_user(email, username, mac, self.clock())
         log.info("user registered (%d users)", len(self.state.users))
-        return Reply(201, {"success": "Username added with device", **reply})
+        return Registration(True, username, email, ip, mac)
 
-    async def _write(self, operation: Any) -> None:
-        try:
-            await operation
-        except DeviceConflict:
-            raise Conflict("Device already registered with another username.") from None
-        except UsernameConflict:
-            raise Conflict("Username already registered") from None
-        except StoreError as exc:
-            log.warning("registration not stored: %s", exc)
-            raise Failed("Database error adding user") from None
+    async def delete(self, username: str) -> User:
+        """Forget a user and its devices (distance stays with the MACs); the user forgotten.
 
-    async def delete(self, body: Any) -> Reply:
-        """delete_username: forget a user and its devices (distance stays with the MACs)."""
-        username = valid_username(body.get("username")) if isinstance(body, dict) else None
-        if username is None:
-            raise BadRequest("Expecting keyname username to delete.")
+        Raises UserNotFound or StorageFailed.
+        """
         user = self.state.user(username)
         if user is None:
-            raise NotFound("Username not found")
+            raise UserNotFound()
         try:
             await self.store.delete_user(user.email)
         except StoreError as exc:
             log.warning("user not deleted: %s", exc)
-            raise Failed("Could not delete user from database") from None
+            raise StorageFailed() from exc
         self.state.remove_user(user, self.clock())
         self._dashboards.pop(user, None)
         log.info("user deleted (%d users)", len(self.state.users))
-        return Reply(200, {"success": "Username and associated devices deleted",
-                           "username": user.username, "email": user.email})
+        return user
 
-    def dashboard(self, body: Any) -> Reply:
-        """username_data: per-device totals and the last `days` days."""
-        if not isinstance(body, dict):
-            raise BadRequest("No data")
-        username = valid_username(body.get("username"))
-        days = json_int(body.get("days", 5), 1, 366)
-        if username is None or days is None:
-            raise BadRequest("Expecting key name username to get data for.")
+    def dashboard(self, username: str, days: int) -> bytes:
+        """Per-device totals and the last `days` days, as username_data's encoded reply.
+
+        Encoded here, not in web: the reply is kept per user and served again until the
+        user's revision, the day or the user's place moves, which only the service sees.
+        Raises UserNotFound or NoDevices.
+        """
         user = self.state.user(username)
         if user is None:
-            raise NotFound("Username not found")
+            raise UserNotFound()
         if not user.macs:
-            raise Failed("Could not get device for username")
+            raise NoDevices()
         place = self.ranking().place(user.username) if self.is_ranked(user) else None
         today = self.state.calendar.day_of(self.clock())
         key = (user.revision, days, today, place)
@@ -247,9 +210,9 @@ class Service:
         if cached is None or cached[0] != key:
             if len(self._dashboards) >= DASHBOARD_CACHE_USERS:
                 self._dashboards.clear()
-            body = orjson.dumps(self._device_rows(user, days, today, place))
-            cached = self._dashboards[user] = (key, body)
-        return Reply(200, cached[1])
+            encoded = orjson.dumps(self._device_rows(user, days, today, place))
+            cached = self._dashboards[user] = (key, encoded)
+        return cached[1]
 
     def _device_rows(self, user: User, days: int, today: int,
                      place: int | None) -> list[dict[str, Any]]:
@@ -273,25 +236,17 @@ class Service:
                 "total_steps": steps(total, step_ft), "username": user.username})
         return devices
 
-    def leaderboard(self, body: Any) -> Reply:
-        """leaderboard: top N overall, or of one day with `date` MM/DD/YYYY."""
-        if not isinstance(body, dict):
-            raise BadRequest("Expecting a JSON object with number_leaders.")
-        count = json_int(body.get("number_leaders", 5), 1, 100)
-        if count is None:
-            raise BadRequest("number_leaders must be an integer from 1 to 100.")
-        date = body.get("date")
-        if date is None:
-            board = self.boards.overall()
-        else:
-            ordinal = _parse_date(date)
-            if ordinal is None:
-                raise BadRequest("date must be a day as MM/DD/YYYY.")
-            board = self.boards.day(ordinal)
+    def leaderboard(self, count: int, ordinal: int | None = None) -> bytes:
+        """The top `count` overall, or of the day `ordinal`, as the encoded reply.
+
+        Encoded once per board update and number_leaders (Board.replies), then served as
+        it is: the board knows when it moved, the web layer does not.
+        """
+        board = self.boards.overall() if ordinal is None else self.boards.day(ordinal)
         reply = board.replies.get(count)
-        if reply is None:  # encoded once per board update, then served as it is
+        if reply is None:
             reply = board.replies[count] = orjson.dumps(self._leaderboard_reply(board, count))
-        return Reply(200, reply)
+        return reply
 
     def _leaderboard_reply(self, board: Board, count: int) -> dict[str, Any]:
         step_ft = self.settings.tracking.step_length_ft
@@ -315,23 +270,25 @@ class Service:
             return None
         return [(at, float(users)) for at, users in rows]
 
-    async def ip_username(self, body: Any) -> Reply:
-        """ip_username: which username registered the device at this IP."""
-        ip = parse_ip(body.get("ip")) if isinstance(body, dict) else None
-        if ip is None:
-            raise BadRequest("Expecting key name ip.")
-        mac = await self._lookup(ip)
-        owner = self.state.owner(mac)
+    async def ip_username(self, ip: str) -> str:
+        """The username that registered the device at ip.
+
+        Raises NotOnWifi, LocationUnavailable or DeviceNotRegistered.
+        """
+        owner = self.state.owner(await self.cmx.lookup_mac(ip))
         if owner is None:
-            raise NotFound("Device not registered")
-        return Reply(200, {"ip": ip, "username": owner.username})
+            raise DeviceNotRegistered()
+        return owner.username
 
 
-def _parse_date(value: object) -> int | None:
-    # strptime alone would also take "1/2/2024"; the contract is MM/DD/YYYY.
-    if not isinstance(value, str) or not _DATE_SHAPE.fullmatch(value):
-        return None
+async def _stored(write: Awaitable[None]) -> None:
+    """Await a registration's database write, its conflicts read as the domain's."""
     try:
-        return dt.datetime.strptime(value, DATE_FORMAT).date().toordinal()
-    except ValueError:
-        return None
+        await write
+    except DeviceConflict:
+        raise DeviceOwned() from None
+    except UsernameConflict:
+        raise UsernameTaken() from None
+    except StoreError as exc:
+        log.warning("registration not stored: %s", exc)
+        raise StorageFailed() from exc

@@ -69,8 +69,8 @@ async def test_restart_keeps_users_counts_and_days(settings: Any, db: Any, io_lo
     first = await started(settings)
     service = first.service
     assert service is not None
-    reply = await service.register({"username": "Alice", "ip": "10.0.0.1"})
-    assert reply.status == 201
+    registration = await service.register("Alice", "10.0.0.1")
+    assert registration.added
     received = sum(first.state.notifications.values())
     assert await first.stop()
     second = await started(settings)
@@ -91,11 +91,11 @@ async def test_user_without_device_in_legacy_data_is_500(settings: Any, db: Any)
     runtime = await started(settings)
     service = runtime.service
     assert service is not None
-    from tys_server.service import Failed
+    from tys_server.service import NoDevices
 
-    with pytest.raises(Failed) as raised:
-        service.dashboard({"username": "Legacy"})
-    assert raised.value.text == "Could not get device for username"
+    # The service refuses; its 500 text is the web layer's (the HTTP test below).
+    with pytest.raises(NoDevices):
+        service.dashboard("Legacy", 5)
     await runtime.stop()
 
 

@@ -33,7 +33,9 @@ from tys_server.web.notify import BAD_ENVELOPE
 ROOT = Path(__file__).resolve().parents[2]
 SPEC_PATH = ROOT / "docs" / "openapi.yaml"
 CONFIG_PATH = ROOT / "conf" / "tys.yaml"
-SERVICE_PATH = ROOT / "tys_server" / "service.py"
+# Where reply texts are written: the service's encoded replies and the web layer.
+TEXT_SOURCES = (ROOT / "tys_server" / "service.py",
+                *sorted((ROOT / "tys_server" / "web").glob("*.py")))
 
 OPERATIONS = {
     "POST /notification", "POST /notification/area",
@@ -41,7 +43,8 @@ OPERATIONS = {
     "POST /live/username_data", "POST /live/leaderboard", "POST /live/ip_username",
     "GET /healthz", "HEAD /healthz", "GET /openapi.yaml", "GET /metrics", "GET /status",
 }
-API_ERROR_CLASSES = {"ApiError", "BadRequest", "NotFound", "Conflict", "Failed", "Unavailable"}
+# Calls whose text argument is an error text: a 400 of a request reader, the error writer.
+ERROR_TEXT_CALLS = {"BadRequest": 0, "send_json_error": 1, "error_body": 0}
 REPLY_TEXT_KEYS = {"success", "info", "error"}
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
@@ -248,26 +251,36 @@ def test_the_schemas_accept_and_refuse_like_design_section_7() -> None:
 
 
 def test_every_reply_text_of_the_code_is_documented() -> None:
-    """Each error / success text in service.py (and the notification 400) is in the spec."""
-    tree = ast.parse(SERVICE_PATH.read_text(encoding="utf-8"))
-    assigned = {target.id: node.value.value for node in ast.walk(tree)
+    """Each error / success text the service and web/ write is in the spec."""
+    trees = [ast.parse(path.read_text(encoding="utf-8")) for path in TEXT_SOURCES]
+    assigned = {target.id: node.value.value for tree in trees for node in tree.body
                 if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
                 and isinstance(node.value.value, str)
                 for target in node.targets if isinstance(target, ast.Name)}
-    texts = {BAD_ENVELOPE, "Unauthorized", "Method Not Allowed", "Not found"}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
-                and node.func.id in API_ERROR_CLASSES and node.args:
-            arg = node.args[0]
-            if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
-                texts.add(arg.value)
-            elif isinstance(arg, ast.Name):
-                texts.add(assigned[arg.id])
-        elif isinstance(node, ast.Dict):
-            for key, value in zip(node.keys, node.values, strict=True):
-                if isinstance(key, ast.Constant) and key.value in REPLY_TEXT_KEYS \
-                        and isinstance(value, ast.Constant) and isinstance(value.value, str):
-                    texts.add(value.value)
+
+    def text_of(node: ast.expr) -> str | None:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            return node.value
+        return assigned.get(node.id) if isinstance(node, ast.Name) else None  # f-strings: below
+
+    found: list[str | None] = []
+    for node in (node for tree in trees for node in ast.walk(tree)):
+        if isinstance(node, ast.Call):
+            name = getattr(node.func, "id", getattr(node.func, "attr", None))
+            position = ERROR_TEXT_CALLS.get(name or "")
+            if position is not None and len(node.args) > position:
+                found.append(text_of(node.args[position]))
+        elif isinstance(node, ast.Dict):  # {"success": ...} replies
+            found += [text_of(value) for key, value in zip(node.keys, node.values, strict=True)
+                      if isinstance(key, ast.Constant) and key.value in REPLY_TEXT_KEYS]
+        elif isinstance(node, ast.Tuple) and len(node.elts) == 2 \
+                and isinstance(node.elts[0], ast.Constant) and type(node.elts[0].value) is int:
+            found.append(text_of(node.elts[1]))  # (status, text) of a refusal's reply
+        elif isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Subscript) \
+                and getattr(node.targets[0].slice, "value", None) in REPLY_TEXT_KEYS:
+            found.append(text_of(node.value))  # reply["error"] = ...
+    texts = {text for text in found if text is not None}
+    texts |= {BAD_ENVELOPE, "Unauthorized", "Method Not Allowed", "Not found"}
     assert len(texts) >= 20, sorted(texts)
     documented = set(strings_in(load_spec()))
     prose = SPEC_PATH.read_text(encoding="utf-8")

@@ -26,6 +26,7 @@ from prometheus_client.utils import floatToGoString
 
 from tys_server.core.events import Batch
 from tys_server.core.state import State
+from tys_server.ops.sources import HostSource
 
 # Notification batches are answered in well under a millisecond: start the buckets low.
 REQUEST_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
@@ -39,13 +40,6 @@ class FlushSource(Protocol):
 
     last_success_s: float | None
     failing_since_s: float | None
-
-
-class HostSource(Protocol):
-    """What the scrape reads of the CMX client (host names are never exported)."""
-
-    @property
-    def hosts(self) -> list[Any]: ...
 
 
 class _Histogram:

@@ -10,11 +10,12 @@ import tornado.web
 
 from tys_server.config import Settings
 from tys_server.core.events import Batch
+from tys_server.ops.sources import HealthSource
 from tys_server.service import Service
 from tys_server.web import live
 from tys_server.web.base import BaseHandler, BasicAuth, HttpDate
 from tys_server.web.notify import NotificationHandler
-from tys_server.web.ops import HealthHandler, HealthSource, OpenApiHandler
+from tys_server.web.ops import HealthHandler, OpenApiHandler
 
 access_log = logging.getLogger("tornado.access")
 
@@ -48,19 +49,13 @@ def make_app(settings: Settings, service: Service, health: HealthSource, *,
              extra_routes: list[Any] | None = None) -> tornado.web.Application:
     """Build the Tornado application over an assembled service."""
     notify_auth = BasicAuth(settings.auth.notification)
-    api_auth = BasicAuth(settings.auth.api)
     notify_ctx: dict[str, Any] = {"auth": notify_auth, "sink": service.state,
                                   "on_batch": on_batch}
     if clock is not None:
         notify_ctx["clock"] = clock
-    api_ctx = {"auth": api_auth, "service": service}
     routes: list[Any] = [
         (r"/notification(/area)?/?", NotificationHandler, notify_ctx),
-        (r"/live/register_username/?", live.RegisterHandler, api_ctx),
-        (r"/live/delete_username/?", live.DeleteHandler, api_ctx),
-        (r"/live/username_data/?", live.UsernameDataHandler, api_ctx),
-        (r"/live/leaderboard/?", live.LeaderboardHandler, api_ctx),
-        (r"/live/ip_username/?", live.IpUsernameHandler, api_ctx),
+        *live.routes(settings, service, BasicAuth(settings.auth.api)),
         (r"/healthz", HealthHandler, {"source": health}),
         (r"/openapi.yaml", OpenApiHandler),
     ]
@@ -83,4 +78,4 @@ class NotFoundHandler(BaseHandler):
     """Unknown paths get the JSON error shape too."""
 
     def prepare(self) -> None:
-        self.write_json(404, b'{"error": "Not found"}')
+        self.send_json_error(404, "Not found")

@@ -15,7 +15,6 @@ import tornado.web
 from tornado import httputil
 
 from tys_server.config import Credentials
-from tys_server.service import ApiError
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +75,11 @@ class HttpDate:
 
 
 _SERVER = f"TornadoServer/{tornado.version}"
+
+
+def error_body(text: str) -> bytes:
+    """The one JSON error shape, {"error": text}, encoded: every error body is made here."""
+    return orjson.dumps({"error": text})
 
 
 class BaseHandler(tornado.web.RequestHandler):
@@ -142,20 +146,24 @@ class BaseHandler(tornado.web.RequestHandler):
         except orjson.JSONDecodeError:
             return None
 
+    def send_json_error(self, status: int, text: str) -> None:
+        """Finish the request with an error the API promises: its status and exact text."""
+        self.send_error(status, text=text)
+
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        """The one place error bodies are written: never a traceback."""
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, ApiError):
-            text = exc.text
-        elif isinstance(exc, tornado.web.HTTPError) and exc.reason:
-            text = exc.reason
-        else:
-            text = self._reason if status_code < 500 else "Internal server error"
+        """The one place error bodies are written: {"error": text}, never a traceback."""
+        text = kwargs.get("text")
+        if text is None:
+            exc = kwargs.get("exc_info", (None, None, None))[1]
+            if isinstance(exc, tornado.web.HTTPError) and exc.reason:
+                text = exc.reason
+            else:
+                text = self._reason if status_code < 500 else "Internal server error"
         if status_code == 401:
             self.set_header("WWW-Authenticate", 'Basic realm="TYS"')
         if status_code == 405:
             self.set_header("Allow", ", ".join(self.allowed_methods()))
-        self.finish(orjson.dumps({"error": text}))
+        self.finish(error_body(text))
 
     def allowed_methods(self) -> list[str]:
         """The HTTP methods this handler implements (for 405's Allow header)."""
@@ -164,13 +172,7 @@ class BaseHandler(tornado.web.RequestHandler):
                 if getattr(type(self), m.lower()) is not getattr(base, m.lower())]
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        if isinstance(value, ApiError):
-            return  # an expected answer, not a fault
         if isinstance(value, tornado.web.HTTPError) and value.status_code < 500:
             log.debug("%d %s", value.status_code, self._request_summary())
             return  # a client's mistake: no log line per bad request
         super().log_exception(typ, value, tb)
-
-    def send_api_error(self, error: ApiError) -> None:
-        """Answer with the status and text an ApiError promises."""
-        self.write_json(error.status, {"error": error.text})

@@ -18,9 +18,10 @@ import socket
 import time
 from collections.abc import Awaitable, Iterable, Mapping
 
-import orjson
 import tornado.web
 from tornado import gen, httputil, iostream
+
+from tys_server.web.base import error_body
 
 TOO_LARGE = "Request body too large"
 # After the 413, read and drop what the client is still sending for at most this
@@ -53,7 +54,7 @@ class BodyLimit(httputil.HTTPServerConnectionDelegate):
         self.max_body_bytes = max_body_bytes
         # Keys without a trailing slash: routes take "/meraki" and "/meraki/" alike.
         self.path_caps = {path.rstrip("/"): cap for path, cap in (path_caps or {}).items()}
-        body = orjson.dumps({"error": TOO_LARGE})
+        body = error_body(TOO_LARGE)  # written raw: this runs before the application
         lines = [b"HTTP/1.1 413 Payload Too Large", b"Content-Type: application/json",
                  b"Content-Length: %d" % len(body), b"Connection: close"]
         lines += [f"{name}: {value}".encode("latin-1") for name, value in extra_headers]

@@ -31,7 +31,7 @@ class NotificationHandler(BaseHandler):
         try:
             batch = cmx.ingest(self.sink, body, self.clock())
         except cmx.EnvelopeError:
-            self.write_json(400, {"error": BAD_ENVELOPE})
+            self.send_json_error(400, BAD_ENVELOPE)
             return
         if self.on_batch is not None:
             self.on_batch(batch)

@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import importlib.resources
-from typing import Any, Protocol
 
+from tys_server.ops.sources import HealthSource
 from tys_server.web.base import BaseHandler
 
 OPENAPI = importlib.resources.files("tys_server.web") / "openapi.yaml"
-
-
-class HealthSource(Protocol):
-    """What /healthz reports on (the flusher)."""
-
-    def health(self) -> tuple[bool, dict[str, Any]]: ...
-
 
 class HealthHandler(BaseHandler):
     """200 while the database keeps up, 503 once it has been gone a while; no data."""
@@ -36,7 +29,7 @@ class OpenApiHandler(BaseHandler):
         try:
             text = OPENAPI.read_bytes()
         except OSError:
-            self.write_json(404, {"error": "No API description installed"})
+            self.send_json_error(404, "No API description installed")
             return
         self.set_header("Content-Type", "application/yaml")
         self.finish(text)

@@ -8,15 +8,16 @@ import importlib.resources
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import tornado.template
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from tys_server.config import Settings
-from tys_server.core.state import MINUTE_S
+from tys_server.core.state import MINUTE_S, RECENT_S
 from tys_server.core.units import km, steps
 from tys_server.ops.metrics import Metrics
+from tys_server.ops.sources import HealthSource, HostSource
 from tys_server.service import Service
 from tys_server.web import charts
 from tys_server.web.base import BaseHandler, BasicAuth
@@ -24,7 +25,6 @@ from tys_server.web.base import BaseHandler, BasicAuth
 log = logging.getLogger(__name__)
 
 TEMPLATE_DIR = importlib.resources.files("tys_server.web") / "templates"
-WINDOW_S = 3 * 3600  # what memory keeps of the per-minute counters (state.RECENT_S)
 CACHE_S = 5.0  # the page is rebuilt at most this often, whoever asks
 HISTORY_CACHE_S = 60.0  # the database is asked for older registrations at most this often
 HISTORY_DAYS = 7
@@ -32,14 +32,6 @@ HISTORY_TIMEOUT_S = 2.0
 REGISTERED_POINTS = 120
 TOP_ZONES = 10
 TOP_LEADERS = 10
-
-class HealthSource(Protocol):
-    def health(self) -> tuple[bool, dict[str, Any]]: ...
-
-
-class HostSource(Protocol):
-    @property
-    def hosts(self) -> list[Any]: ...
 
 
 def step_series(points: Sequence[tuple[float, float]], start_s: float, end_s: float,
@@ -108,7 +100,7 @@ class StatusPage:
         # Complete minutes only (the current one would always look like a sudden drop),
         # and not the oldest: the flush forgets minutes older than exactly 3 h before now.
         minute = int(now_s) // MINUTE_S * MINUTE_S
-        minutes = range(minute - WINDOW_S + MINUTE_S, minute, MINUTE_S)
+        minutes = range(minute - RECENT_S + MINUTE_S, minute, MINUTE_S)
         per_minute = [float(state.notifications.get(m, 0)) for m in minutes]
         ok, health = self.health.health()
         step_ft = self.service.settings.tracking.step_length_ft
@@ -146,13 +138,13 @@ class StatusPage:
         points.extend((float(m), float(users)) for m, (users, _) in
                       sorted(self.state.registered.items()))
         points.append((now_s, float(len(self.state.users))))
-        start_s = min(min(at for at, _ in points), now_s - WINDOW_S)
+        start_s = min(min(at for at, _ in points), now_s - RECENT_S)
         values = step_series(points, start_s, now_s, REGISTERED_POINTS)
         return charts.line_chart(values, title="Registered users",
                                  x_labels=self._time_labels(start_s, now_s))
 
     def _top_zones(self, now_s: float) -> list[tuple[str, float]]:
-        horizon = now_s - WINDOW_S
+        horizon = now_s - RECENT_S
         totals: dict[str, int] = {}
         for (minute, name), visits in list(self.state.zones.items()):
             if minute >= horizon:

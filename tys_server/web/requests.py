@@ -1,0 +1,118 @@
+"""/live/* request bodies read into the service's typed arguments (DESIGN 7).
+
+Each reader takes the decoded JSON body (None when it was not JSON) and returns the
+arguments of one use case, or raises BadRequest with the 400 text that endpoint promises.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+from tys_server.core.addresses import parse_ip
+from tys_server.service import DATE_FORMAT
+
+USERNAME_MAX = 64
+DEFAULT_DAYS = 5
+DEFAULT_LEADERS = 5
+_DATE_SHAPE = re.compile(r"[0-9]{2}/[0-9]{2}/[0-9]{4}")
+
+BAD_REGISTER = "Not a POST request or no application/json headers with username and ip"
+BAD_DELETE = "Expecting keyname username to delete."
+NOT_JSON = "No data"
+BAD_DASHBOARD = "Expecting key name username to get data for."
+BAD_BOARD = "Expecting a JSON object with number_leaders."
+BAD_LEADERS = "number_leaders must be an integer from 1 to 100."
+BAD_DATE = "date must be a day as MM/DD/YYYY."
+BAD_IP = "Expecting key name ip."
+
+
+class BadRequest(Exception):
+    """A body the endpoint cannot take; text is the error its 400 carries."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
+def valid_username(value: object) -> str | None:
+    """1–64 printable characters, not starting with '@'; None otherwise."""
+    if not isinstance(value, str) or not 1 <= len(value) <= USERNAME_MAX:
+        return None
+    if value.startswith("@") or not value.isprintable() or value.strip() != value:
+        return None
+    return value
+
+
+def json_int(value: object, low: int, high: int) -> int | None:
+    """A JSON integer within [low, high]; "5", 2.5 and true are not."""
+    if type(value) is not int or not low <= value <= high:
+        return None
+    return value
+
+
+def date_ordinal(value: object) -> int | None:
+    """The day of a "MM/DD/YYYY" text as a date ordinal; None otherwise."""
+    # strptime alone would also take "1/2/2024"; the contract is MM/DD/YYYY.
+    if not isinstance(value, str) or not _DATE_SHAPE.fullmatch(value):
+        return None
+    try:
+        return dt.datetime.strptime(value, DATE_FORMAT).date().toordinal()
+    except ValueError:
+        return None
+
+
+def register_args(body: Any) -> tuple[str, str, bool]:
+    """register_username: (username, ip, add_device)."""
+    if not isinstance(body, dict):
+        raise BadRequest(BAD_REGISTER)
+    username = valid_username(body.get("username"))
+    ip = parse_ip(body.get("ip"))
+    add_device = body.get("add_device", False)
+    if username is None or ip is None or not isinstance(add_device, bool):
+        raise BadRequest(BAD_REGISTER)
+    return username, ip, add_device
+
+
+def delete_args(body: Any) -> str:
+    """delete_username: the username."""
+    username = valid_username(body.get("username")) if isinstance(body, dict) else None
+    if username is None:
+        raise BadRequest(BAD_DELETE)
+    return username
+
+
+def dashboard_args(body: Any) -> tuple[str, int]:
+    """username_data: (username, days)."""
+    if not isinstance(body, dict):
+        raise BadRequest(NOT_JSON)
+    username = valid_username(body.get("username"))
+    days = json_int(body.get("days", DEFAULT_DAYS), 1, 366)
+    if username is None or days is None:
+        raise BadRequest(BAD_DASHBOARD)
+    return username, days
+
+
+def leaderboard_args(body: Any) -> tuple[int, int | None]:
+    """leaderboard: (number_leaders, the date's ordinal or None for the overall board)."""
+    if not isinstance(body, dict):
+        raise BadRequest(BAD_BOARD)
+    count = json_int(body.get("number_leaders", DEFAULT_LEADERS), 1, 100)
+    if count is None:
+        raise BadRequest(BAD_LEADERS)
+    date = body.get("date")
+    if date is None:
+        return count, None
+    ordinal = date_ordinal(date)
+    if ordinal is None:
+        raise BadRequest(BAD_DATE)
+    return count, ordinal
+
+
+def ip_args(body: Any) -> str:
+    """ip_username: the IP, in its canonical text."""
+    ip = parse_ip(body.get("ip")) if isinstance(body, dict) else None
+    if ip is None:
+        raise BadRequest(BAD_IP)
+    return ip
