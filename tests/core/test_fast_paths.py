@@ -19,7 +19,7 @@ from tys_server.core.tracking import FilterParams, Track, _angle_deg, _walks_on
 from tys_server.feeds import cmx as notifications
 from tys_server.feeds.cmx import parse_envelope
 from tys_server.service import Service
-from tys_server.store.flush_rows import flush_chunks, rows_for
+from tys_server.store.flush_rows import flush_chunks
 from tys_server.store.flush_sql import _array_literal
 
 NOW_S = 1_795_000_000.0
@@ -153,20 +153,25 @@ def test_board_waits_for_the_refresh_interval() -> None:
     assert boards.overall().ranking.top(1)[0].username == "u0"
 
 
-def test_flush_chunks_carry_the_same_rows_as_rows_for() -> None:
+def test_flush_chunks_carry_the_state_s_values_whatever_their_size() -> None:
     state = State(FilterParams(), "UTC")
     moves = [Movement(f"02:10:00:00:{i >> 8:02x}:{i & 255:02x}", FLOOR if i % 3 else None,
                       50.0 * step, 0.5 * i, 50.0, NOW_S - 300 + 5 * step)
              for step in range(3) for i in range(700)]
     state.ingest(notifications.Batch(moves, len(moves), 0, 0, {}), NOW_S)
     dirty = state.take_dirty()
-    whole = rows_for(state, dirty).chunk()
+    whole = list(flush_chunks(state, dirty, chunk_rows=len(dirty)))
     chunks = list(flush_chunks(state, dirty, chunk_rows=256))
     assert max(len(c) for c in chunks) <= 256
     for part in ("tracks", "days"):
-        merged = [sum((list(getattr(c, part)[i]) for c in chunks if getattr(c, part)), [])
-                  for i in range(len(getattr(whole, part)))]
-        assert sorted(zip(*merged, strict=True)) == sorted(zip(*getattr(whole, part), strict=True))
+        merged, one = ([row for c in parts if getattr(c, part)
+                        for row in zip(*getattr(c, part), strict=True)]
+                       for parts in (chunks, whole))
+        assert sorted(merged) == sorted(one)
+    tracks = [row for c in chunks if c.tracks for row in zip(*c.tracks, strict=True)]
+    assert sorted(tracks) == sorted(
+        (mac, t.total_m, t.floor, t.x1_ft, t.y1_ft, t.x2_ft, t.y2_ft, t.pending_m, t.held_m,
+         t.last_ts) for mac, t in state.tracks.items())
     assert sum(len(c) for c in chunks) == len(dirty)
 
 

@@ -4,16 +4,28 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from typing import Any
 
 import pytest
 
 from tys_server.core.events import Batch, Movement, ZoneVisit
-from tys_server.core.state import State
+from tys_server.core.state import Dirty, State
 from tys_server.core.tracking import FilterParams
-from tys_server.store.flush_rows import rows_for
+from tys_server.store.flush_rows import flush_chunks
 
 MAC = "00:11:22:33:44:55"
 LA = zoneinfo.ZoneInfo("America/Los_Angeles")
+
+
+def flushed(state: State, dirty: Dirty) -> dict[str, list[tuple[Any, ...]]]:
+    """The rows a flush of dirty writes, table by table (columns zipped back into rows)."""
+    rows: dict[str, list[tuple[Any, ...]]] = {"tracks": [], "days": [], "counts": [], "zones": []}
+    for chunk in flush_chunks(state, dirty):
+        rows["tracks"] += zip(*chunk.tracks, strict=True)
+        rows["days"] += zip(*chunk.days, strict=True)
+        rows["counts"] += chunk.counts
+        rows["zones"] += chunk.zones
+    return rows
 
 
 def batch(*events: Movement | ZoneVisit) -> Batch:
@@ -37,8 +49,8 @@ def test_walk_across_midnight_splits_between_event_days() -> None:
     assert state.day_m(MAC, nov27) == pytest.approx(3 * 15.24)
     assert state.day_m(MAC, nov28) == pytest.approx(5 * 15.24)
     assert state.total_m(MAC) == pytest.approx(8 * 15.24)
-    rows = rows_for(state, state.take_dirty())
-    starts = sorted(start for _, start, _ in rows.days)
+    rows = flushed(state, state.take_dirty())
+    starts = sorted(start for start, _, _ in rows["days"])
     assert starts == [dt.datetime(2026, 11, 27, tzinfo=LA).timestamp(), midnight]
 
 
@@ -71,10 +83,10 @@ def test_failed_flush_puts_its_keys_back() -> None:
     state.ingest(batch(Movement("00:11:22:33:44:77", 1, 0.0, 0.0, None, now)), now)
     state.dirty.merge(dirty)
     assert state.dirty.tracks == {MAC, "00:11:22:33:44:77"}
-    rows = rows_for(state, state.dirty)
-    (walker,) = [r for r in rows.tracks if r.mac == MAC]
-    assert walker.total_m == pytest.approx(2 * 15.24)
-    assert sum(n for _, _, _, n in rows.counts) == 5
+    rows = flushed(state, state.dirty)
+    (walker_total_m,) = [total_m for mac, total_m, *_ in rows["tracks"] if mac == MAC]
+    assert walker_total_m == pytest.approx(2 * 15.24)
+    assert sum(n for _, _, _, n in rows["counts"]) == 5
 
 
 def test_stale_notification_changes_nothing() -> None:

@@ -68,7 +68,6 @@ class State:
         self.users: dict[str, User] = {}              # user_key(username) → user
         self.owners: dict[str, User] = {}             # stored MAC → owner
         self.dirty = Dirty()
-        self.version = 0  # bumped whenever a registered device's distance changes
         # Users whose distance or devices changed since the leaderboards last looked.
         self.changed_users: set[User] = set()
 
@@ -104,7 +103,6 @@ class State:
                 owner = owners.get(mac)
                 if owner is not None:
                     owner.revision += 1
-                    self.version += 1
                     self.changed_users.add(owner)
 
     def _visit(self, visit: ZoneVisit) -> None:
@@ -157,7 +155,6 @@ class State:
         self.registered[minute] = (len(self.users), len(self.owners))
         self.dirty.minutes.add(minute)
         user.revision += 1
-        self.version += 1
         self.changed_users.add(user)
 
     def is_registered(self, user: User) -> bool:
@@ -240,7 +237,6 @@ class State:
             self.registered[int(minute)] = (users, devices)
         for minute, name, visits in loaded.zones:
             self.zones[(int(minute), name)] = visits
-        self.version += 1
         self.changed_users.update(self.users.values())
 
     def user_total_m(self, user: User) -> float:

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from tys_server.core.events import Movement
 from tys_server.core.units import M_PER_FT
 
+# A track's state in the order of Track.as_row() and Track.restore(): floor, x1_ft, y1_ft,
+# x2_ft, y2_ft, pending_m, held_m, last_ts, total_m.
 TrackRow = tuple[
     int | None, float, float, float | None, float | None, float, float, float, float
 ]

@@ -1,12 +1,12 @@
-"""PostgreSQL through aiopg: schema, start-up load, flush, user transactions."""
+"""PostgreSQL through aiopg: the pool, schema, flush, user transactions, reports."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import importlib.resources
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 import aiopg
@@ -14,11 +14,11 @@ import psycopg2
 import psycopg2.errors
 
 from tys_server.core.snapshot import Loaded
-from tys_server.store.flush_sql import FlushChunk, FlushRows, statements
+from tys_server.store.flush_sql import FlushChunk, statements
+from tys_server.store.load import read_snapshot
 
 log = logging.getLogger(__name__)
 
-LOAD_PAGE_ROWS = 100_000
 T = TypeVar("T")
 
 
@@ -44,13 +44,6 @@ _REGISTRATION_HISTORY = (
     "SELECT extract(epoch FROM max(time))::float8, max(user_count) FROM count "
     "WHERE time >= (now() AT TIME ZONE 'UTC') - %s * interval '1 day' "
     "GROUP BY date_trunc('hour', time) ORDER BY 1")
-_SELECT_TRACKS = """
-SELECT mac::text, coalesce(mtrs, 0), floor_id, point_1[0], point_1[1], point_2[0], point_2[1],
-       coalesce(distance_1to2, 0), coalesce(held_m, 0), extract(epoch FROM time)::float8
-FROM distance WHERE %s::macaddr IS NULL OR mac > %s::macaddr ORDER BY distance.mac LIMIT %s
-"""
-# "distance.mac", not "mac": that would name the mac::text output column, and sorting
-# text instead of walking the primary key made every page sort the whole table.
 
 
 class Store:
@@ -145,42 +138,19 @@ class Store:
     # -- start-up load ----------------------------------------------------------
 
     async def load(self, *, recent_since_s: float) -> Loaded:
-        """Read users, devices, tracks, day totals and recent counters."""
-
-        async def work(cur: Any) -> Loaded:
-            await cur.execute("SELECT email, nickname FROM users")
-            users = await cur.fetchall()
-            await cur.execute("SELECT mac::text, owner FROM devices WHERE owner IS NOT NULL")
-            devices = await cur.fetchall()
-            tracks = await _load_tracks(cur)
-            await cur.execute("SELECT mac::text, extract(epoch FROM time)::float8, mtrs "
-                              "FROM distance_history")
-            days = await cur.fetchall()
-            await cur.execute(
-                "SELECT extract(epoch FROM time AT TIME ZONE 'UTC')::float8, "
-                "coalesce(user_count, 0), coalesce(device_count, 0), "
-                "coalesce(notification_count, 0) FROM count "
-                "WHERE time >= to_timestamp(%s) AT TIME ZONE 'UTC'", (recent_since_s,))
-            counts = await cur.fetchall()
-            await cur.execute(
-                "SELECT extract(epoch FROM time AT TIME ZONE 'UTC')::float8, name, "
-                "coalesce(count, 0) FROM zone WHERE time >= to_timestamp(%s) AT TIME ZONE 'UTC'",
-                (recent_since_s,))
-            zones = await cur.fetchall()
-            return Loaded(users, devices, tracks, days, counts, zones)
-
-        return await self._run(work, transaction=True)
+        """Read users, devices, tracks, day totals and recent counters (store/load.py)."""
+        return await self._run(functools.partial(read_snapshot, recent_since_s=recent_since_s),
+                               transaction=True)
 
     # -- flush ------------------------------------------------------------------
 
-    async def flush(self, rows: FlushRows | Callable[[], Iterable[FlushChunk]]) -> int:
+    async def flush(self, chunks: Callable[[], Iterable[FlushChunk]]) -> int:
         """Write one flush in one transaction; returns the rows written.
 
-        rows may be a function that yields the flush in chunks: each chunk is built only
-        when the previous one has been sent, so a flush of 100,000 devices never holds
-        the loop for more than a chunk. It is called again if the transaction is retried.
+        chunks() yields the flush piece by piece: each chunk is built only when the
+        previous one has been sent, so a flush of 100,000 devices never holds the loop
+        for more than a chunk. It is called again if the transaction is retried.
         """
-        chunks = rows if callable(rows) else lambda: (rows.chunk(),)
 
         async def work(cur: Any) -> int:
             # A PostgreSQL crash may lose the last moment of commits; the next
@@ -267,21 +237,6 @@ class Store:
         return await self._run(work, transaction=True)
 
 
-async def _load_tracks(cur: Any) -> list[tuple[Any, ...]]:
-    # The rows as psycopg2 returns them (TrackRow's field order, NULLs coalesced in SQL):
-    # an object per row would cost seconds and a few hundred MB for a million devices.
-    tracks: list[tuple[Any, ...]] = []
-    last: str | None = None
-    while True:
-        # Keyset pages keep each round trip bounded for a million devices.
-        await cur.execute(_SELECT_TRACKS, (last, last, LOAD_PAGE_ROWS))
-        page = await cur.fetchall()
-        tracks += page
-        if len(page) < LOAD_PAGE_ROWS:
-            return tracks
-        last = page[-1][0]
-
-
 async def _rollback_or_close(conn: Any, cur: Any, exc: BaseException) -> None:
     if conn.closed:
         return
@@ -302,12 +257,3 @@ def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
 
-
-@contextlib.asynccontextmanager
-async def opened(dsn: str, **kwargs: Any) -> AsyncIterator[Store]:
-    """`async with opened(dsn, ...) as store:` for tools and tests."""
-    store = await Store.connect(dsn, **kwargs)
-    try:
-        yield store
-    finally:
-        await store.close()

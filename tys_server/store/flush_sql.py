@@ -1,4 +1,4 @@
-"""A flush as PostgreSQL reads it: row types, upsert statements, array literals. Pure.
+"""A flush as PostgreSQL reads it: column chunks, upsert statements, array literals. Pure.
 
 Arrays go through unnest() because aiopg has no executemany and no COPY (DESIGN
 section 11); values are absolute, so a retried flush can neither lose nor double-count.
@@ -13,53 +13,13 @@ from typing import Any
 import orjson
 
 
-@dataclass(slots=True)
-class TrackRow:
-    """One `distance` row, as the flush writes it and the start-up load reads it."""
-
-    mac: str
-    total_m: float
-    floor: int | None
-    x1_ft: float | None
-    y1_ft: float | None
-    x2_ft: float | None
-    y2_ft: float | None
-    pending_m: float
-    held_m: float
-    last_ts: float | None
-
-
-@dataclass
-class FlushRows:
-    """Everything one flush writes, as absolute values."""
-
-    tracks: list[TrackRow]
-    days: list[tuple[str, float, float]]        # mac, day start (epoch s), metres
-    counts: list[tuple[float, int, int, int]]   # minute (epoch s), users, devices, notifications
-    zones: list[tuple[float, str, int]]         # minute (epoch s), zone name, visits
-
-    def __len__(self) -> int:
-        return len(self.tracks) + len(self.days) + len(self.counts) + len(self.zones)
-
-    def chunk(self) -> FlushChunk:
-        """The same rows, column by column."""
-        t = self.tracks
-        return FlushChunk(
-            tracks=(([r.mac for r in t], [r.total_m for r in t], [r.floor for r in t],
-                     [r.x1_ft for r in t], [r.y1_ft for r in t], [r.x2_ft for r in t],
-                     [r.y2_ft for r in t], [r.pending_m for r in t], [r.held_m for r in t],
-                     [r.last_ts for r in t]) if t else ()),
-            days=(([d for _, d, _ in self.days], [m for m, _, _ in self.days],
-                   [v for _, _, v in self.days]) if self.days else ()),
-            counts=self.counts, zones=self.zones)
-
-
 @dataclass
 class FlushChunk:
     """Part of a flush as the statements send it: one list per column, no object per row.
 
     tracks: mac, total_m, floor, x1_ft, y1_ft, x2_ft, y2_ft, pending_m, held_m, last_ts;
-    days: day start (epoch s), mac, metres; counts and zones as in FlushRows.
+    days: day start (epoch s), mac, metres; counts: (minute (epoch s), users, devices,
+    notifications) rows; zones: (minute (epoch s), zone name, visits) rows.
     """
 
     tracks: tuple[list[Any], ...] = ()
