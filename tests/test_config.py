@@ -15,6 +15,15 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
+def config_error(tmp_path: Path, text: str, environ: dict[str, str] | None = None) -> str:
+    """The one line of the ConfigError that loading this file and environment raises."""
+    with pytest.raises(ConfigError) as raised:
+        load_settings(write(tmp_path, text), environ=environ or {})
+    message = str(raised.value)
+    assert "\n" not in message
+    return message
+
+
 def test_shipped_default_is_the_zero_config_setup() -> None:
     settings = load_settings("conf/tys.yaml", environ={})
     assert settings.server.host == "127.0.0.1"
@@ -33,22 +42,120 @@ def test_empty_file_gives_defaults(tmp_path: Path) -> None:
     assert settings.registration.wifi_name == "#clus"
 
 
+def test_keys_of_issue_12_have_their_defaults(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, ""), environ={})
+    monitor = settings.auth.monitor
+    assert (monitor.username, monitor.password) == ("monitor", "change-me-monitor")
+    assert settings.cmx.down_for_s == 30.0
+    assert settings.database.spill_dir == "var/spill"
+    assert settings.tracking.max_devices == 2_000_000
+
+
 def test_environment_overrides_the_file(tmp_path: Path) -> None:
     path = write(tmp_path, "database:\n  flush_interval_s: 5\n")
     settings = load_settings(path, environ={
         "TYS_DATABASE_FLUSH_INTERVAL_S": "2.5",
-        "TYS_AUTH_API_PASSWORD": "1234",
         "TYS_CMX_HOSTS": "cmx1.example.org, cmx2.example.org",
         "TYS_DATABASE_DSN": "postgresql://cmx@db/cmx",
         "TYS_SERVER_XHEADERS": "true",
         "TYS_LEADERBOARD_EXCLUDE_EMAIL_DOMAINS": "cisco.com",
+        "TYS_CMX_DOWN_FOR_S": "0",
+        "TYS_TRACKING_MAX_DEVICES": "5000",
     })
     assert settings.database.flush_interval_s == 2.5
-    assert settings.auth.api.password == "1234"  # a numeric secret stays a string
     assert settings.cmx.hosts == ("cmx1.example.org", "cmx2.example.org")
     assert settings.database.dsn == "postgresql://cmx@db/cmx"
     assert settings.server.xheaders is True
     assert settings.leaderboard.exclude_email_domains == ("cisco.com",)
+    assert settings.cmx.down_for_s == 0.0
+    assert settings.tracking.max_devices == 5000
+
+
+@pytest.mark.parametrize("value", [
+    "abc #x", '"quoted"', "' spaced '", " leading space", "trailing space ", "1234", "0123",
+    "null", "~", "true", "- item", "a: b", "[unclosed", "{x}", "&anchor", "",
+])
+def test_environment_strings_are_taken_verbatim(value: str) -> None:
+    settings = load_settings(None, environ={"TYS_AUTH_API_PASSWORD": value,
+                                            "TYS_REGISTRATION_WIFI_NAME": value})
+    assert settings.auth.api.password == value
+    assert settings.registration.wifi_name == value
+
+
+def test_empty_environment_value_of_a_nullable_key_is_null() -> None:
+    settings = load_settings("conf/tys.example.yaml", environ={
+        "TYS_SERVER_HOST": "127.0.0.1", "TYS_DATABASE_DSN": "",
+        "TYS_SERVER_TLS_CERT": "", "TYS_SERVER_TLS_KEY": ""})
+    assert settings.database.dsn is None
+    assert (settings.server.tls_cert, settings.server.tls_key) == (None, None)
+
+
+@pytest.mark.parametrize(("value", "hosts"), [
+    ("", ()),
+    (" , ", ()),
+    ("cmx1, cmx2,,cmx3 ", ("cmx1", "cmx2", "cmx3")),
+    ("1234", ("1234",)),
+    ("test", ("test",)),
+])
+def test_environment_lists_are_comma_separated(value: str, hosts: tuple[str, ...]) -> None:
+    settings = load_settings(None, environ={"TYS_CMX_HOSTS": value})
+    assert settings.cmx.hosts == hosts
+
+
+@pytest.mark.parametrize(("name", "value", "read"), [
+    ("TYS_SERVER_PORT", "8443", 8443),
+    ("TYS_SERVER_PORT", " 8443 ", 8443),
+    ("TYS_DATABASE_FLUSH_INTERVAL_S", "2", 2.0),
+    ("TYS_DATABASE_FLUSH_INTERVAL_S", "0.25", 0.25),
+    ("TYS_DATABASE_FLUSH_INTERVAL_S", ".5", 0.5),
+    ("TYS_DATABASE_FLUSH_INTERVAL_S", "1e1", 10.0),
+    ("TYS_SERVER_XHEADERS", "TRUE", True),
+    ("TYS_SERVER_XHEADERS", "false", False),
+])
+def test_environment_numbers_and_booleans(name: str, value: str, read: object) -> None:
+    settings = load_settings(None, environ={name: value})
+    key = {"TYS_SERVER_PORT": settings.server.port,
+           "TYS_DATABASE_FLUSH_INTERVAL_S": settings.database.flush_interval_s,
+           "TYS_SERVER_XHEADERS": settings.server.xheaders}
+    assert key[name] == read and type(key[name]) is type(read)
+
+
+@pytest.mark.parametrize(("name", "value", "expected"), [
+    ("TYS_SERVER_PORT", "0x1F90", "int"),
+    ("TYS_SERVER_PORT", "8_080", "int"),
+    ("TYS_SERVER_PORT", "8080 # web", "int"),
+    ("TYS_SERVER_PORT", "8080.0", "int"),
+    ("TYS_SERVER_PORT", "", "int"),
+    ("TYS_DATABASE_FLUSH_INTERVAL_S", "nan", "float"),
+    ("TYS_DATABASE_FLUSH_INTERVAL_S", ".inf", "float"),
+    ("TYS_DATABASE_FLUSH_INTERVAL_S", "1e999", "float"),
+    ("TYS_DATABASE_FLUSH_INTERVAL_S", "2,5", "float"),
+    ("TYS_SERVER_XHEADERS", "yes", "bool (true or false)"),
+    ("TYS_SERVER_XHEADERS", "on", "bool (true or false)"),
+    ("TYS_SERVER_XHEADERS", "1", "bool (true or false)"),
+])
+def test_bad_environment_numbers_and_booleans_name_the_variable(
+        tmp_path: Path, name: str, value: str, expected: str) -> None:
+    message = config_error(tmp_path, "", {name: value})
+    assert message == f"{name}: expected {expected}, got {value!r}"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("auth:\n  api:\n    password: 987654321\n",
+     "auth.api.password: expected str, got int (value not shown: auth.api.password is a secret)"),
+    ("cmx:\n  mac_hash_key: [987654321]\n",
+     "cmx.mac_hash_key: expected str, got list (value not shown: cmx.mac_hash_key is a secret)"),
+    ("database:\n  dsn: {password: 987654321}\n",
+     "database.dsn: expected str, got dict (value not shown: database.dsn is a secret)"),
+    ("auth:\n  api: '987654321'\n", "auth.api: expected a mapping, got str"),
+    ('auth:\n  api:\n    password: "987654321\n',
+     "is not valid YAML: found unexpected end of stream at line 4, column 1"),
+])
+def test_an_error_about_a_secret_never_shows_its_value(tmp_path: Path, text: str,
+                                                       message: str) -> None:
+    line = config_error(tmp_path, text)
+    assert message in line
+    assert "987654321" not in line
 
 
 def test_env_names_follow_section_and_key() -> None:
@@ -61,27 +168,52 @@ def test_env_names_follow_section_and_key() -> None:
     ("colour: blue\n", {}, "colour: unknown key"),
     ("database:\n  flush_interval_s: soon\n", {},
      "database.flush_interval_s: expected float, got 'soon'"),
+    ("database:\n  flush_interval_s: .inf\n", {},
+     "database.flush_interval_s: expected a finite float, got inf"),
     ("server:\n  port: 70000\n", {}, "server.port: must be 1-65535, got 70000"),
     ("database:\n  flush_interval_s: 0\n", {}, "database.flush_interval_s: must be greater than 0"),
+    ("tracking:\n  max_devices: 0\n", {}, "tracking.max_devices: must be greater than 0"),
+    ("cmx:\n  down_for_s: -1\n", {}, "cmx.down_for_s: must be 0 or more, got -1.0"),
     ("tracking:\n  timezone: Mars/Olympus\n", {}, "tracking.timezone: unknown time zone"),
-    ("cmx:\n  hosts: []\n", {}, "cmx.hosts: needs at least one host"),
     ("server:\n  port: true\n", {}, "server.port: expected int, got True"),
     ("logging:\n  level: LOUD\n", {}, "logging.level: must be one of"),
     ("server:\n  tls_cert: /x.pem\n", {}, "server.tls_cert / server.tls_key: set both"),
     ("", {"TYS_SERVER_PORT": "abc"}, "TYS_SERVER_PORT: expected int, got 'abc'"),
     ("auth:\n  api:\n    username: cmx\n    password: change-me-cmx\n", {},
      "auth.api: must differ from auth.notification"),
+    ("auth:\n  monitor:\n    username: frontend\n    password: change-me-api\n", {},
+     "auth.monitor: must differ from auth.api"),
+    ("auth:\n  monitor:\n    username: ''\n", {}, "auth.monitor.username: required"),
+    ("cmx:\n  ip2mac_url: 'ftp://{host}/clients?ip={ip}'\n", {},
+     "cmx.ip2mac_url: must be an http:// or https:// URL"),
+    ("cmx:\n  ip2mac_url: 'https://{host}/clients?ip={ip}&v={ip.packed}'\n", {},
+     "cmx.ip2mac_url: only {host} and {ip} may appear in braces"),
     ("- a list\n", {}, "config: expected a mapping"),
-    ("server: [1, 2\n", {}, "is not valid YAML"),
+    ("server: [1, 2\n", {}, "is not valid YAML: expected ',' or ']', but got '<stream end>' "
+                            "at line 2, column 1"),
 ])
 def test_bad_values_stop_with_one_line_naming_the_key(tmp_path: Path, text: str,
                                                       environ: dict[str, str],
                                                       message: str) -> None:
-    with pytest.raises(ConfigError) as raised:
-        load_settings(write(tmp_path, text), environ=environ)
-    assert message in str(raised.value)
-    if "YAML" not in message:
-        assert "\n" not in str(raised.value)
+    assert message in config_error(tmp_path, text, environ)
+
+
+def test_a_site_without_cmx_hosts_is_valid(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, "cmx:\n  hosts: []\n"), environ={})
+    assert settings.cmx.hosts == ()
+
+
+@pytest.mark.parametrize(("password", "what"), [
+    ("", "empty"), ("change-me-monitor", "the shipped example")])
+def test_monitor_password_is_refused_off_loopback_like_the_others(
+        tmp_path: Path, password: str, what: str) -> None:
+    environ = {"TYS_SERVER_HOST": "0.0.0.0", "TYS_AUTH_NOTIFICATION_PASSWORD": "s1",
+               "TYS_AUTH_API_PASSWORD": "s2", "TYS_AUTH_MONITOR_PASSWORD": password}
+    message = config_error(tmp_path, "", environ)
+    assert message.startswith(f"auth.monitor.password: {what}, refused with server.host")
+    assert "TYS_AUTH_MONITOR_PASSWORD" in message
+    environ["TYS_AUTH_MONITOR_PASSWORD"] = "s3"
+    assert load_settings(write(tmp_path, ""), environ=environ).auth.monitor.password == "s3"
 
 
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:

@@ -48,6 +48,7 @@ TYS_ENV = {
     "TYS_DATABASE_DSN": "postgresql://cmx:s3cret@127.0.0.1:5432/cmx",
     "TYS_AUTH_NOTIFICATION_PASSWORD": "cmx-secret",
     "TYS_AUTH_API_PASSWORD": "1234",
+    "TYS_AUTH_MONITOR_PASSWORD": "monitor #1",
     "TYS_CMX_PASSWORD": "api-secret",
     "TYS_CMX_MAC_HASH_KEY": "listening",
 }
@@ -57,15 +58,20 @@ def test_example_loads_as_a_production_config_with_the_secrets_of_tys_env() -> N
     settings = load_settings(EXAMPLE, environ=TYS_ENV)
     assert settings.database.dsn == "postgresql://cmx:s3cret@127.0.0.1:5432/cmx"
     assert settings.auth.api.password == "1234"  # stays a string
+    assert settings.auth.monitor.password == "monitor #1"  # verbatim, "#" and all
+    assert settings.cmx.down_for_s == 30.0
     assert settings.cmx.mac_hash_key == "listening"
     assert "test" not in settings.cmx.hosts
     assert settings.server.tls_cert and settings.server.tls_key
     assert settings.tracking.timezone != "UTC"
 
 
-def test_example_without_the_secrets_refuses_to_start() -> None:
-    with pytest.raises(ConfigError, match="TYS_AUTH_NOTIFICATION_PASSWORD"):
-        load_settings(EXAMPLE, environ={})
+@pytest.mark.parametrize("missing", [
+    "TYS_AUTH_NOTIFICATION_PASSWORD", "TYS_AUTH_API_PASSWORD", "TYS_AUTH_MONITOR_PASSWORD"])
+def test_example_without_a_secret_refuses_to_start(missing: str) -> None:
+    environ = {name: value for name, value in TYS_ENV.items() if name != missing}
+    with pytest.raises(ConfigError, match=missing):
+        load_settings(EXAMPLE, environ=environ)
 
 
 def test_example_dsn_carries_no_password() -> None:

@@ -140,7 +140,8 @@ def test_secrets_from_the_environment_allow_a_public_address(tmp_path: Path) -> 
     with pytest.raises(ConfigError):
         load_settings(config, environ={"TYS_AUTH_NOTIFICATION_PASSWORD": "s1"})
     settings = load_settings(config, environ={"TYS_AUTH_NOTIFICATION_PASSWORD": "s1",
-                                              "TYS_AUTH_API_PASSWORD": "s2"})
+                                              "TYS_AUTH_API_PASSWORD": "s2",
+                                              "TYS_AUTH_MONITOR_PASSWORD": "s3"})
     assert (settings.auth.notification.password, settings.auth.api.password) == ("s1", "s2")
 
 
