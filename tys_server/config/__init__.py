@@ -1,0 +1,29 @@
+"""Configuration: typed settings (``settings``), read from YAML and TYS_* (``load``), checked
+(``checks``). DESIGN section 4.
+
+A leaf: imports nothing else of the project, and every layer but ``core`` may import it
+(import-linter contract ``config-leaf``). Callers import from here.
+"""
+
+from tys_server.config.checks import SHIPPED_PASSWORDS, is_loopback, is_secret
+from tys_server.config.load import DEFAULT_CONFIG, ENV_PREFIX, env_name, load_settings
+from tys_server.config.settings import (
+    AuthSettings,
+    CmxSettings,
+    ConfigError,
+    Credentials,
+    DatabaseSettings,
+    LeaderboardSettings,
+    LoggingSettings,
+    RegistrationSettings,
+    ServerSettings,
+    Settings,
+    TrackingSettings,
+)
+
+__all__ = [
+    "DEFAULT_CONFIG", "ENV_PREFIX", "SHIPPED_PASSWORDS", "AuthSettings", "CmxSettings",
+    "ConfigError", "Credentials", "DatabaseSettings", "LeaderboardSettings", "LoggingSettings",
+    "RegistrationSettings", "ServerSettings", "Settings", "TrackingSettings", "env_name",
+    "is_loopback", "is_secret", "load_settings",
+]
