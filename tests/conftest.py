@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import dataclasses
 import os
 import shutil
@@ -15,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import psycopg2
-import psycopg2.extensions
 import pytest
 import tornado.httpclient
 import tornado.ioloop
 
+from tests.support.pgproxy import PgProxy
+from tools import pg_admin
+from tools.cmx_sim.httpclient import basic_auth
 from tys_server.config import Settings, load_settings
 from tys_server.server import Runtime
 from tys_server.store.embedded import EmbeddedPostgres
@@ -39,46 +39,23 @@ class TestDatabase:
         self.admin_dsn = admin_dsn
         self.embedded = embedded
         self.name = f"tys_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-        self.dsn = psycopg2.extensions.make_dsn(admin_dsn, dbname=self.name)
-
-    def _admin(self, sql: str) -> None:
-        conn = psycopg2.connect(self.admin_dsn)
-        try:
-            conn.autocommit = True
-            with conn.cursor() as cur:
-                cur.execute(sql)
-        finally:
-            conn.close()
+        self.dsn = pg_admin.database_dsn(admin_dsn, self.name)
 
     def create(self) -> None:
-        self._admin(f'CREATE DATABASE "{self.name}"')
+        """Create the run's database."""
+        pg_admin.create_database(self.admin_dsn, self.name)
 
     def drop(self) -> None:
-        self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        """Drop it, whoever is still connected."""
+        pg_admin.drop_database(self.admin_dsn, self.name)
 
-    def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    def query(self, sql: str, args: tuple[Any, ...] | None = None) -> list[tuple[Any, ...]]:
         """Synchronous read for assertions (tests only)."""
-        conn = psycopg2.connect(self.dsn)
-        try:
-            conn.autocommit = True
-            with conn.cursor() as cur:
-                cur.execute(sql, args)
-                return cur.fetchall() if cur.description else []
-        finally:
-            conn.close()
+        return pg_admin.query(self.dsn, sql, args)
 
     def clear(self) -> None:
         """Empty every TYS table that exists."""
-        conn = psycopg2.connect(self.dsn)
-        try:
-            conn.autocommit = True
-            with conn.cursor() as cur:
-                cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-                present = [name for (name,) in cur.fetchall() if name in TABLES]
-                if present:
-                    cur.execute("TRUNCATE " + ", ".join(present))
-        finally:
-            conn.close()
+        pg_admin.empty_tables(self.dsn, TABLES)
 
 
 @pytest.fixture(scope="session")
@@ -110,6 +87,22 @@ def db(postgres: TestDatabase) -> TestDatabase:
     """The run's database, emptied for this test."""
     postgres.clear()
     return postgres
+
+
+@pytest.fixture
+def workdir() -> Iterator[Path]:
+    """A scratch directory with a short path: a Unix socket path must fit in 108 bytes."""
+    with tempfile.TemporaryDirectory(prefix="tys-") as path:  # pytest's tmp_path may not
+        yield Path(path)
+
+
+@pytest.fixture
+def proxy(io_loop: Any, db: TestDatabase) -> Iterator[PgProxy]:
+    """A cuttable TCP proxy in front of the test database (tests.support.pgproxy)."""
+    pg = PgProxy(db.dsn)
+    io_loop.run_sync(pg.start)
+    yield pg
+    io_loop.run_sync(pg.close)
 
 
 def with_overrides(settings: Settings, **overrides: Any) -> Settings:
@@ -158,7 +151,7 @@ def app(runtime: Runtime) -> Any:
 
 def basic(pair: tuple[str, str]) -> str:
     """Authorization header value for a username/password pair."""
-    return "Basic " + base64.b64encode(f"{pair[0]}:{pair[1]}".encode()).decode()
+    return basic_auth(*pair)["Authorization"]
 
 
 @pytest.fixture

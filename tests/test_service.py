@@ -251,14 +251,6 @@ async def test_no_cmx_host_answering_is_location_unavailable(settings: Any) -> N
 # -- storage failures ----------------------------------------------------------------
 
 
-@pytest.fixture
-def proxy(io_loop: Any, db: Any) -> Iterator[PgProxy]:
-    pg = PgProxy(db.dsn)
-    io_loop.run_sync(pg.start)
-    yield pg
-    io_loop.run_sync(pg.close)
-
-
 @pytest.mark.gen_test(timeout=30)
 async def test_database_gone_is_storage_failed_and_memory_unchanged(
         settings: Any, proxy: PgProxy, db: Any) -> None:

@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import psycopg2
-import psycopg2.extensions
 
+from tools import pg_admin
 from tools.cmx_sim.load import load_mac
+from tys_server.store.database import sql_text
 
 ROOT = Path(__file__).resolve().parents[1]
-SQL_DIR = ROOT / "sql"
 CMX_AUTH = ("cmx", "change-me-cmx")          # conf/tys.yaml's pairs
 API_AUTH = ("frontend", "change-me-api")
 EMAIL_DOMAIN = "cmxtrackyoursteps.com"
@@ -46,37 +46,22 @@ class Postgres:
         self.admin_dsn = admin_dsn
         self.created: list[str] = []
 
-    def _admin(self, sql: str) -> None:
-        conn = psycopg2.connect(self.admin_dsn)
-        try:
-            conn.autocommit = True
-            with conn.cursor() as cur:
-                cur.execute(sql)
-        finally:
-            conn.close()
-
     def create_database(self, purpose: str) -> str:
         """A fresh database of this run; returns its DSN."""
         name = f"tys_bench_{purpose}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-        self._admin(f'CREATE DATABASE "{name}"')
         self.created.append(name)
-        return psycopg2.extensions.make_dsn(self.admin_dsn, dbname=name)
+        return pg_admin.create_database(self.admin_dsn, name)
 
     def version(self) -> str:
         """PostgreSQL's server_version."""
-        conn = psycopg2.connect(self.admin_dsn)
-        try:
-            with conn.cursor() as cur:
-                cur.execute("SHOW server_version")
-                return str(cur.fetchone()[0])
-        finally:
-            conn.close()
+        [(version,)] = pg_admin.query(self.admin_dsn, "SHOW server_version")
+        return str(version)
 
     def close(self) -> None:
         """Drop every database of this run; stop the embedded server."""
         for name in self.created:
             with contextlib.suppress(psycopg2.Error):
-                self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                pg_admin.drop_database(self.admin_dsn, name)
         if self.embedded is not None:
             self.embedded.stop()
 
@@ -97,14 +82,9 @@ def postgres(admin_dsn: str | None) -> Iterator[Postgres]:
 
 def apply_schema(dsn: str, *, unlogged: bool = False) -> None:
     """The server's own schema files, applied before the server starts."""
-    persistence = "unlogged.sql" if unlogged else "logged.sql"
-    conn = psycopg2.connect(dsn)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute((SQL_DIR / "schema.sql").read_text())
-            cur.execute((SQL_DIR / persistence).read_text())
-    finally:
-        conn.close()
+    with pg_admin.cursor(dsn, autocommit=False) as cur:
+        cur.execute(sql_text("schema.sql"))
+        cur.execute(sql_text("unlogged.sql" if unlogged else "logged.sql"))
 
 
 def username(index: int) -> str:
@@ -117,35 +97,32 @@ def seed_users(dsn: str, users: int, days: int = 5) -> None:
     macs = [load_mac(i) for i in range(users)]
     names = [username(i) for i in range(users)]
     emails = [f"{name}@{EMAIL_DOMAIN}" for name in names]
-    conn = psycopg2.connect(dsn)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute("INSERT INTO users (email, nickname, admin) "
-                        "SELECT e, n, false FROM unnest(%s::text[], %s::text[]) AS r(e, n)",
-                        (emails, names))
-            cur.execute("INSERT INTO devices (mac, owner) "
-                        "SELECT m, e FROM unnest(%s::macaddr[], %s::text[]) AS r(m, e)",
-                        (macs, emails))
-            cur.execute("INSERT INTO distance (mac, mtrs, time) "
-                        "SELECT m, (random() * 20000)::real, now() - interval '1 hour' "
-                        "FROM unnest(%s::macaddr[]) AS m", (macs,))
-            cur.execute("INSERT INTO distance_history (time, mac, mtrs) "
-                        "SELECT date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
-                        " - d * interval '1 day', m, (random() * 5000)::real "
-                        "FROM unnest(%s::macaddr[]) AS m, generate_series(0, %s - 1) AS d",
-                        (macs, days))
-    finally:
-        conn.close()
+    with pg_admin.cursor(dsn, autocommit=False) as cur:
+        cur.execute("INSERT INTO users (email, nickname, admin) "
+                    "SELECT e, n, false FROM unnest(%s::text[], %s::text[]) AS r(e, n)",
+                    (emails, names))
+        cur.execute("INSERT INTO devices (mac, owner) "
+                    "SELECT m, e FROM unnest(%s::macaddr[], %s::text[]) AS r(m, e)",
+                    (macs, emails))
+        cur.execute("INSERT INTO distance (mac, mtrs, time) "
+                    "SELECT m, (random() * 20000)::real, now() - interval '1 hour' "
+                    "FROM unnest(%s::macaddr[]) AS m", (macs,))
+        cur.execute("INSERT INTO distance_history (time, mac, mtrs) "
+                    "SELECT date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+                    " - d * interval '1 day', m, (random() * 5000)::real "
+                    "FROM unnest(%s::macaddr[]) AS m, generate_series(0, %s - 1) AS d",
+                    (macs, days))
 
 
 def free_port() -> int:
-    """A TCP port nobody listens on right now."""
+    """A loopback TCP port nobody listens on right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-def _clean_env(**extra: str) -> dict[str, str]:
+def clean_environment(**extra: str) -> dict[str, str]:
+    """os.environ without the developer's TYS_* settings or NOTIFY_SOCKET, plus extra."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TYS_")}
     env.pop("NOTIFY_SOCKET", None)
     env.update(extra)
@@ -207,7 +184,7 @@ class Process:
 def start_tys(dsn: str, workdir: Path) -> Process:
     """python -m tys_server with the shipped config, on the bench's database."""
     port = free_port()
-    env = _clean_env(TYS_DATABASE_DSN=dsn)
+    env = clean_environment(TYS_DATABASE_DSN=dsn)
     argv = [sys.executable, "-m", "tys_server", "--config", "conf/tys.yaml", "--port", str(port)]
     return Process("tys", argv, env, workdir / "tys.log", "/healthz")
 
@@ -221,7 +198,7 @@ def start_reference(replies_path: Path, workdir: Path, *, bare: bool = False) ->
     port = free_port()
     argv = [sys.executable, "-m", "tools.bench_reference", "--port", str(port),
             "--replies", str(replies_path), *(["--bare"] if bare else [])]
-    return Process(name, argv, _clean_env(), workdir / f"{name}.log", "/notification")
+    return Process(name, argv, clean_environment(), workdir / f"{name}.log", "/notification")
 
 
 def busy_cores_s() -> float:

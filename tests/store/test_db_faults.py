@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,14 +12,6 @@ from tests.conftest import CMX_AUTH, json_of
 from tests.support.pgproxy import PgProxy
 
 MAC = "00:aa:bb:cc:dd:01"
-
-
-@pytest.fixture
-def proxy(io_loop: Any, db: Any) -> Iterator[PgProxy]:
-    pg = PgProxy(db.dsn)
-    io_loop.run_sync(pg.start)
-    yield pg
-    io_loop.run_sync(pg.close)
 
 
 @pytest.fixture

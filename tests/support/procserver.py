@@ -1,15 +1,14 @@
-"""python -m tys_server as a real subprocess, for fault tests (SIGTERM, kill -9, restart).
+"""python -m tys_server as a real subprocess, as systemd runs it (SIGTERM, kill -9, restart).
 
+free_port and clean_environment are the bench's (tools/bench_env.py): one of each.
 Readiness is the READY=1 datagram on a notify socket of ours, as under systemd;
 requests go through http.client, so nothing here shares the test's event loop.
 """
 
 from __future__ import annotations
 
-import base64
 import http.client
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -18,28 +17,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.conftest import basic
+from tools.bench_env import clean_environment, free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT_S = 30.0
-
-
-def free_port() -> int:
-    """A loopback TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def basic_header(pair: tuple[str, str]) -> str:
-    """Authorization header value of a Basic pair."""
-    return "Basic " + base64.b64encode(":".join(pair).encode()).decode()
-
-
-def clean_environment(**extra: str) -> dict[str, str]:
-    """os.environ without the developer's TYS_* settings or NOTIFY_SOCKET, plus extra."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TYS_")}
-    env.pop("NOTIFY_SOCKET", None)
-    env.update(extra)
-    return env
 
 
 class ServerProcess:
@@ -90,7 +72,7 @@ class ServerProcess:
         try:
             headers = {"Content-Type": "application/json"}
             if auth is not None:
-                headers["Authorization"] = basic_header(auth)
+                headers["Authorization"] = basic(auth)
             payload = json.dumps(body).encode() if body is not None else None
             conn.request(method, path, body=payload, headers=headers)
             reply = conn.getresponse()

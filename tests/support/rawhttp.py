@@ -7,13 +7,14 @@ the connection without answering shows up as `Reply.closed` (no status line).
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import ssl
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
+from tests.conftest import basic
 
 READ_TIMEOUT_S = 10.0
 
@@ -30,10 +31,6 @@ class Reply:
     def json(self) -> Any:
         assert self.headers.get("content-type", "").startswith("application/json"), self
         return orjson.loads(self.body)
-
-
-def basic(pair: tuple[str, str]) -> str:
-    return "Basic " + base64.b64encode(":".join(pair).encode()).decode()
 
 
 def request_bytes(method: str, path: str, body: bytes = b"", *,

@@ -14,7 +14,6 @@ import asyncio
 import functools
 import http.client
 import json
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -23,9 +22,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import CMX_AUTH, TestDatabase
+from tests.conftest import CMX_AUTH, TestDatabase, basic
 from tests.support.pgproxy import PgProxy
-from tests.support.procserver import ServerProcess, basic_header
+from tests.support.procserver import ServerProcess
 from tys_server.core.events import Movement
 from tys_server.core.tracking import FilterParams, Track, advance
 from tys_server.feeds.cmx import parse_envelope
@@ -42,7 +41,7 @@ STEP_MS = 4000                # 50 ft every 4 s: 3.8 m/s, under tracking.max_spe
 MAX_POINTS = 2500             # per device: 2.8 h of walk, all of it in the past
 FLOOR = 723413320329068590
 WARM_REQUESTS = 150           # per walker before the fault
-AUTH = basic_header(CMX_AUTH)
+AUTH = basic(CMX_AUTH)
 
 
 def mac_of(walker: int, device: int) -> str:
@@ -131,12 +130,6 @@ class Walker(threading.Thread):
             conn.close()
             self.warm.set()  # never leave the test waiting on a walker that ended
             self._more[1].set()
-
-
-@pytest.fixture
-def workdir() -> Iterator[Path]:
-    with tempfile.TemporaryDirectory(prefix="tys-f-") as path:  # short: socket paths
-        yield Path(path)
 
 
 @pytest.fixture

@@ -9,11 +9,10 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg2
-import psycopg2.extensions
 import pytest
 
 from tests.conftest import TABLES, TestDatabase
+from tools import pg_admin
 
 ROOT = Path(__file__).resolve().parents[2]
 BACKUP = ROOT / "tools" / "backup.sh"
@@ -51,30 +50,15 @@ def embedded_bin() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "pginstall" / "bin"
 
 
-def execute(dsn: str, sql: str) -> None:
-    conn = psycopg2.connect(dsn)
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(sql)
-    finally:
-        conn.close()
-
-
 def snapshot(dsn: str) -> dict[str, list[str]]:
     """Every public table's rows as text, sorted (point has no ordering operator)."""
-    conn = psycopg2.connect(dsn)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-            tables = sorted(name for (name,) in cur.fetchall())
-            out = {}
-            for table in tables:
-                cur.execute(f'SELECT t::text FROM "{table}" AS t')
-                out[table] = sorted(row for (row,) in cur.fetchall())
-            return out
-    finally:
-        conn.close()
+    with pg_admin.cursor(dsn) as cur:
+        cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        out = {}
+        for (table,) in sorted(cur.fetchall()):
+            cur.execute(f'SELECT t::text FROM "{table}" AS t')
+            out[table] = sorted(row for (row,) in cur.fetchall())
+        return out
 
 
 def run_backup(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -91,9 +75,9 @@ def dumps_in(directory: Path) -> list[str]:
 @pytest.fixture
 def filled(db: TestDatabase) -> TestDatabase:
     """The test database with the TYS schema and a few rows in every table."""
-    execute(db.dsn, SCHEMA.read_text())
+    pg_admin.query(db.dsn, SCHEMA.read_text())
     db.clear()
-    execute(db.dsn, ROWS)
+    pg_admin.query(db.dsn, ROWS)
     return db
 
 
@@ -101,12 +85,11 @@ def filled(db: TestDatabase) -> TestDatabase:
 def fresh_database(postgres: TestDatabase) -> Iterator[str]:
     """An empty database on the same server, dropped afterwards; yields its DSN."""
     name = f"{postgres.name}_restore"
-    execute(postgres.admin_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    execute(postgres.admin_dsn, f'CREATE DATABASE "{name}"')
+    pg_admin.drop_database(postgres.admin_dsn, name)
     try:
-        yield psycopg2.extensions.make_dsn(postgres.admin_dsn, dbname=name)
+        yield pg_admin.create_database(postgres.admin_dsn, name)
     finally:
-        execute(postgres.admin_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        pg_admin.drop_database(postgres.admin_dsn, name)
 
 
 def test_backup_restores_every_table_into_a_fresh_database(
@@ -194,7 +177,7 @@ def test_embedded_server_is_found_through_its_postmaster_pid(postgres: TestDatab
         pytest.skip("TYS_TEST_DSN names another server: no embedded data directory")
     postgres.embedded.ensure_database("tys")  # the name the service uses
     try:
-        execute(postgres.embedded.dsn("tys"), SCHEMA.read_text())
+        pg_admin.query(postgres.embedded.dsn("tys"), SCHEMA.read_text())
         backups = tmp_path / "backups"
         result = run_backup("--embedded-dir", str(postgres.embedded.data_dir),
                             "--dir", str(backups))
@@ -202,7 +185,7 @@ def test_embedded_server_is_found_through_its_postmaster_pid(postgres: TestDatab
         assert len(dumps_in(backups)) == 1
         assert "the embedded PostgreSQL" in result.stderr
     finally:
-        execute(postgres.admin_dsn, 'DROP DATABASE IF EXISTS "tys" WITH (FORCE)')
+        pg_admin.drop_database(postgres.admin_dsn, "tys")
 
 
 def test_usage_errors_exit_2() -> None:

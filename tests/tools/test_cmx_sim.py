@@ -20,6 +20,7 @@ import tornado.httpserver
 import tornado.testing
 import tornado.web
 
+from tools.bench_env import free_port
 from tools.cmx_sim import fake_cmx, load, notify, report
 from tools.cmx_sim.devices import (
     Device,
@@ -425,14 +426,8 @@ def test_walk_reports_true_against_server_distance(tmp_path: Path) -> None:
     assert first.timestamp() * 1000 == pytest.approx(started_ms - 900_000, abs=5_000)
 
 
-def _free_port() -> int:
-    sock, port = tornado.testing.bind_unused_port()
-    sock.close()
-    return port
-
-
 def test_walk_serves_its_devices_to_the_server_through_a_fake_cmx(tmp_path: Path) -> None:
-    cmx_port = _free_port()
+    cmx_port = free_port()
     stub = _StubTys(cmx_url=f"http://127.0.0.1:{cmx_port}")
     log = tmp_path / "walk.log"
 
