@@ -410,6 +410,27 @@ async def test_ip_username_bad_input_is_400(post: Any, body: Any) -> None:
     assert json_of(reply) == {"error": "Expecting key name ip."}
 
 
+class FaultyLookup:
+    """A look-up with a bug: an exception the service does not promise."""
+
+    async def lookup_mac(self, ip: str) -> str:
+        raise ValueError(f"internal detail of {ip}")
+
+
+@pytest.mark.gen_test
+async def test_a_fault_is_a_500_without_its_text(post: Any, runtime: Any,
+                                                 caplog: Any) -> None:
+    runtime.service.cmx = FaultyLookup()
+    for path, body in ((REGISTER, {"username": "Alice", "ip": "10.0.0.1"}),
+                       (IP_USER, {"ip": "10.0.0.1"})):
+        reply = await post(path, body)
+        assert reply.code == 500
+        assert json_of(reply) == {"error": "Internal server error"}
+    assert not runtime.state.users
+    faults = [r for r in caplog.records if r.exc_info and r.exc_info[0] is ValueError]
+    assert len(faults) == 2  # logged with its stack, once per request
+
+
 @pytest.mark.gen_test
 async def test_unknown_path_is_json_404(post: Any) -> None:
     reply = await post("/live/nothing_here", {})
