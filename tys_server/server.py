@@ -36,6 +36,16 @@ log = logging.getLogger("tys_server")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Below this many tracks a full GC pass is a few ms: not worth freezing start-up objects.
 FREEZE_AFTER_TRACKS = 100_000
+# The shutdown flush: tries, and the pauses between them (2, 4, 5, 5 s); systemd's
+# TimeoutStopSec must outlast them all (tests/ops/test_systemd_units.py reads these).
+FINAL_FLUSH_ATTEMPTS = 5
+FINAL_FLUSH_PAUSE_STEP_S = 2.0
+FINAL_FLUSH_PAUSE_MAX_S = 5.0
+
+
+def final_flush_pause_s(attempt: int) -> float:
+    """The pause after failed try `attempt` (1-based) of the shutdown flush."""
+    return min(FINAL_FLUSH_PAUSE_STEP_S * attempt, FINAL_FLUSH_PAUSE_MAX_S)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -192,12 +202,13 @@ class Runtime:
 
     async def _final_flush(self) -> bool:
         assert self.flusher is not None
-        for attempt in range(1, 6):
+        for attempt in range(1, FINAL_FLUSH_ATTEMPTS + 1):
             if await self.flusher.flush_once():
                 log.info("final flush done")
                 return True
-            log.error("final flush failed (attempt %d of 5)", attempt)
-            await asyncio.sleep(min(2.0 * attempt, 5.0))
+            log.error("final flush failed (attempt %d of %d)", attempt, FINAL_FLUSH_ATTEMPTS)
+            if attempt < FINAL_FLUSH_ATTEMPTS:  # no pause before giving up
+                await asyncio.sleep(final_flush_pause_s(attempt))
         log.error("giving up: %d dirty keys were not written", len(self.state.dirty))
         return False
 

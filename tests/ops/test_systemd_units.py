@@ -13,13 +13,11 @@ import pytest
 
 from tys_server.config import DatabaseSettings, ServerSettings
 from tys_server.ops import sdnotify
+from tys_server.server import FINAL_FLUSH_ATTEMPTS, final_flush_pause_s
 
 ROOT = Path(__file__).resolve().parents[2]
 UNITS = ROOT / "systemd"
 INSTALL_PREFIX = "/opt/tys"
-# Runtime._final_flush: 5 tries, each bounded by the database timeouts, 2+4+5+5 s apart.
-FINAL_FLUSH_TRIES = 5
-FINAL_FLUSH_PAUSES_S = 16
 
 HARDENING = {
     "NoNewPrivileges": "yes",
@@ -105,8 +103,10 @@ def test_server_unit_stops_gracefully_and_restarts_on_failure(server_unit: Unit)
     assert one(server_unit, "Service", "KillMode") == "mixed"
     stop_s = seconds(one(server_unit, "Service", "TimeoutStopSec"))
     db = DatabaseSettings()
-    worst_flush_s = (FINAL_FLUSH_TRIES * (db.statement_timeout_s + db.connect_timeout_s)
-                     + FINAL_FLUSH_PAUSES_S)
+    # Every try of the shutdown flush bounded by the database timeouts, plus the pauses.
+    pauses_s = sum(map(final_flush_pause_s, range(1, FINAL_FLUSH_ATTEMPTS)))
+    worst_flush_s = (FINAL_FLUSH_ATTEMPTS * (db.statement_timeout_s + db.connect_timeout_s)
+                     + pauses_s)
     # No SIGKILL while the server still drains or tries to save what it accepted.
     assert stop_s > ServerSettings().drain_timeout_s + worst_flush_s
     assert seconds(one(server_unit, "Service", "TimeoutStartSec")) >= 120
