@@ -251,7 +251,7 @@ FOUND, UNKNOWN, DOWN = "found", "unknown", "down"
     (None, b'[{"macAddress": "00:00:00:00:00:00"}, {"deviceId": "a4:5e:60:d1:22:e3"}]', FOUND),
     (None, b"[]", UNKNOWN),
     (None, b'[{"macAddress": null}]', UNKNOWN),
-    (404, b'{"error": "no such client"}', UNKNOWN),
+    (404, b'{"error": "no such client"}', DOWN),
     (None, b"<html>Service Unavailable</html>", DOWN),
     (None, b"", DOWN),
     (None, b'{"error": "busy"}', DOWN),
@@ -293,7 +293,8 @@ async def test_rejected_credentials_mark_the_host_down_without_leaking(
         caplog: pytest.LogCaptureFixture) -> None:
     strict, strict_host = start_cmx(clients={PHONE_IP: OTHER_MAC}, password="other")
     _, good_host = start_cmx(clients={PHONE_IP: PHONE_MAC})
-    client = CmxClient(cmx_settings(strict_host, good_host), http=http)
+    # down_for_s 0: the strict host is asked by both look-ups, and warned about once.
+    client = CmxClient(cmx_settings(strict_host, good_host, down_for_s=0.0), http=http)
     with caplog.at_level(logging.INFO, logger="tys_server.lookup.cmx_api"):
         assert await client.lookup_mac(PHONE_IP) == PHONE_MAC
         assert await client.lookup_mac(PHONE_IP) == PHONE_MAC
@@ -417,6 +418,130 @@ async def test_host_recovers(start_cmx: StartCmx, http: CurlAsyncHTTPClient) -> 
     up = client.hosts[0]
     assert (up.status, up.last_error) == ("up", None)
     assert up.last_change_s >= down.last_change_s
+
+
+# --- a host that failed is skipped while another answers (DESIGN 13) ------------------
+
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now_s = 1000.0
+
+    def __call__(self) -> float:
+        return self.now_s
+
+
+@pytest.mark.gen_test
+async def test_wrong_ip2mac_url_is_down_with_an_error_naming_the_setting(
+        start_cmx: StartCmx, http: CurlAsyncHTTPClient) -> None:
+    fake, host = start_cmx(clients={PHONE_IP: PHONE_MAC})
+    wrong_url = "http://{host}/api/location/v9/clients?ipAddress={ip}"  # Tornado's 404
+    client = CmxClient(cmx_settings(host, ip2mac_url=wrong_url), http=http)
+    with pytest.raises(LocationUnavailable):  # 503, never "Connect to WiFi first"
+        await client.lookup_mac(PHONE_IP)
+    state = client.hosts[0]
+    assert (state.status, state.last_error) == (
+        "down", "HTTP 404: no such API on this host, check cmx.ip2mac_url")
+    assert fake.requests == 0  # the path is not the API's: its handler never ran
+
+
+@pytest.mark.gen_test
+async def test_404_host_is_down_and_the_next_host_answers(
+        start_cmx: StartCmx, http: CurlAsyncHTTPClient) -> None:
+    _, wrong_host = start_cmx(status=404, body=b'{"error": "Not Found"}')
+    _, good_host = start_cmx(clients={PHONE_IP: PHONE_MAC})
+    client = CmxClient(cmx_settings(wrong_host, good_host), http=http)
+    assert await client.lookup_mac(PHONE_IP) == PHONE_MAC
+    assert [(s.status, s.last_error) for s in client.hosts] == [
+        ("down", "HTTP 404: no such API on this host, check cmx.ip2mac_url"), ("up", None)]
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_dead_first_host_is_asked_once_by_50_concurrent_lookups(
+        start_cmx: StartCmx, http: CurlAsyncHTTPClient) -> None:
+    ips = [f"10.0.1.{i}" for i in range(1, 51)]
+    macs = [f"a4:5e:60:d1:22:{i:02x}" for i in range(1, 51)]
+    # The dead host would answer after 5 s, far beyond timeout_s: a black hole to TYS.
+    dead, dead_host = start_cmx(clients=dict(zip(ips, macs, strict=True)), delay_s=5.0)
+    alive, alive_host = start_cmx(clients=dict(zip(ips, macs, strict=True)))
+    client = CmxClient(cmx_settings(dead_host, alive_host), http=http)
+    found = await asyncio.gather(*(client.lookup_mac(ip) for ip in ips))
+    assert found == macs
+    # One probe reached the dead host; the 49 look-ups that came while it was in flight
+    # went on to the next host at once. Fifty requests here would mean fifty timeouts.
+    assert dead.requests == 1
+    assert alive.requests == 50
+    assert [state.status for state in client.hosts] == ["down", "up"]
+    # Within cmx.down_for_s the dead host is not asked again.
+    assert await asyncio.gather(*(client.lookup_mac(ip) for ip in ips[:10])) == macs[:10]
+    assert dead.requests == 1
+
+
+@pytest.mark.gen_test
+async def test_failed_host_is_skipped_for_down_for_s_then_asked_again(
+        start_cmx: StartCmx, http: CurlAsyncHTTPClient) -> None:
+    clock = Clock()
+    first, first_host = start_cmx(clients={PHONE_IP: PHONE_MAC}, status=503)
+    second, second_host = start_cmx(clients={PHONE_IP: OTHER_MAC})
+    client = CmxClient(cmx_settings(first_host, second_host, down_for_s=30.0), http=http,
+                       clock=clock)
+    assert await client.lookup_mac(PHONE_IP) == OTHER_MAC
+    assert (first.requests, second.requests) == (1, 1)
+    first.status = None  # it is back, but TYS does not know yet
+    clock.now_s += 29.9
+    assert await client.lookup_mac(PHONE_IP) == OTHER_MAC
+    assert (first.requests, second.requests) == (1, 2)
+    assert client.hosts[0].status == "down"
+    clock.now_s += 0.2
+    assert await client.lookup_mac(PHONE_IP) == PHONE_MAC
+    assert (first.requests, second.requests) == (2, 2)
+    assert [state.status for state in client.hosts] == ["up", "up"]
+
+
+@pytest.mark.gen_test
+async def test_skipped_host_is_not_asked_when_another_answers_unknown(
+        start_cmx: StartCmx, http: CurlAsyncHTTPClient) -> None:
+    first, first_host = start_cmx(clients={PHONE_IP: PHONE_MAC}, status=503)
+    second, second_host = start_cmx()
+    client = CmxClient(cmx_settings(first_host, second_host), http=http, clock=Clock())
+    for _ in range(2):
+        with pytest.raises(NotOnWifi):
+            await client.lookup_mac(PHONE_IP)
+    assert (first.requests, second.requests) == (1, 2)
+
+
+@pytest.mark.gen_test
+async def test_hosts_all_in_their_down_time_are_still_tried_in_order(
+        start_cmx: StartCmx, http: CurlAsyncHTTPClient) -> None:
+    clock = Clock()
+    first, first_host = start_cmx(status=503)
+    second, second_host = start_cmx(clients={PHONE_IP: OTHER_MAC}, status=503)
+    client = CmxClient(cmx_settings(first_host, second_host), http=http, clock=clock)
+    with pytest.raises(LocationUnavailable):
+        await client.lookup_mac(PHONE_IP)
+    second.status = None
+    clock.now_s += 1.0
+    assert await client.lookup_mac(PHONE_IP) == OTHER_MAC  # not a 503 without asking
+    assert (first.requests, second.requests) == (2, 2)
+    assert first.seen_ips == second.seen_ips == [PHONE_IP, PHONE_IP]
+
+
+@pytest.mark.gen_test
+async def test_concurrent_lookups_wait_for_the_probe_of_the_only_host(
+        start_cmx: StartCmx, http: CurlAsyncHTTPClient) -> None:
+    dead, dead_host = start_cmx(clients={PHONE_IP: PHONE_MAC}, delay_s=5.0)
+    client = CmxClient(cmx_settings(dead_host), http=http)
+    outcomes = await asyncio.gather(*(client.lookup_mac(PHONE_IP) for _ in range(5)),
+                                    return_exceptions=True)
+    assert [type(outcome) for outcome in outcomes] == [LocationUnavailable] * 5
+    assert dead.requests == 1  # the others took the probe's verdict: one timeout in all
+
+    slow, slow_host = start_cmx(clients={PHONE_IP: PHONE_MAC}, delay_s=0.05)
+    client = CmxClient(cmx_settings(slow_host), http=http)
+    assert await asyncio.gather(*(client.lookup_mac(PHONE_IP) for _ in range(5))) == \
+        [PHONE_MAC] * 5  # after a good verdict each look-up asks the host itself
+    assert slow.requests == 5
 
 
 # --- the loop keeps running -----------------------------------------------------------

@@ -1,38 +1,45 @@
 """CMX client: asynchronous IP→MAC look-up, host fail-over, test mode, MAC hashing (DESIGN 9).
 
+Fail-over (DESIGN 13): a host that failed is skipped for ``cmx.down_for_s`` while
+another host answers, so a dead primary does not cost every look-up its timeout. A host
+not known to be up (never asked, or down) gets one request at a time, a *probe*: other
+look-ups meanwhile go on to the next host, and wait for the probe's verdict only when
+no other host answered. When every host is in its down time, they are all tried anyway,
+in order: a look-up never answers "unavailable" without asking.
+
 Decisions where DESIGN is silent:
 - Only private addresses are looked up (``core.addresses`` says which those are).
 - Test mode (a host named ``test``) also accepts loopback (127/8, ::1) so a developer on
   localhost can register; loopback is only ever answered by the test host, never sent to
   a real CMX. ``test`` is a pseudo-host in the list, tried in its place like the others.
-- Redirects are not followed (credentials stay with the configured host): a 3xx, like any
-  status other than 2xx, 204 and 404, marks the host down. So do 401/403 (wrong
-  cmx.username / cmx.password), logged as a warning once per status change.
+- 401/403 (wrong cmx.username / cmx.password) mark the host down like a timeout; a
+  status change is logged once, not per look-up.
 - With ``cmx.username`` empty no Authorization header is sent.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import ipaddress
-import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest, HTTPResponse
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 from tys_server.config import CmxSettings
 from tys_server.core.addresses import IpAddress, is_private, read_address
-from tys_server.core.macs import hash_mac, normalise_mac
+from tys_server.core.macs import hash_mac
+from tys_server.lookup.cmx_reply import HostDown, mac_from_reply
 
 log = logging.getLogger(__name__)
 
 TEST_HOST = "test"
 USER_AGENT = "tys-server"
-_MAC_KEYS = ("macAddress", "deviceId")  # v2 client record, v3 stored notification
 
 
 class NotOnWifi(Exception):
@@ -43,10 +50,6 @@ class LocationUnavailable(Exception):
     """No CMX host answered."""
 
 
-class _HostDown(Exception):
-    """One host failed to answer usefully; the text says why (never credentials)."""
-
-
 @dataclasses.dataclass
 class HostState:
     """What look-ups have learned about one CMX host, for the status page and /healthz."""
@@ -55,6 +58,19 @@ class HostState:
     status: str  # "unknown" until first asked, then "up" or "down"
     last_change_s: float  # epoch seconds of the last status change (start-up at first)
     last_error: str | None = None
+
+
+class _Host:
+    """A host's state, until when it is skipped, and the verdict of its probe in flight."""
+
+    __slots__ = ("state", "skip_until_s", "probe")
+
+    def __init__(self, state: HostState) -> None:
+        self.state = state
+        self.skip_until_s = -math.inf  # on the client's clock
+        # Set while a request to a host not known to be up is in flight: True once the
+        # host answered, False when it failed (or the asking look-up was cancelled).
+        self.probe: asyncio.Future[bool] | None = None
 
 
 def configure_http_client(max_clients: int) -> None:
@@ -71,51 +87,24 @@ def _test_mac(address: IpAddress) -> str | None:
     return "02:00:" + ":".join(f"{octet:02x}" for octet in address.packed)
 
 
-def _mac_from_reply(response: HTTPResponse) -> str | None:
-    """The MAC in one host's reply, None when it answered "unknown"; _HostDown otherwise."""
-    code = response.code
-    if code in (401, 403):
-        raise _HostDown(f"HTTP {code}: CMX rejected cmx.username / cmx.password")
-    if code in (204, 404):
-        return None
-    if not 200 <= code < 300:
-        raise _HostDown(f"HTTP {code}")
-    try:
-        data = json.loads(response.body or b"")
-    except (ValueError, RecursionError):
-        raise _HostDown(f"HTTP {code} with a body that is not JSON") from None
-    if isinstance(data, dict) and isinstance(data.get("notifications"), list):
-        data = data["notifications"]  # the notification envelope, as CMX POSTs it
-    records: list[Any] = [data] if isinstance(data, dict) else data
-    if not isinstance(records, list):
-        raise _HostDown("unexpected JSON shape")
-    for record in records:
-        if isinstance(record, dict):
-            for key in _MAC_KEYS:
-                mac = normalise_mac(record.get(key))
-                if mac is not None:
-                    return mac
-    if not all(isinstance(r, dict) and any(k in r for k in _MAC_KEYS) for r in records):
-        raise _HostDown("unexpected JSON shape")
-    return None  # [] or records without a usable MAC: the host does not know the IP
-
-
 class CmxClient:
-    """IP→MAC through the configured CMX hosts, tried in order."""
+    """IP→MAC through the configured CMX hosts, tried in order, skipping those just down."""
 
     def __init__(self, settings: CmxSettings, *, http: AsyncHTTPClient | None = None,
-                 on_lookup: Callable[[str, float], None] | None = None) -> None:
+                 on_lookup: Callable[[str, float], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._settings = settings
         self._http = http
         self._on_lookup = on_lookup
+        self._clock = clock  # measures cmx.down_for_s
         self._test_mode = TEST_HOST in settings.hosts
         now = time.time()
-        self._states = [HostState(host, "unknown", now) for host in settings.hosts]
+        self._hosts = [_Host(HostState(host, "unknown", now)) for host in settings.hosts]
 
     @property
     def hosts(self) -> list[HostState]:
         """A snapshot of every host's state, in configured order."""
-        return [dataclasses.replace(state) for state in self._states]
+        return [dataclasses.replace(host.state) for host in self._hosts]
 
     async def lookup_mac(self, ip: str) -> str:
         """The MAC as stored for this IP; raises NotOnWifi or LocationUnavailable."""
@@ -136,26 +125,68 @@ class CmxClient:
         loopback = self._test_mode and address.is_loopback
         if not (loopback or is_private(address)):
             return "not_private", None
-        text = str(address)
+        now = self._clock()
+        asked: set[_Host] = set()
         answered = False
-        for state in self._states:
-            if state.host == TEST_HOST:
-                mac, outcome = _test_mac(address), "test"
-            elif loopback:
-                continue  # only the test host can know a developer's localhost
-            else:
-                try:
-                    mac, outcome = await self._ask(state.host, text), "found"
-                except _HostDown as down:
-                    self._set_status(state, "down", str(down))
+        # First the hosts outside their down time; if none of them answered, the rest.
+        for skip_down in (True, False):
+            waiting: list[tuple[_Host, asyncio.Future[bool]]] = []
+            for host in self._hosts:
+                if host in asked or (loopback and host.state.host != TEST_HOST):
+                    continue  # only the test host can know a developer's localhost
+                if skip_down and host.skip_until_s > now:
                     continue
-            self._set_status(state, "up", None)
-            answered = True
-            if mac is not None:
-                log.debug("CMX %s: %s is %s", state.host, text, mac)
-                return outcome, mac
-            log.debug("CMX %s does not know %s", state.host, text)
+                if host.probe is not None:
+                    waiting.append((host, host.probe))  # another look-up is probing it
+                    continue
+                asked.add(host)
+                known, outcome, mac = await self._ask_host(host, address)
+                answered |= known
+                if mac is not None:
+                    return outcome, mac
+            while waiting:
+                done, _ = await asyncio.wait([probe for _, probe in waiting],
+                                             return_when=asyncio.FIRST_COMPLETED)
+                for host, probe in [pair for pair in waiting if pair[1] in done]:
+                    waiting.remove((host, probe))
+                    asked.add(host)
+                    if not probe.result():
+                        continue  # it failed during this look-up: counts as asked
+                    known, outcome, mac = await self._ask_host(host, address)
+                    answered |= known
+                    if mac is not None:
+                        return outcome, mac
+            if answered:
+                break
         return ("not_found" if answered else "unavailable"), None
+
+    async def _ask_host(self, host: _Host, address: IpAddress) -> tuple[bool, str, str | None]:
+        """(the host answered, outcome, the MAC it knows); a failure marks it down."""
+        state = host.state
+        if state.host == TEST_HOST:
+            self._set_status(state, "up", None)
+            return True, "test", _test_mac(address)
+        text = str(address)
+        probe = None
+        if state.status != "up":
+            probe = host.probe = asyncio.get_running_loop().create_future()
+        try:
+            mac = await self._ask(state.host, text)
+            self._set_status(state, "up", None)
+            host.skip_until_s = -math.inf
+        except HostDown as down:
+            self._set_status(state, "down", str(down))
+            host.skip_until_s = self._clock() + self._settings.down_for_s
+            return False, "unavailable", None
+        finally:
+            if probe is not None:  # the look-ups waiting for this verdict go on
+                host.probe = None
+                probe.set_result(state.status == "up")
+        if mac is None:
+            log.debug("CMX %s does not know %s", state.host, text)
+        else:
+            log.debug("CMX %s: %s is %s", state.host, text, mac)
+        return True, "found", mac
 
     async def _ask(self, host: str, ip: str) -> str | None:
         settings = self._settings
@@ -174,10 +205,10 @@ class CmxClient:
         try:
             response = await self._http.fetch(request, raise_error=False)
         except HTTPClientError as exc:  # 599: timeout, refused, TLS or DNS failure
-            raise _HostDown(exc.message or f"HTTP {exc.code}") from None
+            raise HostDown(exc.message or f"HTTP {exc.code}") from None
         except OSError as exc:  # what a non-curl client raises for a refused connection
-            raise _HostDown(exc.strerror or type(exc).__name__) from None
-        return _mac_from_reply(response)
+            raise HostDown(exc.strerror or type(exc).__name__) from None
+        return mac_from_reply(response)
 
     def _set_status(self, state: HostState, status: str, error: str | None) -> None:
         state.last_error = error
