@@ -156,7 +156,9 @@ class MerakiPoster:
         macs: Iterable[str] = self.ips if quirks.idle_clients else self.pending
         for mac in macs:
             fresh = self.pending.get(mac, [])
-            again = self.previous.get(mac, [])[-quirks.repeats:] if quirks.repeats else []
+            # The history sent again leads a client's new fixes; an idle client has none.
+            again = self.previous.get(mac, [])[-quirks.repeats:] if quirks.repeats and fresh \
+                else []
             if fresh or quirks.idle_clients:
                 observations.append(observation(mac, self.ips[mac], again + fresh, quirks))
             if fresh:
