@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CONFIG ?= conf/tys.yaml
 
-.PHONY: run test lint demo bench clean venv
+.PHONY: run test bench-quick lint demo bench clean venv
 
 venv: $(VENV)/.installed
 
@@ -18,6 +18,10 @@ run: venv
 
 test: venv
 	$(PY) -m pytest
+
+# tools/bench.py --quick end to end (every row present, verdicts consistent); not in `test`.
+bench-quick: venv
+	$(PY) -m pytest -m bench
 
 demo: venv
 	tools/demo.sh
