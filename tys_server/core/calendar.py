@@ -14,6 +14,10 @@ class EventCalendar:
         self._start = 0.0
         self._end = -1.0
         self._ordinal = 0
+        # Every ordinal day_of or ordinal_of_start handed out: the days stored distance can
+        # be on (a superset: "today" asked by a dashboard is here too). The leaderboard
+        # answers any other date with the empty board, without building one.
+        self.days_named: set[int] = set()
 
     def day_of(self, ts: float) -> int:
         """Ordinal of the local date of ts (fast path: same day as last time)."""
@@ -23,6 +27,7 @@ class EventCalendar:
         self._ordinal = local.toordinal()
         self._start = self.day_start(self._ordinal)
         self._end = self.day_start(self._ordinal + 1)
+        self.days_named.add(self._ordinal)
         return self._ordinal
 
     def day_start(self, ordinal: int) -> float:
@@ -36,4 +41,6 @@ class EventCalendar:
 
     def ordinal_of_start(self, start_s: float) -> int:
         """Inverse of day_start (for rows read back from distance_history)."""
-        return dt.datetime.fromtimestamp(start_s + 1, self.zone).date().toordinal()
+        ordinal = dt.datetime.fromtimestamp(start_s + 1, self.zone).date().toordinal()
+        self.days_named.add(ordinal)
+        return ordinal
