@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tools.cmx_sim import fake_cmx, load, report, walk
+from tools.cmx_sim import fake_cmx, fake_firehose, load, report, walk
 from tools.cmx_sim.devices import MAC_MODES, load_devices, make_devices
 from tools.cmx_sim.venue import VenueConfig
 
@@ -94,6 +94,34 @@ def _add_fake_cmx(sub: Any, devices: argparse.ArgumentParser) -> None:
                    help="share answered 200 with a body that is not JSON")
     p.add_argument("--devices-file", help="IP/MAC map written by walk --devices-file "
                    "(instead of generating the devices from --seed etc.)")
+
+
+def _add_fake_firehose(sub: Any, devices: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("fake-firehose", parents=[devices], formatter_class=_Formatter,
+                       help="serve a Cisco Spaces Firehose stream of the simulated devices",
+                       description=fake_firehose.__doc__)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=8282, help="port to listen on")
+    p.add_argument("--api-key", help="X-API-KEY required of callers "
+                   "(default: $TYS_FEEDS_SPACES_FIREHOSE_API_KEY, else fake-firehose-key)")
+    p.add_argument("--keepalive-s", type=_non_negative, default=15.0)
+    p.add_argument("--interval-s", type=float, default=15.0,
+                   help="Spaces reports each device's location this often")
+    g = p.add_argument_group("quirks of real output")
+    g.add_argument("--split-lines", action="store_true", help="each line in three chunks")
+    g.add_argument("--bad-line-every", type=int, default=0, metavar="N",
+                   help="a truncated line after every N-th event")
+    g.add_argument("--repeat-every", type=int, default=0, metavar="N",
+                   help="every N-th event sent twice")
+    g.add_argument("--reorder-window", type=int, default=0, metavar="N",
+                   help="events go out in groups of N, newest first")
+    g.add_argument("--fail-connect", action="append", default=[], metavar="N:STATUS",
+                   help="answer the N-th connection with STATUS (401, 429, 500, ...)")
+    g.add_argument("--retry-after", help="Retry-After header of a 429")
+    g.add_argument("--stall-connect", action="append", type=int, default=[], metavar="N",
+                   help="the N-th connection goes silent without closing")
+    g.add_argument("--ipv4", choices=("plain", "empty", "not_applicable"), default="plain")
+    g.add_argument("--unpadded-macs", action="store_true", help='"00:52:bf:74:b:00"')
 
 
 def _add_walk(sub: Any, devices: argparse.ArgumentParser) -> None:
@@ -189,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     devices = _device_options()
     _add_fake_cmx(sub, devices)
+    _add_fake_firehose(sub, devices)
     _add_walk(sub, devices)
     _add_load(sub)
     return parser
@@ -234,6 +263,27 @@ def _run_fake_cmx(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_fake_firehose(args: argparse.Namespace) -> int:
+    devices = make_devices(args.attendees, args.stationary, args.floors, args.seed,
+                           args.mac_mode)
+    fails = {}
+    for item in args.fail_connect:
+        number, _, status = item.partition(":")
+        fails[int(number)] = int(status)
+    fake = fake_firehose.FakeFirehose(
+        _secret(args.api_key, "TYS_FEEDS_SPACES_FIREHOSE_API_KEY", fake_firehose.API_KEY),
+        args.keepalive_s, args.split_lines, args.bad_line_every, args.repeat_every,
+        args.reorder_window, fail_connects=fails, retry_after=args.retry_after,
+        stall_connects=frozenset(args.stall_connect))
+    quirks = fake_firehose.Quirks(args.ipv4, args.unpadded_macs)
+    venue = VenueConfig(floors=args.floors, compute_interval_s=args.interval_s)
+    print(f"fake Firehose on http://{args.host}:{args.port}{fake_firehose.PATH} with "
+          f"{len(devices)} devices", file=sys.stderr, flush=True)
+    asyncio.run(fake_firehose.serve_forever(args.host, args.port, fake, devices, venue,
+                                            args.seed, quirks))
+    return 0
+
+
 def _run_walk(args: argparse.Namespace) -> int:
     result = asyncio.run(walk.run_walk(_walk_options(args)))
     if "leaderboard" in result:
@@ -260,7 +310,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments and run one subcommand; the exit status."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    runners = {"fake-cmx": _run_fake_cmx, "walk": _run_walk, "load": _run_load}
+    runners = {"fake-cmx": _run_fake_cmx, "fake-firehose": _run_fake_firehose,
+               "walk": _run_walk, "load": _run_load}
     try:
         return runners[args.command](args)
     except KeyboardInterrupt:
