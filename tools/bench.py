@@ -3,8 +3,8 @@
 One run, one machine: the TYS server (``python -m tys_server``, on a database of its own)
 and the reference Tornado app (tools/bench_reference.py: parse the same JSON, fixed
 reply) are driven the same way by the cmx_sim load generator core, alternating; the
-flush, memory and reload rows run the server's code in a process of their own
-(tools/bench_inproc.py). Prints the machine, then one table: absolute figures, the ratio
+flush, memory, reload and day-leaderboard rows run the server's code in a process of
+their own (tools/bench_inproc.py). Prints the machine, then one table: absolute figures, the ratio
 TYS / reference where it applies, the target and pass/fail. See docs/benchmarks.md.
 """
 
@@ -173,11 +173,10 @@ async def http_rows(sizes: Sizes, tys: env.Process, reference: env.Process, bare
     return out
 
 
-def inproc(row: str, dsn: str, devices: int, *extra: str) -> dict[str, Any]:
+def inproc(row: str, *args: str) -> dict[str, Any]:
     """One in-process row in a fresh interpreter; its JSON line."""
-    done = subprocess.run([sys.executable, "-m", "tools.bench_inproc", row, "--dsn", dsn,
-                           "--devices", str(devices), *extra], cwd=env.ROOT,
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run([sys.executable, "-m", "tools.bench_inproc", row, *args],
+                          cwd=env.ROOT, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"bench_inproc {row} failed:\n{done.stderr[-4000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -208,13 +207,18 @@ def run(sizes: Sizes, admin_dsn: str | None, say: Any) -> dict[str, Any]:
                 process.stop()
         del pools
         say(f"flush of {sizes.flush_devices} dirty devices (logged, then unlogged tables)")
-        flush = {"logged": inproc("flush", pg.create_database("flush"), sizes.flush_devices),
-                 "unlogged": inproc("flush", pg.create_database("flushu"), sizes.flush_devices,
-                                    "--unlogged")}
+        flush = {phase: inproc("flush", "--dsn", pg.create_database(name),
+                               "--devices", str(sizes.flush_devices), *extra)
+                 for phase, name, extra in (("logged", "flush", ()),
+                                            ("unlogged", "flushu", ("--unlogged",)))}
         say(f"memory and reload with {sizes.memory_devices} devices")
-        memory = inproc("memory", pg.create_database("memory"), sizes.memory_devices)
+        memory = inproc("memory", "--dsn", pg.create_database("memory"),
+                        "--devices", str(sizes.memory_devices))
+    say(f"day leaderboards: 60 dates cycled, {sizes.users} users")
+    leaderboard = inproc("leaderboard", "--users", str(sizes.users))
     results = {"machine": machine, "quick": sizes.quick, "http": http, "flush": flush,
-               "memory": memory, "sizes": {k: v for k, v in vars(sizes).items()},
+               "memory": memory, "leaderboard": leaderboard,
+               "sizes": {k: v for k, v in vars(sizes).items()},
                "elapsed_s": round(time.perf_counter() - started, 1)}
     results["rows"] = [row.as_dict() for row in rows_from(results)]
     results["other_load_cores"] = other_load(results)

@@ -1,10 +1,13 @@
-"""Rows measured inside one server process: flush and its loop stalls, memory, reload.
+"""Rows measured inside one server process: flush and its loop stalls, memory, reload,
+day leaderboards.
 
-``python -m tools.bench_inproc flush --dsn DSN --devices N [--unlogged]`` and
-``python -m tools.bench_inproc memory --dsn DSN --devices N`` each print one JSON object.
+``python -m tools.bench_inproc flush --dsn DSN --devices N [--unlogged]``,
+``python -m tools.bench_inproc memory --dsn DSN --devices N`` and
+``python -m tools.bench_inproc leaderboard --users N`` each print one JSON object.
 They run in a fresh process of their own so that resident memory and the event loop are
 the server code's alone. The flush row drives the real State and Flusher; the memory row
-starts a real Runtime over a database filled with N devices.
+starts a real Runtime over a database filled with N devices; the leaderboard row reads
+the real Boards over a State seeded with N users' distance on the event's days.
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import datetime as dt
 import gc
 import json
+import statistics
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +26,8 @@ from typing import Any
 
 from tys_server.config import load_settings
 from tys_server.core.events import Batch, Movement
+from tys_server.core.leaderboard import Board, Boards
+from tys_server.core.snapshot import Loaded
 from tys_server.core.state import State
 from tys_server.core.tracking import FilterParams
 from tys_server.server import Runtime
@@ -161,15 +168,84 @@ async def memory_row(dsn: str, devices: int) -> dict[str, Any]:
             "bytes_per_device": round((after_kib - before_kib) * 1024 / max(tracked, 1))}
 
 
+EVENT_DAYS = 5
+DATES = 60  # a client cycling through two months of dates, the event's days among them
+
+
+def _event_state(users: int) -> tuple[State, int]:
+    """`users` registered users with distance on each of EVENT_DAYS days; the first day."""
+    state = State(FilterParams(), "UTC")
+    first = dt.date(2026, 6, 7)
+    macs = [_mac(i) for i in range(users)]
+    state.seed(Loaded(
+        users=[(f"u{i}@bench.example", f"u{i}") for i in range(users)],
+        devices=[(mac, f"u{i}@bench.example") for i, mac in enumerate(macs)],
+        tracks=[],
+        days=[(mac, dt.datetime.combine(first + dt.timedelta(d), dt.time(), dt.UTC).timestamp(),
+               float(i % 997 + d)) for i, mac in enumerate(macs) for d in range(EVENT_DAYS)],
+        counts=[], zones=[]))
+    return state, first.toordinal()
+
+
+def _read(board: Board) -> bytes:
+    """What the service does per leaderboard request: its cached reply, built once."""
+    reply = board.replies.get(10)
+    if reply is None:
+        reply = board.replies[10] = json.dumps(
+            [(e.username, e.total_m) for e in board.ranking.top(10)]).encode()
+    return reply
+
+
+def leaderboard_row(users: int, rounds: int = 9) -> dict[str, Any]:
+    """Requests cycling through DATES dates against the overall board's, and one build."""
+    state, first = _event_state(users)
+    boards = Boards(state, lambda user: True, refresh_interval_s=0.5)
+    dates = [first + offset for offset in range(-DATES // 2, DATES - DATES // 2)]
+    requests = DATES * 100
+    clock = time.perf_counter
+
+    def overall_s() -> float:
+        started = clock()
+        for _ in range(requests):
+            _read(boards.overall())
+        return clock() - started
+
+    def cycling_s() -> float:
+        started = clock()
+        for index in range(requests):
+            _read(boards.day(dates[index % DATES]))
+        return clock() - started
+
+    overall_s(), cycling_s()  # the boards' first builds are the build row's business
+    pairs = [(overall_s(), cycling_s()) for _ in range(rounds)]
+    builds_ms = []
+    for _ in range(5):
+        fresh = Boards(state, lambda user: True, refresh_interval_s=0.5)
+        started = clock()
+        fresh.day(first)
+        builds_ms.append((clock() - started) * 1000)
+    return {"users": users, "dates": DATES, "event_days": EVENT_DAYS, "requests": requests,
+            "overall_per_s": round(requests / statistics.median(o for o, _ in pairs)),
+            "day_per_s": round(requests / statistics.median(d for _, d in pairs)),
+            "ratio": round(statistics.median(o / d for o, d in pairs), 3),
+            "day_builds": boards.day_builds, "build_ms": round(statistics.median(builds_ms), 2)}
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """python -m tools.bench_inproc {flush,memory} --dsn DSN --devices N [--unlogged]."""
+    """python -m tools.bench_inproc {flush,memory} --dsn DSN --devices N [--unlogged],
+    or leaderboard --users N."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("row", choices=("flush", "memory"))
-    parser.add_argument("--dsn", required=True)
-    parser.add_argument("--devices", type=int, required=True)
+    parser.add_argument("row", choices=("flush", "memory", "leaderboard"))
+    parser.add_argument("--dsn")
+    parser.add_argument("--devices", type=int)
+    parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--unlogged", action="store_true")
     args = parser.parse_args(argv)
-    if args.row == "flush":
+    if args.row == "leaderboard":
+        result = leaderboard_row(args.users)
+    elif args.dsn is None or args.devices is None:
+        parser.error(f"{args.row} needs --dsn and --devices")
+    elif args.row == "flush":
         result = asyncio.run(flush_row(args.dsn, args.devices, args.unlogged))
     else:
         started = time.perf_counter()
