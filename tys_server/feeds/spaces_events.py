@@ -1,0 +1,352 @@
+"""Cisco Spaces Firehose NDJSON → typed events (DESIGN 12.2). Pure: no I/O, no clock.
+
+One line is one ``EventRecord``: ``recordUid``, ``recordTimestamp`` (epoch ms),
+``eventType`` and a payload named after the type. Facts from Cisco's documentation
+(developer.cisco.com/docs/cisco-spaces-firehose: HTTP Streaming, Sample Events, Best
+Practices), Cisco's sample consumers (CiscoDevNet/DNASpaces-FirehoseAPI-DetectAndLocate)
+and a public capture of a ``DEVICE_LOCATION_UPDATE`` line:
+
+- ``DEVICE_LOCATION_UPDATE`` → a ``Fix`` (Spaces reports on a timer: the state gates
+  it). Device: ``deviceLocationUpdate.device.macAddress``, normalised leniently
+  (``00:52:bf:74:b:00``) and hashed with the MAC hash key (kept raw without a key);
+  when the MAC is withheld (Spaces' privacy settings), ``device.deviceId``: hashed the
+  same way if it is a MAC, else ``00:00:`` + the last 8 hex digits of SHA-1(deviceId +
+  key), the form of a hashed MAC, so the id fits the schema's ``macaddr`` either way.
+- Floor: the ``locationId`` of the first level of the ``location`` parent chain whose
+  ``inferredLocationTypes`` holds ``FLOOR`` (``mapId`` is often ``""``), keyed like an
+  odd CMX floorId from ``spaces:<locationId>``. No FLOOR level: rejected (x/y are
+  relative to a floor map, so they cannot be placed).
+- ``xPos``/``yPos`` in the configured unit (FEET by default, as Spaces' CMX-style output
+  and Cisco's sample consumers read them; METERS converted); numbers or numeric
+  strings; NaN, infinities, non-numbers and values beyond ±1e9 ft: rejected.
+- Time: ``lastSeen``, else ``recordTimestamp`` (epoch ms; seconds and ISO-8601 also
+  read); more than 5 minutes ahead of the receive time → the receive time.
+- ``ipv4``: a private IPv4 yields an ``IpSeen``; ``""`` and ``"NOT APPLICABLE"`` mean
+  none. ``latitude``/``longitude`` (−999 when unknown) and ``confidenceFactor`` are not
+  read: the uncertainty of a Spaces fix is not documented in feet, so it is None.
+- ``DEVICE_EXIT`` → ``DeviceExit`` at ``recordTimestamp``; ``KEEP_ALIVE`` and every
+  other type are counted and ignored.
+- ``recordUid`` duplicates (Spaces re-sends on retries and on resume) are dropped by a
+  bounded LRU of the last ``DEDUP_CAPACITY`` uids.
+- A line that is not a JSON object is a bad line (captures hold lines broken by raw
+  line breaks); a blank line is skipped.
+
+``by_type`` labels are bounded (safe as Prometheus labels): the three types read, else
+``other`` (any other string) or ``unknown``; outcomes ``accepted``, ``ignored``,
+``rejected`` and ``duplicate`` (counted in the batch's ``ignored``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import math
+from collections import OrderedDict
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from tys_server.core.addresses import is_private, read_address
+from tys_server.core.events import Batch, DeviceExit, Event, Fix, IpSeen
+from tys_server.core.macs import hash_mac, normalise_mac
+from tys_server.core.units import M_PER_FT
+from tys_server.feeds.cmx import MAX_COORDINATE_FT
+from tys_server.feeds.cmx_fields import (
+    FUTURE_TOLERANCE_S,
+    SECONDS_BELOW,
+    Malformed,
+    epoch_s,
+    floor_key,
+    read_number,
+)
+
+LOCATION_UPDATE = "DEVICE_LOCATION_UPDATE"
+DEVICE_EXIT = "DEVICE_EXIT"
+KEEP_ALIVE = "KEEP_ALIVE"
+FLOOR_NAMESPACE = "spaces:"
+# ~10 minutes of events at 330 events/s (10,000 devices reported every 30 s); about
+# 30 MB of uid strings at the bound. Counted, not timed: a burst after a resume must not
+# let a replayed uid fall out of the window early because the clock moved.
+DEDUP_CAPACITY = 200_000
+MAX_LINE_BYTES = 1 << 20  # a location update is ~2 KB; a 1 MiB "line" is garbage
+_NO_IP = frozenset({"", "NOT APPLICABLE"})
+_LABELS = frozenset({LOCATION_UPDATE, DEVICE_EXIT, KEEP_ALIVE})
+_MAX_LOCATION_DEPTH = 16  # FLOOR sits 1-2 levels up; ROOT is ~5 levels up
+_FLOOR_CACHE_MAX = 4096
+# A venue's devices and IPs repeat every few seconds: their readings are cached (cleared
+# when full, so bounded); parsing an IP and hashing a MAC cost more than the JSON.
+_CACHE_MAX = 1 << 18
+_FEET_UNITS = frozenset({"FEET", "FOOT", "FT"})
+_METRE_UNITS = frozenset({"METERS", "METRES", "METER", "METRE", "M"})
+
+
+def unit_factor_ft(unit: str) -> float:
+    """Feet per unit of the configured coordinate_unit; ValueError for an unknown unit."""
+    name = unit.strip().upper()
+    if name in _FEET_UNITS:
+        return 1.0
+    if name in _METRE_UNITS:
+        return 1.0 / M_PER_FT
+    raise ValueError(f"coordinate_unit must be FEET or METERS, not {unit!r}")
+
+
+class LineSplitter:
+    """Bytes of a stream → complete lines; a partial line waits for its newline.
+
+    A partial line longer than max_line_bytes is dropped, and the rest of it up to the
+    next newline too, so a stream without newlines cannot grow memory: ``overlong``
+    counts such lines.
+    """
+
+    def __init__(self, max_line_bytes: int = MAX_LINE_BYTES) -> None:
+        self.max_line_bytes = max_line_bytes
+        self.overlong = 0
+        self._parts: list[bytes] = []  # the partial line, unjoined (no quadratic copies)
+        self._size = 0
+        self._dropping = False  # inside an overlong line: skip to the next newline
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        """The lines that chunk completes (without their newline), in order."""
+        if b"\n" not in chunk:
+            self._keep(chunk)
+            return []
+        lines = chunk.split(b"\n")
+        tail = lines.pop()
+        if self._dropping:
+            self._dropping = False
+            del lines[0]
+        elif self._parts:
+            self._parts.append(lines[0])
+            first = b"".join(self._parts)
+            self._parts, self._size = [], 0
+            if len(first) > self.max_line_bytes:
+                self.overlong += 1
+                del lines[0]
+            else:
+                lines[0] = first
+        self._keep(tail)
+        return lines
+
+    def pending_bytes(self) -> int:
+        """Bytes of the partial line kept so far."""
+        return self._size
+
+    def reset(self) -> bool:
+        """Forget the partial line (the connection ended); True if there was one."""
+        had = bool(self._size)
+        self._parts, self._size, self._dropping = [], 0, False
+        return had
+
+    def _keep(self, part: bytes) -> None:
+        if self._dropping or not part:
+            return
+        self._size += len(part)
+        if self._size > self.max_line_bytes:
+            self.overlong += 1
+            self._parts, self._size, self._dropping = [], 0, True
+        else:
+            self._parts.append(part)
+
+
+class SpacesReader:
+    """Firehose lines → batches of events; keeps the dedup window and running counts."""
+
+    def __init__(self, *, coordinate_unit: str = "FEET", hash_key: str = "",
+                 dedup_capacity: int = DEDUP_CAPACITY) -> None:
+        self.ft_per_unit = unit_factor_ft(coordinate_unit)
+        self.hash_key = hash_key
+        self.dedup_capacity = dedup_capacity
+        self.by_type: dict[tuple[str, str], int] = {}  # since start, for the metrics
+        self.bad_lines = 0
+        self.device_lines = 0  # DEVICE_* lines read (not duplicates): "quiet" watches it
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._floors: dict[str, int] = {}
+        self._devices: dict[str, str] = {}  # macAddress or deviceId text → id as stored
+        self._ips: dict[str, str | None] = {}  # ipv4 text → the private IPv4, or None
+
+    def read(self, lines: Iterable[bytes], now_s: float) -> tuple[Batch, int | None]:
+        """The batch of lines received at now_s, and the newest sane recordTimestamp (ms)."""
+        events: list[Event] = []
+        counts: dict[tuple[str, str], int] = {}
+        accepted = ignored = rejected = 0
+        newest_ms: int | None = None
+        newest_allowed_ms = (now_s + FUTURE_TOLERANCE_S) * 1000.0
+        seen = self._seen
+        for line in lines:
+            if not line or line.isspace():
+                continue
+            try:
+                record: Any = orjson.loads(line)
+            except ValueError:  # orjson.JSONDecodeError: not JSON, truncated, NaN, 1e400
+                self.bad_lines += 1
+                continue
+            if type(record) is not dict:
+                self.bad_lines += 1
+                continue
+            kind = record.get("eventType")
+            label = kind if kind in _LABELS else ("other" if isinstance(kind, str) else "unknown")
+            uid = record.get("recordUid")
+            if type(uid) is str and uid:
+                if uid in seen:
+                    outcome = "duplicate"
+                    ignored += 1
+                    key = (label, outcome)
+                    counts[key] = counts.get(key, 0) + 1
+                    continue
+                seen[uid] = None
+                if len(seen) > self.dedup_capacity:
+                    seen.popitem(last=False)
+            record_ms = _record_ms(record.get("recordTimestamp"))
+            if record_ms is not None and record_ms <= newest_allowed_ms and (
+                    newest_ms is None or record_ms > newest_ms):
+                newest_ms = record_ms
+            if label == LOCATION_UPDATE or label == DEVICE_EXIT:
+                self.device_lines += 1
+                try:
+                    if label == LOCATION_UPDATE:
+                        self._location_update(record, now_s, events)
+                    else:
+                        self._device_exit(record, now_s, events)
+                except Malformed:
+                    outcome = "rejected"
+                    rejected += 1
+                else:
+                    outcome = "accepted"
+                    accepted += 1
+            else:
+                outcome = "ignored"
+                ignored += 1
+            key = (label, outcome)
+            counts[key] = counts.get(key, 0) + 1
+        totals = self.by_type
+        for key, count in counts.items():
+            totals[key] = totals.get(key, 0) + count
+        return Batch(events, accepted, ignored, rejected, counts), newest_ms
+
+    def _location_update(self, record: dict[str, Any], now_s: float,
+                         events: list[Event]) -> None:
+        payload = record.get("deviceLocationUpdate")
+        if type(payload) is not dict:
+            raise Malformed
+        mac = self._device(payload.get("device"))
+        floor = self._floor(payload.get("location"))
+        x_ft = read_number(payload.get("xPos")) * self.ft_per_unit
+        y_ft = read_number(payload.get("yPos")) * self.ft_per_unit
+        if abs(x_ft) > MAX_COORDINATE_FT or abs(y_ft) > MAX_COORDINATE_FT:
+            raise Malformed
+        ts = _event_time(payload.get("lastSeen"), record.get("recordTimestamp"), now_s)
+        events.append(Fix(mac, floor, x_ft, y_ft, None, ts))
+        ip_text = payload.get("ipv4")
+        if type(ip_text) is not str:
+            return
+        ip = self._ips.get(ip_text, "")
+        if ip == "":
+            if len(self._ips) >= _CACHE_MAX:
+                self._ips.clear()
+            ip = self._ips[ip_text] = _private_ipv4(ip_text)
+        if ip is not None:
+            events.append(IpSeen(ip, mac, ts))
+
+    def _device_exit(self, record: dict[str, Any], now_s: float,
+                     events: list[Event]) -> None:
+        payload = record.get("deviceExit")
+        if type(payload) is not dict:
+            raise Malformed
+        mac = self._device(payload.get("device"))
+        events.append(DeviceExit(mac, _event_time(None, record.get("recordTimestamp"), now_s)))
+
+    def _device(self, device: object) -> str:
+        """The device's id as stored: its MAC (hashed with a key), else its deviceId's."""
+        if type(device) is not dict:
+            raise Malformed
+        cache = self._devices
+        text = device.get("macAddress")
+        if type(text) is str and text:
+            stored = cache.get(text)
+            if stored is not None:
+                return stored
+            mac = normalise_mac(text)
+            if mac is not None:
+                return self._remember(text, mac)
+        text = device.get("deviceId")
+        if type(text) is not str or not text.strip():
+            raise Malformed
+        stored = cache.get(text)
+        if stored is not None:
+            return stored
+        return self._remember(text, normalise_mac(text))
+
+    def _remember(self, text: str, mac: str | None) -> str:
+        """The stored id of a MAC (or, None, of an opaque deviceId), cached under text."""
+        if mac is None:
+            stored = _opaque_id_mac(text.strip(), self.hash_key)
+        else:
+            stored = hash_mac(mac, self.hash_key) if self.hash_key else mac
+        if len(self._devices) >= _CACHE_MAX:
+            self._devices.clear()
+        self._devices[text] = stored
+        return stored
+
+    def _floor(self, location: object) -> int:
+        """The key of the FLOOR level of the location chain; raises Malformed without one."""
+        node = location
+        for _ in range(_MAX_LOCATION_DEPTH):
+            if type(node) is not dict:
+                break
+            types = node.get("inferredLocationTypes")
+            if type(types) is list and "FLOOR" in types:
+                location_id = node.get("locationId")
+                if not isinstance(location_id, str) or not location_id.strip():
+                    raise Malformed
+                key = self._floors.get(location_id)
+                if key is None:
+                    if len(self._floors) >= _FLOOR_CACHE_MAX:
+                        self._floors.clear()
+                    key = floor_key(FLOOR_NAMESPACE + location_id.strip())
+                    self._floors[location_id] = key
+                return key
+            node = node.get("parent")
+        raise Malformed
+
+
+def _event_time(first: object, second: object, now_s: float) -> float:
+    """Epoch seconds of first, else of second, else now_s; never ahead of now_s + 5 min."""
+    ts = None
+    for value in (first, second):
+        if value is not None and value != "":
+            ts = epoch_s(value)
+            if ts is not None:
+                break
+    if ts is None or ts > now_s + FUTURE_TOLERANCE_S:
+        return now_s
+    return ts
+
+
+def _record_ms(value: object) -> int | None:
+    """recordTimestamp as epoch ms: a number, or a digit string (proto3 JSON's int64)."""
+    if type(value) is int:
+        ms = value
+    elif type(value) is float and math.isfinite(value):
+        ms = int(value)
+    elif type(value) is str and value.isascii() and value.isdigit():
+        ms = int(value)
+    else:
+        return None
+    return ms if ms >= SECONDS_BELOW else None  # seconds or garbage: not a cursor
+
+
+def _private_ipv4(value: object) -> str | None:
+    """The private IPv4 in an ipv4 field; "" and "NOT APPLICABLE" mean none."""
+    if not isinstance(value, str) or value in _NO_IP:
+        return None
+    address = read_address(value)
+    if isinstance(address, ipaddress.IPv4Address) and is_private(address):
+        return str(address)
+    return None
+
+
+def _opaque_id_mac(device_id: str, key: str) -> str:
+    """A Spaces deviceId that is no MAC, in the form of a hashed MAC (DESIGN 9)."""
+    digest = hashlib.sha1((device_id + key).encode("utf-8", "surrogatepass")).hexdigest()[-8:]
+    return "00:00:" + ":".join(digest[i:i + 2] for i in range(0, 8, 2))
