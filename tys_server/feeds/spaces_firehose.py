@@ -1,0 +1,345 @@
+"""The Cisco Spaces Firehose consumer: TYS connects out and reads the stream (DESIGN 12.2).
+
+``GET <url>[?fromTimestamp=<ms>]`` with ``X-API-KEY`` through its own
+``CurlAsyncHTTPClient``. The reply never ends: newline-delimited JSON, read by
+``spaces_events``. How the transfer is set up, and why:
+
+- ``request_timeout=0`` (no limit: Tornado's 20 s default would cut the stream) and a
+  ``connect_timeout``; ``max_body_size`` at its maximum, because Tornado counts every
+  streamed byte of a response against it (100 MiB by default, ~1 hour of a busy venue).
+- A ``header_callback`` reads the status line first: only a 200's body is read as events
+  (an error's body is not NDJSON). Chunks are split into lines across chunk boundaries;
+  a partial line waits for its newline, bounded by ``MAX_LINE_BYTES``.
+- No byte for ``stall_timeout_s`` (Spaces sends a KEEP_ALIVE about every 15 s) → the
+  connection is cut and made again. libcurl offers no way to cancel one transfer of a
+  multi handle from outside, and its progress callback is not called on an idle socket,
+  so the cut shuts the transfer's socket down (``CURLINFO_ACTIVESOCKET``): libcurl then
+  ends the transfer at once as a transport error. ``stop()`` cuts the same way.
+- After a failure: back-off 1 s doubling to 60 s with full jitter (Cisco's best practice:
+  exponential retry, reset after 5 minutes), reset once a connection stayed up 5
+  minutes; 429 → at least 30 s (Retry-After when larger, up to an hour); 401/403/400 →
+  state ``unauthorized`` (an alarm on /healthz and /status), retried every 5 minutes;
+  5xx, other statuses, transport errors, stalls and a stream that ends → back-off.
+
+States: ``connecting``, ``connected``, ``quiet`` (connected, but no DEVICE_* line for
+``quiet_after_s`` while KEEP_ALIVEs flow: the app lost its location events), ``backing_off``,
+``unauthorized``, ``stopped``.
+
+Resume: ``cursor_ms`` is the newest ``recordTimestamp`` handed to the sink; a
+(re)connect asks ``fromTimestamp = cursor_ms − resume_overlap_s`` (events arrive up to
+~20 s out of order), and ``recordUid`` duplicates of the overlap are dropped. The lead's
+flush stores ``cursor_for_flush()`` in the transaction that writes the state: each chunk's
+events are handed to the sink and the cursor advanced in one IOLoop callback, so the
+cursor read when the flush takes its snapshot describes exactly the state it snapshots.
+After a restart, replayed fixes are no newer than their tracks and are ignored there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import email.utils
+import logging
+import os
+import random
+import socket
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlencode
+
+import pycurl
+from tornado.curl_httpclient import CurlAsyncHTTPClient
+from tornado.httpclient import HTTPClientError, HTTPRequest
+
+from tys_server.core.events import EventSink
+from tys_server.feeds.spaces_events import LineSplitter, SpacesReader
+
+log = logging.getLogger(__name__)
+
+DEFAULT_URL = "https://partners.ciscospaces.io/api/partners/v1/firehose/events"
+USER_AGENT = "tys-server"
+BACKOFF_FIRST_S, BACKOFF_MAX_S = 1.0, 60.0
+HEALTHY_RESET_S = 300.0  # a connection up this long resets the back-off
+RATE_LIMITED_MIN_S, RETRY_AFTER_MAX_S = 30.0, 3600.0
+UNAUTHORIZED_RETRY_S = 300.0
+_UNAUTHORIZED = frozenset({400, 401, 403})
+_ABORT_RETRY_S = 0.05  # still resolving or connecting: no socket to cut yet
+
+
+@dataclasses.dataclass(frozen=True)
+class FirehoseOptions:
+    """What the consumer needs (config keys feeds.spaces_firehose.*, and the MAC hash key)."""
+
+    url: str = DEFAULT_URL
+    api_key: str = ""
+    coordinate_unit: str = "FEET"
+    resume_overlap_s: float = 60.0
+    stall_timeout_s: float = 45.0
+    hash_key: str = ""
+    connect_timeout_s: float = 10.0
+    quiet_after_s: float = 300.0
+    validate_cert: bool = True
+    ca_file: str | None = None
+
+
+class FirehoseConsumer:
+    """Reads the Firehose into an EventSink until stopped; reconnects and resumes itself.
+
+    Metrics are plain attributes read at scrape time: ``reader.by_type`` (lines by type
+    and outcome), ``bad_lines``, ``reconnects``, ``last_event_at`` (receive time of the
+    newest DEVICE_* event), ``last_event_ts`` (its event time) and ``lag_s``.
+    """
+
+    def __init__(self, options: FirehoseOptions, sink: EventSink, *,
+                 initial_cursor_ms: int | None = None,
+                 clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+                 jitter: Callable[[], float] = random.random) -> None:
+        self.options = options
+        self.sink = sink
+        self.reader = SpacesReader(coordinate_unit=options.coordinate_unit,
+                                   hash_key=options.hash_key)
+        self.cursor_ms = initial_cursor_ms
+        self.reconnects = 0
+        self.last_event_at: float | None = None
+        self.last_event_ts: float | None = None
+        self.last_error: str | None = None  # why the last connection ended (None once up)
+        self._clock, self._sleep, self._jitter = clock, sleep, jitter
+        self._splitter = LineSplitter()
+        self._state = "stopped"
+        self._task: asyncio.Task[None] | None = None
+        self._http: CurlAsyncHTTPClient | None = None
+        self._stopping = False
+        self._attempt = 0  # failures since the last healthy connection
+        self._curl: pycurl.Curl | None = None  # the transfer in flight
+        self._status: int | None = None
+        self._cut_reason: str | None = None
+        self._retry_after_s: float | None = None
+        self._connected_at: float | None = None
+        self._device_seen_at = 0.0  # clock of the newest DEVICE_* line (or of connecting)
+        self._device_lines = 0
+        self._last_byte = 0.0  # loop time of the newest byte of the transfer
+        self._stall_timer: asyncio.TimerHandle | None = None
+        self._cut_timer: asyncio.TimerHandle | None = None
+
+    @property
+    def state(self) -> str:
+        """connecting, connected, quiet, backing_off, unauthorized or stopped."""
+        if self._state == "connected" and (
+                self._clock() - self._device_seen_at >= self.options.quiet_after_s):
+            return "quiet"
+        return self._state
+
+    @property
+    def bad_lines(self) -> int:
+        """Lines that were not a JSON object, or longer than MAX_LINE_BYTES."""
+        return self.reader.bad_lines + self._splitter.overlong
+
+    @property
+    def lag_s(self) -> float | None:
+        """How late the newest DEVICE_* event was: receive time − event time."""
+        if self.last_event_at is None or self.last_event_ts is None:
+            return None
+        return self.last_event_at - self.last_event_ts
+
+    def cursor_for_flush(self) -> int | None:
+        """The cursor that describes the state already handed to the sink (ms, or None)."""
+        return self.cursor_ms
+
+    def start(self) -> None:
+        """Start reading in a task of the running loop."""
+        if self._task is not None:
+            raise RuntimeError("the Firehose consumer is already started")
+        self._stopping = False
+        # Its own client: its own max_clients, and a body limit no other request shares.
+        self._http = CurlAsyncHTTPClient(force_instance=True, max_clients=1,
+                                         max_body_size=sys.maxsize)
+        self._task = asyncio.get_running_loop().create_task(self._run(),
+                                                            name="spaces-firehose")
+
+    async def stop(self) -> None:
+        """End the stream (the transfer is cut, not left to time out) and the task."""
+        task = self._task
+        if task is None:
+            return
+        self._stopping = True
+        if self._curl is not None:
+            self._cut("stopping")
+        else:  # waiting to reconnect: nothing in flight
+            task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            if not task.cancelled():
+                raise
+        finally:
+            self._task = None
+            if self._http is not None:
+                self._http.close()
+                self._http = None
+            self._set_state("stopped", None)
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            self._set_state("connecting", None)
+            try:
+                code = await self._connect_once()
+            except Exception as exc:  # a bug must not end the feed for good
+                log.exception("Spaces Firehose: unexpected error")
+                code, self.last_error = 599, type(exc).__name__
+            if self._stopping:
+                break
+            state, delay_s = self._wait_after(code)
+            self._set_state(state, self.last_error)
+            self.reconnects += 1
+            await self._sleep(delay_s)
+
+    def _url(self) -> str:
+        if self.cursor_ms is None:
+            return self.options.url
+        from_ms = max(1, self.cursor_ms - int(self.options.resume_overlap_s * 1000))
+        separator = "&" if "?" in self.options.url else "?"
+        return self.options.url + separator + urlencode({"fromTimestamp": from_ms})
+
+    async def _connect_once(self) -> int:
+        """One request, read until it ends; its status (599: transport error or cut)."""
+        opts = self.options
+        assert self._http is not None
+        self._status = self._retry_after_s = self._connected_at = self._cut_reason = None
+        request = HTTPRequest(
+            self._url(), headers={"X-API-KEY": opts.api_key, "Accept": "application/x-ndjson"},
+            user_agent=USER_AGENT, connect_timeout=opts.connect_timeout_s, request_timeout=0,
+            follow_redirects=False, validate_cert=opts.validate_cert, ca_certs=opts.ca_file,
+            header_callback=self._on_header, streaming_callback=self._on_chunk,
+            prepare_curl_callback=self._on_curl)
+        loop = asyncio.get_running_loop()
+        self._last_byte = loop.time()
+        self._stall_timer = loop.call_later(opts.stall_timeout_s, self._check_stall)
+        try:
+            response = await self._http.fetch(request, raise_error=False)
+            code, error = response.code, ("the stream ended" if response.code == 200
+                                          else f"HTTP {response.code}")
+        except HTTPClientError as exc:  # 599: refused, DNS, TLS, reset, or our own cut
+            code, error = exc.code, exc.message or f"HTTP {exc.code}"
+        finally:
+            self._curl = None
+            for timer in (self._stall_timer, self._cut_timer):
+                if timer is not None:
+                    timer.cancel()
+            self._stall_timer = self._cut_timer = None
+            if self._splitter.reset():
+                self.reader.bad_lines += 1  # the stream ended inside a line
+        self.last_error = self._cut_reason or error
+        if self._connected_at is not None and (
+                self._clock() - self._connected_at >= HEALTHY_RESET_S):
+            self._attempt = 0
+        return code
+
+    def _wait_after(self, code: int) -> tuple[str, float]:
+        """The state and the wait before the next connection, after one that ended."""
+        status = self._status if self._status is not None else code
+        if status in _UNAUTHORIZED:
+            return "unauthorized", UNAUTHORIZED_RETRY_S
+        window_s = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2.0 ** min(self._attempt, 16))
+        self._attempt += 1
+        delay_s = self._jitter() * window_s
+        if status == 429:
+            asked_s = min(self._retry_after_s or 0.0, RETRY_AFTER_MAX_S)
+            delay_s = max(RATE_LIMITED_MIN_S, asked_s, delay_s)
+        return "backing_off", delay_s
+
+    def _set_state(self, state: str, reason: str | None) -> None:
+        if state == self._state:
+            return
+        self._state = state
+        if state == "unauthorized":
+            log.error("Spaces Firehose: %s: check feeds.spaces_firehose.api_key; "
+                      "retrying every %.0f s", reason, UNAUTHORIZED_RETRY_S)
+        elif state == "backing_off":
+            log.warning("Spaces Firehose: %s; reconnecting", reason)
+        elif state in ("connected", "stopped"):
+            log.info("Spaces Firehose: %s", state)
+
+    # --- callbacks of the transfer (run on the IOLoop, in order) ---------------------
+
+    def _on_curl(self, curl: pycurl.Curl) -> None:
+        self._curl = curl
+
+    def _on_header(self, line: str) -> None:
+        self._last_byte = asyncio.get_running_loop().time()
+        if line.startswith("HTTP/"):  # a status line (a 1xx may come before the final one)
+            parts = line.split(None, 2)
+            self._status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+            self._retry_after_s = None
+            if self._status == 200:
+                self._connected_at = self._device_seen_at = self._clock()
+                self.last_error = None
+                self._set_state("connected", None)
+        elif line[:12].lower() == "retry-after:":
+            self._retry_after_s = _retry_after_s(line[12:].strip(), self._clock())
+
+    def _on_chunk(self, chunk: bytes) -> None:
+        self._last_byte = asyncio.get_running_loop().time()
+        if self._status != 200 or self._stopping:
+            return  # an error's body, or a transfer being cut
+        try:
+            lines = self._splitter.feed(chunk)
+            if not lines:
+                return
+            now_s = self._clock()
+            batch, newest_ms = self.reader.read(lines, now_s)
+            if batch.events or batch.accepted or batch.rejected or batch.ignored:
+                self.sink.ingest(batch, now_s)
+            if newest_ms is not None and (self.cursor_ms is None or newest_ms > self.cursor_ms):
+                self.cursor_ms = newest_ms
+            if self.reader.device_lines != self._device_lines:
+                self._device_lines = self.reader.device_lines
+                self._device_seen_at = now_s
+            if batch.events:
+                self.last_event_at = now_s
+                self.last_event_ts = max(event.ts for event in batch.events)
+        except Exception:  # a bug in a reader or the sink: log it, keep the stream
+            log.exception("Spaces Firehose: a chunk could not be applied")
+
+    def _check_stall(self) -> None:
+        loop = asyncio.get_running_loop()
+        idle_s = loop.time() - self._last_byte
+        stall_s = self.options.stall_timeout_s
+        if idle_s >= stall_s:
+            self._stall_timer = None
+            self._cut(f"no byte for {stall_s:g} s")
+        else:
+            self._stall_timer = loop.call_later(stall_s - idle_s, self._check_stall)
+
+    def _cut(self, reason: str) -> None:
+        """End the transfer in flight now, by shutting its socket down."""
+        curl = self._curl
+        if curl is None:
+            return
+        self._cut_reason = reason
+        try:
+            fd = curl.getinfo(pycurl.ACTIVESOCKET)
+        except pycurl.error:
+            fd = -1
+        if fd < 0:  # resolving or connecting; connect_timeout bounds the wait
+            self._cut_timer = asyncio.get_running_loop().call_later(
+                _ABORT_RETRY_S, self._cut, reason)
+            return
+        try:
+            with socket.socket(fileno=os.dup(fd)) as sock:  # a duplicate: curl closes its own
+                sock.shutdown(socket.SHUT_RDWR)
+        except OSError:  # already closed by the peer: the transfer is ending anyway
+            pass
+
+
+def _retry_after_s(value: str, now_s: float) -> float | None:
+    """Retry-After as seconds from now: delta-seconds or an HTTP date."""
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - now_s)
