@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import orjson
 import pytest
 from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
@@ -409,3 +410,87 @@ async def test_started_twice_is_refused(firehose) -> None:
     _, consumer, _, _, _ = firehose()
     with pytest.raises(RuntimeError, match="already started"):
         consumer.start()
+
+
+# --- raw servers: replies the fake does not make -----------------------------------------
+
+async def raw_server(reply: bytes | None) -> tuple[asyncio.Server, str, asyncio.Event]:
+    """A server that answers every request with reply in one write and closes (None: never
+    answers); the event is set at each accepted connection."""
+    accepted = asyncio.Event()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.set()
+        await reader.readuntil(b"\r\n\r\n")
+        if reply is None:
+            await reader.read()  # until the client goes away
+        else:
+            writer.write(reply)
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    return server, f"http://127.0.0.1:{port}{fake_firehose.PATH}", accepted
+
+
+def ndjson_reply(body: bytes) -> bytes:
+    """A whole 200 reply: headers, the body, and the end (Content-Length)."""
+    return (b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nContent-Length: "
+            + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+
+@gen_test
+async def test_short_reply_read_in_one_go_is_applied(firehose) -> None:
+    # Headers, body and end in one read: curl's final flush reaches the streaming
+    # callback before the queued header callbacks run.
+    body = b"".join(orjson.dumps(fix_event(i)) + b"\n" for i in (1, 2))
+    server, url, _ = await raw_server(ndjson_reply(body))
+    try:
+        _, consumer, sink, sleeps, _ = firehose(free_sleeps=0, url=url)
+        await sleeps.wait_calls(1)
+        assert [f.x_ft for f in sink.fixes] == [10.0, 20.0]
+        assert (sleeps.errors, consumer.cursor_for_flush()) == (["the stream ended"], T0_MS + 2000)
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+@gen_test
+async def test_line_of_megabytes_without_newline_is_dropped_and_counted(firehose) -> None:
+    good = orjson.dumps(fix_event(1)) + b"\n"
+    body = b"[" + b"1," * 800_000 + b"\n" + good + b'{"recordUid": "cut sh'
+    server, url, _ = await raw_server(ndjson_reply(body))
+    try:
+        _, consumer, sink, sleeps, _ = firehose(free_sleeps=0, url=url)
+        await sleeps.wait_calls(1)
+        assert [f.x_ft for f in sink.fixes] == [10.0]
+        assert consumer.bad_lines == 2  # the 1.6 MB line, and the line the end cut short
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+@gen_test
+async def test_stop_while_waiting_for_the_status_line_cuts_the_request(firehose) -> None:
+    server, url, accepted = await raw_server(None)
+    try:
+        _, consumer, _, sleeps, _ = firehose(url=url)
+        await accepted.wait()
+        await consumer.stop()
+        assert (consumer.state, sleeps.calls) == ("stopped", [])
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+@gen_test
+async def test_server_that_never_answers_is_a_stall(firehose) -> None:
+    server, url, _ = await raw_server(None)
+    try:
+        _, consumer, _, sleeps, _ = firehose(url=url, stall_timeout_s=0.2, free_sleeps=0)
+        await sleeps.wait_calls(1)
+        assert (sleeps.calls, sleeps.errors) == ([(0.5, "backing_off")], ["no byte for 0.2 s"])
+    finally:
+        server.close()
+        await server.wait_closed()

@@ -116,6 +116,7 @@ class FirehoseConsumer:
         self._curl: pycurl.Curl | None = None  # the transfer in flight
         self._status: int | None = None
         self._cut_reason: str | None = None
+        self._early: list[bytes] = []  # body chunks delivered before the status line
         self._retry_after_s: float | None = None
         self._connected_at: float | None = None
         self._device_seen_at = 0.0  # clock of the newest DEVICE_* line (or of connecting)
@@ -208,6 +209,7 @@ class FirehoseConsumer:
         opts = self.options
         assert self._http is not None
         self._status = self._retry_after_s = self._connected_at = self._cut_reason = None
+        self._early = []
         request = HTTPRequest(
             self._url(), headers={"X-API-KEY": opts.api_key, "Accept": "application/x-ndjson"},
             user_agent=USER_AGENT, connect_timeout=opts.connect_timeout_s, request_timeout=0,
@@ -273,17 +275,30 @@ class FirehoseConsumer:
             parts = line.split(None, 2)
             self._status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
             self._retry_after_s = None
+            early, self._early = self._early, []
             if self._status == 200:
                 self._connected_at = self._device_seen_at = self._clock()
                 self.last_error = None
                 self._set_state("connected", None)
+                for chunk in early:
+                    self._apply(chunk)
         elif line[:12].lower() == "retry-after:":
             self._retry_after_s = _retry_after_s(line[12:].strip(), self._clock())
 
     def _on_chunk(self, chunk: bytes) -> None:
         self._last_byte = asyncio.get_running_loop().time()
-        if self._status != 200 or self._stopping:
-            return  # an error's body, or a transfer being cut
+        if self._status is None:
+            # Header callbacks are queued on the IOLoop, but curl's final flush of a reply
+            # read in one go runs at once: such chunks wait for their status line.
+            self._early.append(chunk)
+        elif self._status == 200:
+            self._apply(chunk)
+        # else: an error's body, not NDJSON
+
+    def _apply(self, chunk: bytes) -> None:
+        """Read the lines a chunk completes and hand them to the sink, then move the cursor."""
+        if self._stopping:
+            return  # the transfer is being cut
         try:
             lines = self._splitter.feed(chunk)
             if not lines:
