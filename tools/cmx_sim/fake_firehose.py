@@ -160,6 +160,7 @@ class FakeFirehose:
     def push(self, *events: dict[str, Any]) -> None:
         """Store events (for replay) and send them to every live stream."""
         self.events.extend(events)
+        self._notify()
         if self.reorder_window > 1:
             self._held.extend(events)
             while len(self._held) >= self.reorder_window:
@@ -180,7 +181,7 @@ class FakeFirehose:
             stream.queue.put_nowait(None)
 
     async def wait_for(self, predicate: Callable[[FakeFirehose], bool]) -> None:
-        """Return once predicate(self) holds (checked at each connection and stream end)."""
+        """Return once predicate(self) holds (checked at each push, connection, stream end)."""
         while not predicate(self):
             self._changed.clear()
             await self._changed.wait()
