@@ -1,41 +1,34 @@
-"""Cisco Spaces Firehose NDJSON → typed events (DESIGN 12.2). Pure: no I/O, no clock.
+"""Cisco Spaces Firehose NDJSON lines → typed events (DESIGN 12.2). Pure: no I/O, no clock.
 
-One line is one ``EventRecord``: ``recordUid``, ``recordTimestamp`` (epoch ms),
-``eventType`` and a payload named after the type. Facts from Cisco's documentation
-(developer.cisco.com/docs/cisco-spaces-firehose: HTTP Streaming, Sample Events, Best
-Practices), Cisco's sample consumers (CiscoDevNet/DNASpaces-FirehoseAPI-DetectAndLocate)
-and a public capture of a ``DEVICE_LOCATION_UPDATE`` line:
+A line is one ``EventRecord``: ``recordUid``, ``recordTimestamp`` (epoch ms), ``eventType``
+and a payload named after the type. Facts from Cisco's documentation (developer.cisco.com/
+docs/cisco-spaces-firehose: HTTP Streaming, Sample Events, Best Practices), Cisco's sample
+consumers (CiscoDevNet/DNASpaces-FirehoseAPI-*) and a public capture:
 
-- ``DEVICE_LOCATION_UPDATE`` → a ``Fix`` (Spaces reports on a timer: the state gates
-  it). Device: ``deviceLocationUpdate.device.macAddress``, normalised leniently
-  (``00:52:bf:74:b:00``) and hashed with the MAC hash key (kept raw without a key);
-  when the MAC is withheld (Spaces' privacy settings), ``device.deviceId``: hashed the
-  same way if it is a MAC, else ``00:00:`` + the last 8 hex digits of SHA-1(deviceId +
-  key), the form of a hashed MAC, so the id fits the schema's ``macaddr`` either way.
-- Floor: the ``locationId`` of the first level of the ``location`` parent chain whose
-  ``inferredLocationTypes`` holds ``FLOOR`` (``mapId`` is often ``""``), keyed like an
-  odd CMX floorId from ``spaces:<locationId>``. No FLOOR level: rejected (x/y are
-  relative to a floor map, so they cannot be placed).
-- ``xPos``/``yPos`` in the configured unit (FEET by default, as Spaces' CMX-style output
-  and Cisco's sample consumers read them; METERS converted); numbers or numeric
-  strings; NaN, infinities, non-numbers and values beyond ±1e9 ft: rejected.
-- Time: ``lastSeen``, else ``recordTimestamp`` (epoch ms; seconds and ISO-8601 also
-  read); more than 5 minutes ahead of the receive time → the receive time.
-- ``ipv4``: a private IPv4 yields an ``IpSeen``; ``""`` and ``"NOT APPLICABLE"`` mean
-  none. ``latitude``/``longitude`` (−999 when unknown) and ``confidenceFactor`` are not
-  read: the uncertainty of a Spaces fix is not documented in feet, so it is None.
-- ``DEVICE_EXIT`` → ``DeviceExit`` at ``recordTimestamp``; ``KEEP_ALIVE`` and every
-  other type are counted and ignored.
-- ``recordUid`` duplicates (Spaces re-sends on retries and on resume) are dropped by a
-  bounded LRU of the last ``DEDUP_CAPACITY`` uids.
-- A line that is not a JSON object is a bad line (captures hold lines broken by raw
-  line breaks); a blank line is skipped.
+- ``DEVICE_LOCATION_UPDATE`` → ``Fix`` (Spaces reports on a timer: the state gates it).
+  Device: ``device.macAddress``, normalised leniently (``00:52:bf:74:b:00``), hashed with
+  the MAC hash key (raw without one); when Spaces withholds the MAC, ``device.deviceId``:
+  hashed the same way if it is a MAC, else ``00:00:`` + the last 8 hex digits of
+  SHA-1(deviceId + key), the form of a hashed MAC (the schema stores a ``macaddr``).
+- Floor: the ``locationId`` of the first level of the ``location`` chain whose
+  ``inferredLocationTypes`` holds ``FLOOR`` (``mapId`` is often ``""``), keyed from
+  ``spaces:<locationId>`` like an odd CMX floorId. No FLOOR level: rejected (x/y are
+  relative to a floor map).
+- ``xPos``/``yPos`` in the configured unit (FEET by default, as Cisco's sample consumers
+  read them; METERS converted), numbers or numeric strings; NaN, infinities, other
+  values and beyond ±1e9 ft: rejected.
+- Time: ``lastSeen``, else ``recordTimestamp``; over 5 minutes ahead → the receive time.
+- ``ipv4``: a private IPv4 yields an ``IpSeen`` (``""``/``"NOT APPLICABLE"``: none).
+  ``latitude``/``longitude`` (−999: unknown) and ``confidenceFactor`` are not read: a
+  Spaces fix's uncertainty in feet is not documented, so it is None.
+- ``DEVICE_EXIT`` → ``DeviceExit`` at ``recordTimestamp``; ``KEEP_ALIVE`` and other types
+  are counted and ignored. ``recordUid`` duplicates (retries, resumes) are dropped by an
+  LRU of the last ``DEDUP_CAPACITY`` uids. A line that is no JSON object is a bad line
+  (captures hold lines broken by raw line breaks); a blank line is skipped.
 
-``by_type`` labels are bounded (safe as Prometheus labels): the three types read, else
-``other`` (any other string) or ``unknown``; outcomes ``accepted``, ``ignored``,
-``rejected`` and ``duplicate`` (counted in the batch's ``ignored``).
+``by_type`` labels are bounded (Prometheus-safe): the three types read, ``other`` or
+``unknown``; outcomes ``accepted``, ``ignored``, ``rejected``, ``duplicate`` (in ``ignored``).
 """
-
 from __future__ import annotations
 
 import hashlib

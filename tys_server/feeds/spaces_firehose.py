@@ -1,39 +1,33 @@
 """The Cisco Spaces Firehose consumer: TYS connects out and reads the stream (DESIGN 12.2).
 
-``GET <url>[?fromTimestamp=<ms>]`` with ``X-API-KEY`` through its own
-``CurlAsyncHTTPClient``. The reply never ends: newline-delimited JSON, read by
-``spaces_events``. How the transfer is set up, and why:
+``GET <url>[?fromTimestamp=<ms>]`` with ``X-API-KEY``, through a ``CurlAsyncHTTPClient``
+of its own; the reply never ends (NDJSON, read by ``spaces_events``). Why it is set up so:
 
-- ``request_timeout=0`` (no limit: Tornado's 20 s default would cut the stream) and a
-  ``connect_timeout``; ``max_body_size`` at its maximum, because Tornado counts every
-  streamed byte of a response against it (100 MiB by default, ~1 hour of a busy venue).
-- A ``header_callback`` reads the status line first: only a 200's body is read as events
-  (an error's body is not NDJSON). Chunks are split into lines across chunk boundaries;
-  a partial line waits for its newline, bounded by ``MAX_LINE_BYTES``.
-- No byte for ``stall_timeout_s`` (Spaces sends a KEEP_ALIVE about every 15 s) → the
-  connection is cut and made again. libcurl offers no way to cancel one transfer of a
-  multi handle from outside, and its progress callback is not called on an idle socket,
-  so the cut shuts the transfer's socket down (``CURLINFO_ACTIVESOCKET``): libcurl then
-  ends the transfer at once as a transport error. ``stop()`` cuts the same way.
-- After a failure: back-off 1 s doubling to 60 s with full jitter (Cisco's best practice:
-  exponential retry, reset after 5 minutes), reset once a connection stayed up 5
-  minutes; 429 → at least 30 s (Retry-After when larger, up to an hour); 401/403/400 →
-  state ``unauthorized`` (an alarm on /healthz and /status), retried every 5 minutes;
-  5xx, other statuses, transport errors, stalls and a stream that ends → back-off.
+- ``request_timeout=0``: Tornado's 20 s default would cut the stream. ``max_body_size`` at
+  its maximum: Tornado counts every streamed byte against it (100 MiB by default, minutes
+  of a busy venue).
+- The ``header_callback`` reads the status line first: only a 200's body is read as events.
+  Lines are reassembled across chunks, a partial line bounded by ``MAX_LINE_BYTES``.
+- No byte for ``stall_timeout_s`` (a KEEP_ALIVE comes about every 15 s) → cut, reconnect.
+  libcurl cannot cancel one transfer of a multi handle from outside, and calls no progress
+  callback on an idle socket, so a cut shuts the transfer's socket down
+  (``CURLINFO_ACTIVESOCKET``): the transfer ends at once as a transport error. ``stop()``
+  cuts the same way, so SIGTERM ends the stream without waiting for a timeout.
+- Back-off 1 s doubling to 60 s with full jitter, reset once a connection stayed up 5
+  minutes (Cisco's best practice); 429 → at least 30 s, or Retry-After (up to an hour);
+  401/403/400 → ``unauthorized``, retried every 5 minutes; anything else → back-off.
 
-States: ``connecting``, ``connected``, ``quiet`` (connected, but no DEVICE_* line for
-``quiet_after_s`` while KEEP_ALIVEs flow: the app lost its location events), ``backing_off``,
-``unauthorized``, ``stopped``.
+States: ``connecting``, ``connected``, ``quiet`` (connected, KEEP_ALIVEs flow, but no
+DEVICE_* line for ``quiet_after_s``), ``backing_off``, ``unauthorized``, ``stopped``.
 
-Resume: ``cursor_ms`` is the newest ``recordTimestamp`` handed to the sink; a
-(re)connect asks ``fromTimestamp = cursor_ms − resume_overlap_s`` (events arrive up to
-~20 s out of order), and ``recordUid`` duplicates of the overlap are dropped. The lead's
-flush stores ``cursor_for_flush()`` in the transaction that writes the state: each chunk's
-events are handed to the sink and the cursor advanced in one IOLoop callback, so the
-cursor read when the flush takes its snapshot describes exactly the state it snapshots.
-After a restart, replayed fixes are no newer than their tracks and are ignored there.
+Resume: ``cursor_ms`` is the newest ``recordTimestamp`` handed to the sink; a (re)connect
+asks ``fromTimestamp = cursor_ms − resume_overlap_s`` (events arrive up to ~20 s out of
+order) and the reader drops the overlap's ``recordUid`` duplicates. The flush stores
+``cursor_for_flush()`` in the transaction that writes the state: a chunk's events go to
+the sink and the cursor moves in one IOLoop callback, so the cursor read when the flush
+takes its snapshot describes exactly the state it snapshots. After a restart, replayed
+fixes are no newer than their tracks and the state ignores them.
 """
-
 from __future__ import annotations
 
 import asyncio
@@ -87,9 +81,9 @@ class FirehoseOptions:
 class FirehoseConsumer:
     """Reads the Firehose into an EventSink until stopped; reconnects and resumes itself.
 
-    Metrics are plain attributes read at scrape time: ``reader.by_type`` (lines by type
-    and outcome), ``bad_lines``, ``reconnects``, ``last_event_at`` (receive time of the
-    newest DEVICE_* event), ``last_event_ts`` (its event time) and ``lag_s``.
+    Metrics are plain attributes read at scrape time: ``by_type`` (lines by type and
+    outcome), ``bad_lines``, ``reconnects``, ``last_event_at`` (receive time of the newest
+    event), ``last_event_ts`` (its event time) and ``lag_s``; ``status()`` sums them up.
     """
 
     def __init__(self, options: FirehoseOptions, sink: EventSink, *,
@@ -144,6 +138,19 @@ class FirehoseConsumer:
         if self.last_event_at is None or self.last_event_ts is None:
             return None
         return self.last_event_at - self.last_event_ts
+
+    @property
+    def by_type(self) -> dict[tuple[str, str], int]:
+        """Lines since start by (type, outcome), for the metrics; do not modify."""
+        return self.reader.by_type
+
+    def status(self) -> dict[str, object]:
+        """The feed's line on /status."""
+        return {"state": self.state, "last_error": self.last_error,
+                "reconnects": self.reconnects, "bad_lines": self.bad_lines,
+                "cursor_ms": self.cursor_ms, "lag_s": self.lag_s,
+                "last_event_age_s": None if self.last_event_at is None
+                else self._clock() - self.last_event_at}
 
     def cursor_for_flush(self) -> int | None:
         """The cursor that describes the state already handed to the sink (ms, or None)."""
