@@ -207,6 +207,10 @@ async def test_events_reach_the_sink_as_fixes_and_ip_sightings_with_quirks(fireh
                            IpSeen("192.168.7.9", stored, T0_MS / 1000 + 1)]
     assert consumer.last_event_at == clock.now_s
     assert consumer.lag_s == NOW_S - (T0_MS / 1000 + 1)
+    clock.now_s += 7
+    assert consumer.status() == {
+        "state": "connected", "last_error": None, "reconnects": 0, "bad_lines": 0,
+        "cursor_ms": T0_MS + 1000, "lag_s": NOW_S - (T0_MS / 1000 + 1), "last_event_age_s": 7.0}
 
 
 # --- quirks of the stream ----------------------------------------------------------------
