@@ -1,0 +1,208 @@
+"""The Flusher against a real PostgreSQL: absolute values, failures, rewrite, backlog, health.
+
+Time is the test's: the state ingests at NOW_S and the flusher reads an injected clock,
+so nothing here depends on the wall clock. The database is cut through tests.support.pgproxy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.conftest import TestDatabase
+from tests.support.pgproxy import PgProxy
+from tys_server.core.events import Batch, Movement, ZoneVisit
+from tys_server.core.state import State
+from tys_server.core.tracking import FilterParams
+from tys_server.store.database import Store
+from tys_server.store.flusher import MAX_BACKOFF_S, UNHEALTHY_AFTER_INTERVALS, Flusher
+
+NOW_S = 1_795_000_000.0
+INTERVAL_S = 10.0
+LEG_M = 50 * 0.3048  # one 50 ft leg
+MAC = "00:aa:bb:cc:dd:10"
+OTHER = "00:aa:bb:cc:dd:11"
+
+
+class Clock:
+    """The flusher's clock, moved by the test."""
+
+    def __init__(self, now_s: float) -> None:
+        self.now_s = now_s
+
+    def __call__(self) -> float:
+        return self.now_s
+
+
+def walk(mac: str, first: int, count: int) -> list[Movement]:
+    """Points first..first+count-1 of a straight line east, 50 ft and 15 s apart."""
+    return [Movement(mac, 1, 50.0 * i, 0.0, 50.0, NOW_S - 600 + 15 * i)
+            for i in range(first, first + count)]
+
+
+def ingest(state: State, *events: Movement | ZoneVisit) -> None:
+    state.ingest(Batch(list(events), len(events), 0, 0, {}), NOW_S)
+
+
+class Rig:
+    """A state, a store on the proxied test database, and a flusher on the test's clock."""
+
+    def __init__(self, store: Store, proxy: PgProxy, db: TestDatabase) -> None:
+        self.state = State(FilterParams(), "UTC")
+        self.store = store
+        self.proxy = proxy
+        self.db = db
+        self.clock = Clock(NOW_S)
+        self.flusher = Flusher(self.state, store, INTERVAL_S, clock=self.clock)
+
+    def stored(self) -> dict[str, Any]:
+        """What PostgreSQL holds in every table a flush writes."""
+        return {
+            "distance": dict(self.db.query("SELECT mac::text, mtrs FROM distance")),
+            "days": dict(self.db.query("SELECT mac::text, sum(mtrs) FROM distance_history "
+                                       "GROUP BY mac")),
+            "notifications": self.db.query("SELECT coalesce(sum(notification_count), 0) "
+                                           "FROM count")[0][0],
+            "zones": self.db.query("SELECT name, count FROM zone ORDER BY name"),
+        }
+
+
+@pytest.fixture
+def rig(io_loop: Any, proxy: PgProxy, db: TestDatabase) -> Iterator[Rig]:
+    async def connect() -> Store:
+        store = await Store.connect(proxy.proxied_dsn(), pool_size=2, connect_timeout_s=1.0,
+                                    statement_timeout_s=1.0)
+        await store.apply_schema(unlogged=False)
+        return store
+
+    store = io_loop.run_sync(connect)
+    try:
+        yield Rig(store, proxy, db)
+    finally:
+        io_loop.run_sync(store.close)
+
+
+def legs(count: int) -> Any:
+    """count legs of 50 ft, as a `real` column holds them."""
+    return pytest.approx(count * LEG_M, rel=1e-6)
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_flush_writes_absolute_values_over_whatever_is_stored(rig: Rig) -> None:
+    ingest(rig.state, *walk(MAC, 0, 4), ZoneVisit(MAC, "V>B>Hall A", NOW_S - 30))
+    assert await rig.flusher.flush_once()
+    assert rig.stored() == {"distance": {MAC: legs(2)}, "days": {MAC: legs(2)},
+                            "notifications": 5, "zones": [("V>B>Hall A", 1)]}
+
+    # Another writer (or a restore) changed the rows: the next flush does not add to them.
+    rig.db.query("UPDATE distance SET mtrs = 1000")
+    rig.db.query("UPDATE distance_history SET mtrs = 1000")
+    ingest(rig.state, *walk(MAC, 4, 2))
+    assert await rig.flusher.flush_once()
+    assert rig.stored() == {"distance": {MAC: legs(4)}, "days": {MAC: legs(4)},
+                            "notifications": 7, "zones": [("V>B>Hall A", 1)]}
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_failed_flush_keeps_every_dirty_key_and_the_next_writes_them(rig: Rig) -> None:
+    ingest(rig.state, *walk(MAC, 0, 4), ZoneVisit(MAC, "Hall A", NOW_S))
+    dirty = (set(rig.state.dirty.tracks), set(rig.state.dirty.days),
+             set(rig.state.dirty.minutes), set(rig.state.dirty.zones))
+    await rig.proxy.down()
+
+    assert not await rig.flusher.flush_once()
+    kept = rig.state.dirty
+    assert (kept.tracks, kept.days, kept.minutes, kept.zones) == dirty
+    assert rig.flusher.failures == 1
+    ingest(rig.state, *walk(OTHER, 0, 3))  # accepted meanwhile
+    assert not await rig.flusher.flush_once()
+    assert rig.stored()["distance"] == {}  # nothing reached the database
+
+    await rig.proxy.up()
+    assert await rig.flusher.flush_once()
+    assert rig.stored() == {"distance": {MAC: legs(2), OTHER: legs(1)},
+                            "days": {MAC: legs(2), OTHER: legs(1)},
+                            "notifications": 8, "zones": [("Hall A", 1)]}
+    assert not rig.state.dirty
+    assert rig.flusher.failures == 0
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_keys_of_the_last_flush_are_written_once_more(rig: Rig) -> None:
+    ingest(rig.state, *walk(MAC, 0, 4))
+    assert await rig.flusher.flush_once()
+    # As if PostgreSQL crashed right after the asynchronous commit and lost it.
+    rig.db.query("UPDATE distance SET mtrs = 0")
+    rig.db.query("UPDATE distance_history SET mtrs = 0")
+
+    assert await rig.flusher.flush_once()  # nothing new: the unconfirmed keys only
+    assert rig.stored()["distance"] == {MAC: legs(2)}
+    assert rig.stored()["days"] == {MAC: legs(2)}
+
+    rig.db.query("UPDATE distance SET mtrs = 0")
+    assert await rig.flusher.flush_once()  # confirmed by the flush before: not again
+    assert rig.stored()["distance"] == {MAC: 0}
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_backlog_counts_the_keys_a_running_flush_holds(rig: Rig) -> None:
+    assert await rig.flusher.flush_once()  # the pool's connection is open before the stall
+    ingest(rig.state, *walk(MAC, 0, 4))
+    taken = len(rig.state.dirty)  # the track, its day and the minute
+    assert taken == 3
+    rig.proxy.stall()
+    flush = asyncio.ensure_future(rig.flusher.flush_once())
+    try:
+        await asyncio.sleep(0)  # one loop turn: the flush has taken the keys and waits
+        left_in_state, while_held = len(rig.state.dirty), rig.flusher.backlog()
+        ingest(rig.state, *walk(OTHER, 0, 2))  # meanwhile: OTHER's track and the minute
+        with_new_keys = rig.flusher.backlog()
+    finally:
+        await rig.proxy.up()  # let the flush finish whatever the assertions say
+        flushed = await flush
+    assert (left_in_state, while_held, with_new_keys) == (0, taken, taken + 2)
+    assert flushed
+    assert rig.flusher.backlog() == 2  # the new keys, for the next flush
+    assert rig.flusher.health()[1]["backlog"] == 2
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_health_turns_not_ok_after_three_intervals_of_failure(rig: Rig) -> None:
+    assert await rig.flusher.flush_once()
+    assert rig.flusher.health() == (True, {"database": "up", "last_flush_age_s": 0.0,
+                                           "backlog": 0})
+    ingest(rig.state, *walk(MAC, 0, 2))
+    await rig.proxy.down()
+    assert not await rig.flusher.flush_once()  # failing since NOW_S
+    down_for_s = UNHEALTHY_AFTER_INTERVALS * INTERVAL_S
+
+    rig.clock.now_s = NOW_S + down_for_s
+    assert not await rig.flusher.flush_once()
+    ok, details = rig.flusher.health()
+    assert ok  # three intervals exactly: not yet
+    # The track and the minute, kept for the next try.
+    assert details == {"database": "down", "last_flush_age_s": down_for_s, "backlog": 2}
+
+    rig.clock.now_s = NOW_S + down_for_s + 0.1
+    assert rig.flusher.health()[0] is False
+
+    await rig.proxy.up()
+    assert await rig.flusher.flush_once()
+    assert rig.flusher.health() == (True, {"database": "up", "last_flush_age_s": 0.0,
+                                           "backlog": 0})
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_retries_back_off_doubling_up_to_the_cap(rig: Rig) -> None:
+    await rig.proxy.down()
+    delays_s = [rig.flusher.next_delay_s()]
+    for _ in range(8):
+        assert not await rig.flusher.flush_once()
+        delays_s.append(rig.flusher.next_delay_s())
+    assert delays_s == [INTERVAL_S, INTERVAL_S, 2 * INTERVAL_S, *[MAX_BACKOFF_S] * 6]
+    await rig.proxy.up()
+    assert await rig.flusher.flush_once()
+    assert rig.flusher.next_delay_s() == INTERVAL_S
