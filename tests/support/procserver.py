@@ -30,6 +30,7 @@ class ServerProcess:
     def __init__(self, workdir: Path, name: str, *, env: dict[str, str],
                  config: str = "conf/tys.yaml") -> None:
         self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / f"{name}.log"
         notify_path = workdir / f"{name}.sock"  # short: a socket path fits in 108 bytes
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)

@@ -8,12 +8,10 @@ and why each check is on or off, is in ``SCHEMATHESIS_TOML`` below.
 from __future__ import annotations
 
 import ast
-import base64
 import os
-import signal
-import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -27,7 +25,8 @@ import pytest
 import schemathesis
 import yaml
 
-from tests.conftest import API_AUTH, CMX_AUTH, TestDatabase
+from tests.conftest import API_AUTH, CMX_AUTH, TestDatabase, basic
+from tests.support.procserver import ServerProcess
 from tys_server.web.notify import BAD_ENVELOPE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -293,16 +292,6 @@ def test_every_reply_text_of_the_code_is_documented() -> None:
 # -- the live server -------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def basic(pair: tuple[str, str]) -> str:
-    return "Basic " + base64.b64encode(f"{pair[0]}:{pair[1]}".encode()).decode()
-
-
 def fetch(url: str, method: str = "GET", headers: dict[str, str] | None = None,
           body: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
     """(status, headers, body) of one request; never raises on an HTTP status."""
@@ -315,16 +304,13 @@ def fetch(url: str, method: str = "GET", headers: dict[str, str] | None = None,
             return error.code, dict(error.headers), error.read()
 
 
-class LiveServer:
-    """python -m tys_server in a subprocess, on the run's test database."""
-
-    def __init__(self, database: TestDatabase, log_path: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TYS_")}
-        env.update({
-            "TYS_DATABASE_DSN": database.dsn,
+@pytest.fixture(scope="module")
+def live_server(postgres: TestDatabase) -> Iterator[ServerProcess]:
+    """One server for this module (start-up is the slow part); the database emptied first."""
+    postgres.clear()
+    with tempfile.TemporaryDirectory(prefix="tys-") as workdir:  # short: a socket path
+        server = ServerProcess(Path(workdir), "openapi", config=str(CONFIG_PATH), env={
+            "TYS_DATABASE_DSN": postgres.dsn,
             # Flush every second, so the notifications the fuzzer gets accepted are also
             # written to PostgreSQL during the run (a flush error is caught by the log check).
             "TYS_DATABASE_FLUSH_INTERVAL_S": "1",
@@ -333,60 +319,19 @@ class LiveServer:
             # anything the fuzzer generates.
             "TYS_SERVER_MAX_BODY_BYTES": str(MAX_BODY_BYTES),
         })
-        self._log = log_path.open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tys_server", "--config", str(CONFIG_PATH),
-             "--port", str(self.port)],
-            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
-
-    def log(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-    def wait_ready(self, timeout_s: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"server exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                status, _, _ = fetch(self.url + "/healthz")
-            except OSError:
-                status = 0
-            if status == 200:
-                return
-            time.sleep(0.1)
-        pytest.fail(f"server not ready after {timeout_s} s:\n{self.log()}")
-
-    def stop(self) -> int:
-        """SIGTERM (graceful: drain, final flush); the exit status."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
-        return self.process.returncode
-
-
-@pytest.fixture(scope="module")
-def live_server(postgres: TestDatabase,
-                tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """One server for this module (start-up is the slow part); the database emptied first."""
-    postgres.clear()
-    server = LiveServer(postgres, tmp_path_factory.mktemp("openapi") / "server.log")
-    try:
-        server.wait_ready()
-        yield server
-    finally:
-        status = server.stop()
-        postgres.clear()
-        assert status == 0, f"server exit status {status}:\n{server.log()}"
+        try:
+            server.wait_for("READY=1")
+            yield server
+            status = server.terminate()  # graceful: drain, final flush
+            assert status == 0, f"server exit status {status}:\n{server.log()}"
+        finally:
+            server.close()
+            postgres.clear()
 
 
 @pytest.mark.db
 @pytest.mark.slow
-def test_served_description_is_the_file(live_server: LiveServer) -> None:
+def test_served_description_is_the_file(live_server: ServerProcess) -> None:
     status, headers, body = fetch(live_server.url + "/openapi.yaml")
     assert status == 200
     assert headers["Content-Type"] == "application/yaml"
@@ -403,7 +348,7 @@ def test_served_description_is_the_file(live_server: LiveServer) -> None:
     ("/healthz", "POST", None),
     ("/openapi.yaml", "POST", None),
 ])
-def test_other_methods_get_a_json_405(live_server: LiveServer, path: str, method: str,
+def test_other_methods_get_a_json_405(live_server: ServerProcess, path: str, method: str,
                                       pair: tuple[str, str] | None) -> None:
     headers = {"Authorization": basic(pair)} if pair else {}
     body = b"{}" if method in ("POST", "PUT") else None
@@ -415,7 +360,7 @@ def test_other_methods_get_a_json_405(live_server: LiveServer, path: str, method
 
 @pytest.mark.db
 @pytest.mark.slow
-def test_405_lists_the_allowed_methods(live_server: LiveServer) -> None:
+def test_405_lists_the_allowed_methods(live_server: ServerProcess) -> None:
     status, headers, _ = fetch(live_server.url + "/live/leaderboard", "GET",
                                {"Authorization": basic(API_AUTH)})
     assert status == 405
@@ -426,7 +371,7 @@ def test_405_lists_the_allowed_methods(live_server: LiveServer) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize(("path", "pair"), [("/notification", CMX_AUTH),
                                             ("/live/leaderboard", API_AUTH)])
-def test_bodies_over_the_limit_get_413(live_server: LiveServer, path: str,
+def test_bodies_over_the_limit_get_413(live_server: ServerProcess, path: str,
                                        pair: tuple[str, str]) -> None:
     body = b'{"notifications": [' + b"{}," * (MAX_BODY_BYTES // 3) + b"{}]}"
     assert len(body) > MAX_BODY_BYTES
@@ -442,7 +387,7 @@ def test_bodies_over_the_limit_get_413(live_server: LiveServer, path: str,
 
 @pytest.mark.db
 @pytest.mark.slow
-def test_schemathesis_finds_no_contract_break(live_server: LiveServer, tmp_path: Path) -> None:
+def test_schemathesis_finds_no_contract_break(live_server: ServerProcess, tmp_path: Path) -> None:
     config = tmp_path / "schemathesis.toml"
     config.write_text(SCHEMATHESIS_TOML, encoding="utf-8")
     command = [sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "run",
