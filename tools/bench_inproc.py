@@ -114,30 +114,25 @@ async def flush_row(dsn: str, devices: int, unlogged: bool) -> dict[str, Any]:
 
 def fill_devices(dsn: str, devices: int) -> None:
     """`devices` tracks and one day row each, written by PostgreSQL itself."""
-    import psycopg2
-
+    from tools import pg_admin
     from tools.bench_env import apply_schema
 
     apply_schema(dsn)
-    conn = psycopg2.connect(dsn)
-    try:
-        with conn, conn.cursor() as cur:
-            # 12 hex digits are a macaddr; points in feet, a real 18-digit floorId.
-            cur.execute(
-                "INSERT INTO distance (mac, mtrs, floor_id, point_1, point_2, distance_1to2,"
-                " held_m, time) "
-                "SELECT ('0240' || lpad(to_hex(i), 8, '0'))::macaddr, (random() * 20000)::real,"
-                " %s + i %% 3, point(random() * 600, random() * 400),"
-                " point(random() * 600, random() * 400), (random() * 15)::real, 0,"
-                " now() - random() * interval '1 hour' "
-                "FROM generate_series(0, %s - 1) AS i", (FLOOR, devices))
-            cur.execute(
-                "INSERT INTO distance_history (time, mac, mtrs) "
-                "SELECT date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', mac, mtrs"
-                " FROM distance")
-            cur.execute("ANALYZE")
-    finally:
-        conn.close()
+    with pg_admin.cursor(dsn, autocommit=False) as cur:
+        # 12 hex digits are a macaddr; points in feet, a real 18-digit floorId.
+        cur.execute(
+            "INSERT INTO distance (mac, mtrs, floor_id, point_1, point_2, distance_1to2,"
+            " held_m, time) "
+            "SELECT ('0240' || lpad(to_hex(i), 8, '0'))::macaddr, (random() * 20000)::real,"
+            " %s + i %% 3, point(random() * 600, random() * 400),"
+            " point(random() * 600, random() * 400), (random() * 15)::real, 0,"
+            " now() - random() * interval '1 hour' "
+            "FROM generate_series(0, %s - 1) AS i", (FLOOR, devices))
+        cur.execute(
+            "INSERT INTO distance_history (time, mac, mtrs) "
+            "SELECT date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', mac, mtrs"
+            " FROM distance")
+        cur.execute("ANALYZE")
 
 
 def _status_kib(field: str) -> int:
