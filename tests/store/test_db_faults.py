@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import CMX_AUTH, json_of
+from tests.support.clock import Clock
 from tests.support.pgproxy import PgProxy
 
 MAC = "00:aa:bb:cc:dd:01"
@@ -28,18 +29,10 @@ def walk(start_ms: int, first: int, count: int) -> dict[str, Any]:
         for i in range(first, first + count)]}
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.mark.gen_test(timeout=30)
 async def test_outage_keeps_accepting_and_loses_nothing(post: Any, runtime: Any, db: Any,
                                                         proxy: PgProxy) -> None:
-    clock = FakeClock()
+    clock = Clock(time.time())
     runtime.flusher.clock = clock
     start_ms = int((time.time() - 3600) * 1000)
     await post("/notification", walk(start_ms, 0, 4), auth=CMX_AUTH)
@@ -54,7 +47,7 @@ async def test_outage_keeps_accepting_and_loses_nothing(post: Any, runtime: Any,
     assert MAC in runtime.state.dirty.tracks
     health = await post("/healthz", method="GET", auth=None)
     assert health.code == 200  # not yet three intervals
-    clock.now += 3.5
+    clock.now_s += 3.5
     assert not await runtime.flusher.flush_once()
     health = await post("/healthz", method="GET", auth=None)
     assert health.code == 503

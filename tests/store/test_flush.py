@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import TestDatabase
+from tests.support.clock import Clock
 from tests.support.pgproxy import PgProxy
 from tys_server.core.events import Batch, Movement, ZoneVisit
 from tys_server.core.state import State
@@ -25,16 +26,6 @@ INTERVAL_S = 10.0
 LEG_M = 50 * 0.3048  # one 50 ft leg
 MAC = "00:aa:bb:cc:dd:10"
 OTHER = "00:aa:bb:cc:dd:11"
-
-
-class Clock:
-    """The flusher's clock, moved by the test."""
-
-    def __init__(self, now_s: float) -> None:
-        self.now_s = now_s
-
-    def __call__(self) -> float:
-        return self.now_s
 
 
 def walk(mac: str, first: int, count: int) -> list[Movement]:
