@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 
+from tests.support.clock import Clock
 from tys_server.core.events import Batch, Movement
 from tys_server.core.leaderboard import MAX_DAY_BOARDS, Boards
 from tys_server.core.ranking import Entry
@@ -55,7 +56,7 @@ def ordinal(day: int) -> int:
 
 
 def boards_of(state: State) -> Boards:
-    return Boards(state, lambda user: True, refresh_interval_s=0.0, clock=lambda: 0.0)
+    return Boards(state, lambda user: True, refresh_interval_s=0.0, clock=Clock(0.0))
 
 
 def test_cycling_through_60_dates_builds_each_event_day_once() -> None:

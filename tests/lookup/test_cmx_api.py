@@ -14,6 +14,7 @@ from tornado.httpclient import AsyncHTTPClient
 from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop, PeriodicCallback
 
+from tests.support.clock import Clock
 from tools.cmx_sim import fake_cmx
 from tools.cmx_sim.fake_cmx import FakeCmx
 from tys_server.config import CmxSettings, ConfigError, load_settings
@@ -422,16 +423,6 @@ async def test_host_recovers(start_cmx: StartCmx, http: CurlAsyncHTTPClient) -> 
 
 # --- a host that failed is skipped while another answers (DESIGN 13) ------------------
 
-class Clock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now_s = 1000.0
-
-    def __call__(self) -> float:
-        return self.now_s
-
-
 @pytest.mark.gen_test
 async def test_wrong_ip2mac_url_is_down_with_an_error_naming_the_setting(
         start_cmx: StartCmx, http: CurlAsyncHTTPClient) -> None:
@@ -481,7 +472,7 @@ async def test_dead_first_host_is_asked_once_by_50_concurrent_lookups(
 @pytest.mark.gen_test
 async def test_failed_host_is_skipped_for_down_for_s_then_asked_again(
         start_cmx: StartCmx, http: CurlAsyncHTTPClient) -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     first, first_host = start_cmx(clients={PHONE_IP: PHONE_MAC}, status=503)
     second, second_host = start_cmx(clients={PHONE_IP: OTHER_MAC})
     client = CmxClient(cmx_settings(first_host, second_host, down_for_s=30.0), http=http,
@@ -504,7 +495,7 @@ async def test_skipped_host_is_not_asked_when_another_answers_unknown(
         start_cmx: StartCmx, http: CurlAsyncHTTPClient) -> None:
     first, first_host = start_cmx(clients={PHONE_IP: PHONE_MAC}, status=503)
     second, second_host = start_cmx()
-    client = CmxClient(cmx_settings(first_host, second_host), http=http, clock=Clock())
+    client = CmxClient(cmx_settings(first_host, second_host), http=http, clock=Clock(1000.0))
     for _ in range(2):
         with pytest.raises(NotOnWifi):
             await client.lookup_mac(PHONE_IP)
@@ -514,7 +505,7 @@ async def test_skipped_host_is_not_asked_when_another_answers_unknown(
 @pytest.mark.gen_test
 async def test_hosts_all_in_their_down_time_are_still_tried_in_order(
         start_cmx: StartCmx, http: CurlAsyncHTTPClient) -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     first, first_host = start_cmx(status=503)
     second, second_host = start_cmx(clients={PHONE_IP: OTHER_MAC}, status=503)
     client = CmxClient(cmx_settings(first_host, second_host), http=http, clock=clock)
