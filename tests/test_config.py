@@ -219,3 +219,143 @@ def test_monitor_password_is_refused_off_loopback_like_the_others(
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_settings(tmp_path / "nope.yaml", environ={})
+
+
+def test_keys_of_issue_13_have_their_defaults(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, ""), environ={})
+    firehose, meraki = settings.feeds.spaces_firehose, settings.feeds.meraki
+    assert (firehose.enabled, firehose.api_key, firehose.coordinate_unit) == (False, "", "FEET")
+    assert firehose.url == "https://partners.ciscospaces.io/api/partners/v1/firehose/events"
+    assert (firehose.resume_overlap_s, firehose.stall_timeout_s) == (60.0, 45.0)
+    assert (meraki.enabled, meraki.validator, meraki.secret) == (False, "", "")
+    assert (meraki.max_variance_m, meraki.max_body_bytes, meraki.path) == \
+        (25.0, 16 * 1024 * 1024, "/meraki")
+    assert settings.feeds.cmx.enabled is True
+    assert {settings.feeds.cmx.quiet_after_s, firehose.quiet_after_s,
+            meraki.quiet_after_s} == {300.0}
+    assert settings.lookup.observed_ttl_s == 1800.0
+    assert (settings.tracking.gate_ft, settings.tracking.max_uncertainty_ft) == (None, None)
+    assert settings.gate_ft() == 50.0
+    assert settings.enabled_feeds() == ("cmx",)
+
+
+def test_gate_follows_the_cmx_trigger_distance_unless_set(tmp_path: Path) -> None:
+    moved = load_settings(write(tmp_path, "cmx:\n  movement_distance_ft: 30\n"), environ={})
+    assert moved.gate_ft() == 30.0
+    own = load_settings(write(tmp_path, "cmx:\n  movement_distance_ft: 30\n"
+                                        "tracking:\n  gate_ft: 0\n"), environ={})
+    assert own.gate_ft() == 0.0  # 0 is a gate that passes every fix, not "unset"
+
+
+FEED_ENV = {
+    "TYS_FEEDS_SPACES_FIREHOSE_ENABLED": "true",
+    "TYS_FEEDS_SPACES_FIREHOSE_URL": "https://partners.ciscospaces.eu/api/partners/v1/firehose/events",
+    "TYS_FEEDS_SPACES_FIREHOSE_API_KEY": " key #with 'quotes' ",
+    "TYS_FEEDS_SPACES_FIREHOSE_COORDINATE_UNIT": "METERS",
+    "TYS_FEEDS_SPACES_FIREHOSE_RESUME_OVERLAP_S": "90",
+    "TYS_FEEDS_SPACES_FIREHOSE_STALL_TIMEOUT_S": "30",
+    "TYS_FEEDS_SPACES_FIREHOSE_QUIET_AFTER_S": "120",
+    "TYS_FEEDS_MERAKI_ENABLED": "true",
+    "TYS_FEEDS_MERAKI_VALIDATOR": "da6a17c407bb11dfeec7392a5042be0a4cc034b6",
+    "TYS_FEEDS_MERAKI_SECRET": "s3cret #1",
+    "TYS_FEEDS_MERAKI_MAX_VARIANCE_M": "10.5",
+    "TYS_FEEDS_MERAKI_MAX_BODY_BYTES": "1048576",
+    "TYS_FEEDS_MERAKI_PATH": "/meraki-7f3a9c",
+    "TYS_FEEDS_MERAKI_QUIET_AFTER_S": "600",
+    "TYS_FEEDS_CMX_ENABLED": "false",
+    "TYS_FEEDS_CMX_QUIET_AFTER_S": "900",
+    "TYS_LOOKUP_OBSERVED_TTL_S": "600",
+    "TYS_TRACKING_GATE_FT": "40",
+    "TYS_TRACKING_MAX_UNCERTAINTY_FT": "80",
+}
+
+
+def test_every_feed_key_is_read_from_the_environment() -> None:
+    settings = load_settings(None, environ=FEED_ENV)
+    firehose, meraki = settings.feeds.spaces_firehose, settings.feeds.meraki
+    assert firehose.enabled is True
+    assert firehose.url.startswith("https://partners.ciscospaces.eu/")
+    assert firehose.api_key == " key #with 'quotes' "  # verbatim, like every secret
+    assert (firehose.coordinate_unit, firehose.resume_overlap_s, firehose.stall_timeout_s,
+            firehose.quiet_after_s) == ("METERS", 90.0, 30.0, 120.0)
+    assert (meraki.enabled, meraki.secret, meraki.path) == (True, "s3cret #1", "/meraki-7f3a9c")
+    assert meraki.validator == "da6a17c407bb11dfeec7392a5042be0a4cc034b6"
+    assert (meraki.max_variance_m, meraki.max_body_bytes, meraki.quiet_after_s) == \
+        (10.5, 1048576, 600.0)
+    assert (settings.feeds.cmx.enabled, settings.feeds.cmx.quiet_after_s) == (False, 900.0)
+    assert settings.lookup.observed_ttl_s == 600.0
+    assert (settings.gate_ft(), settings.tracking.max_uncertainty_ft) == (40.0, 80.0)
+    assert settings.enabled_feeds() == ("spaces_firehose", "meraki")
+
+
+@pytest.mark.parametrize(("missing", "enabled"), [
+    ("TYS_FEEDS_SPACES_FIREHOSE_API_KEY", "TYS_FEEDS_SPACES_FIREHOSE_ENABLED"),
+    ("TYS_FEEDS_MERAKI_SECRET", "TYS_FEEDS_MERAKI_ENABLED"),
+    ("TYS_FEEDS_MERAKI_VALIDATOR", "TYS_FEEDS_MERAKI_ENABLED"),
+])
+def test_a_feed_enabled_without_its_secret_stops_start_up_with_one_line(
+        tmp_path: Path, missing: str, enabled: str) -> None:
+    environ = {name: value for name, value in FEED_ENV.items() if name != missing}
+    key = missing.removeprefix("TYS_FEEDS_").lower()
+    feed, _, name = ("spaces_firehose", "", key.removeprefix("spaces_firehose_")) \
+        if key.startswith("spaces_firehose") else ("meraki", "", key.removeprefix("meraki_"))
+    message = config_error(tmp_path, "", environ)
+    assert message == f"feeds.{feed}.{name}: required with feeds.{feed}.enabled; set {missing}"
+    environ[enabled] = "false"  # a disabled feed needs no secret
+    load_settings(write(tmp_path, ""), environ=environ)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("feeds:\n  spaces_firehose:\n    api_key: 987654321\n",
+     "feeds.spaces_firehose.api_key: expected str, got int (value not shown: "
+     "feeds.spaces_firehose.api_key is a secret)"),
+    ("feeds:\n  meraki:\n    secret: [987654321]\n",
+     "feeds.meraki.secret: expected str, got list (value not shown"),
+    ("feeds:\n  meraki:\n    validator: {v: 987654321}\n",
+     "feeds.meraki.validator: expected str, got dict (value not shown"),
+    ("feeds:\n  meraki:\n    path: 987654321\n",
+     "feeds.meraki.path: expected str, got int (value not shown"),
+    ("feeds:\n  meraki:\n    path: meraki-987654321\n",
+     "feeds.meraki.path: must be a path below / without ?, #, % or spaces (value not shown"),
+    ("feeds:\n  meraki:\n    path: /m?k=987654321\n", "feeds.meraki.path: must be a path"),
+])
+def test_feed_secrets_and_the_meraki_path_are_never_echoed(tmp_path: Path, text: str,
+                                                           message: str) -> None:
+    line = config_error(tmp_path, text)
+    assert message in line
+    assert "987654321" not in line
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("feeds:\n  spaces_firehose:\n    coordinate_unit: YARDS\n",
+     "feeds.spaces_firehose.coordinate_unit: must be FEET or METERS, got 'YARDS'"),
+    ("feeds:\n  spaces_firehose:\n    url: partners.ciscospaces.io/x\n",
+     "feeds.spaces_firehose.url: must be an http:// or https:// URL"),
+    ("feeds:\n  spaces_firehose:\n    stall_timeout_s: 0\n",
+     "feeds.spaces_firehose.stall_timeout_s: must be greater than 0"),
+    ("feeds:\n  spaces_firehose:\n    resume_overlap_s: -1\n",
+     "feeds.spaces_firehose.resume_overlap_s: must be 0 or more"),
+    ("feeds:\n  meraki:\n    max_body_bytes: 0\n", "feeds.meraki.max_body_bytes: must be greater"),
+    ("feeds:\n  meraki:\n    max_variance_m: -2\n", "feeds.meraki.max_variance_m: must be greater"),
+    ("feeds:\n  meraki:\n    path: /live/meraki\n",
+     "feeds.meraki.path: must not be /live or below it"),
+    ("feeds:\n  meraki:\n    path: /notification/\n",
+     "feeds.meraki.path: must not be /notification or below it"),
+    ("feeds:\n  meraki:\n    path: /\n", "feeds.meraki.path: must be a path below /"),
+    ("feeds:\n  cmx:\n    quiet_after_s: 0\n", "feeds.cmx.quiet_after_s: must be greater than 0"),
+    ("feeds:\n  cmx:\n    enabled: 'no'\n", "feeds.cmx.enabled: expected bool, got 'no'"),
+    ("feeds:\n  zigbee: {}\n", "feeds.zigbee: unknown key"),
+    ("lookup:\n  observed_ttl_s: 0\n", "lookup.observed_ttl_s: must be greater than 0"),
+    ("tracking:\n  gate_ft: -1\n", "tracking.gate_ft: must be 0 or more (or null), got -1.0"),
+    ("tracking:\n  max_uncertainty_ft: 0\n",
+     "tracking.max_uncertainty_ft: must be greater than 0 (or null), got 0.0"),
+])
+def test_bad_feed_values_stop_with_one_line_naming_the_key(tmp_path: Path, text: str,
+                                                           message: str) -> None:
+    assert message in config_error(tmp_path, text)
+
+
+def test_an_empty_environment_value_clears_the_gate_to_its_default(tmp_path: Path) -> None:
+    path = write(tmp_path, "tracking:\n  gate_ft: 20\n")
+    assert load_settings(path, environ={}).gate_ft() == 20.0
+    assert load_settings(path, environ={"TYS_TRACKING_GATE_FT": ""}).gate_ft() == 50.0

@@ -87,3 +87,16 @@ def test_example_names_every_config_ini_key() -> None:
     text = EXAMPLE.read_text()
     missing = [key for key in CONFIG_INI_KEYS if key not in text]
     assert not missing
+
+
+def test_example_turns_each_feed_on_with_its_secrets_from_tys_env() -> None:
+    environ = {**TYS_ENV, "TYS_FEEDS_SPACES_FIREHOSE_ENABLED": "true",
+               "TYS_FEEDS_SPACES_FIREHOSE_API_KEY": "spaces-key",
+               "TYS_FEEDS_MERAKI_ENABLED": "true", "TYS_FEEDS_MERAKI_SECRET": "meraki-secret",
+               "TYS_FEEDS_MERAKI_VALIDATOR": "validator-1"}
+    settings = load_settings(EXAMPLE, environ=environ)
+    assert settings.enabled_feeds() == ("cmx", "spaces_firehose", "meraki")
+    assert settings.feeds.spaces_firehose.api_key == "spaces-key"
+    assert settings.feeds.meraki.secret == "meraki-secret"
+    raw = yaml.safe_load(EXAMPLE.read_text())["feeds"]
+    assert raw["spaces_firehose"]["api_key"] == raw["meraki"]["secret"] == ""  # not in the file

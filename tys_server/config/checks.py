@@ -21,10 +21,21 @@ _POSITIVE = (
     "database.connect_timeout_s", "database.pool_size", "cmx.timeout_s",
     "cmx.movement_distance_ft", "cmx.max_clients", "registration.max_devices_per_user",
     "tracking.max_speed_mps", "tracking.step_length_ft", "tracking.max_devices",
-    "leaderboard.refresh_interval_s",
+    "leaderboard.refresh_interval_s", "lookup.observed_ttl_s", "feeds.cmx.quiet_after_s",
+    "feeds.spaces_firehose.stall_timeout_s", "feeds.spaces_firehose.quiet_after_s",
+    "feeds.meraki.max_variance_m", "feeds.meraki.max_body_bytes", "feeds.meraki.quiet_after_s",
 )
-# Keys that may be 0: cmx.down_for_s 0 asks every host on every look-up.
-_NOT_NEGATIVE = ("cmx.down_for_s",)
+# Keys that may be 0: cmx.down_for_s 0 asks every host on every look-up; a gate of 0
+# passes every fix on; no resume overlap trusts the cursor to the millisecond.
+_NOT_NEGATIVE = ("cmx.down_for_s", "feeds.spaces_firehose.resume_overlap_s")
+# Keys that may be null (None), else positive or at least 0 as above.
+_POSITIVE_OR_NULL = ("tracking.max_uncertainty_ft",)
+_NOT_NEGATIVE_OR_NULL = ("tracking.gate_ft",)
+# Each feed's secrets: required when the feed is enabled (a feed without them can only fail).
+_FEED_SECRETS = {"spaces_firehose": ("api_key",), "meraki": ("secret", "validator")}
+_COORDINATE_UNITS = ("FEET", "METERS")
+# Paths of TYS's own routes, which feeds.meraki.path may not shadow.
+_OWN_PATHS = ("/notification", "/live", "/healthz", "/metrics", "/status", "/openapi.yaml")
 _LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
 # The Basic pairs: each must differ from the others, none may be empty off loopback.
 _PAIRS = ("notification", "api", "monitor")
@@ -32,7 +43,8 @@ _PAIRS = ("notification", "api", "monitor")
 SHIPPED_PASSWORDS = frozenset({"change-me-cmx", "change-me-api", "change-me-monitor"})
 # A key whose last part holds one of these words is a secret: its value is never shown.
 # A DSN may carry the database password.
-_SECRET_WORDS = ("password", "secret", "key", "validator", "token", "dsn")
+# feeds.meraki.path: an unguessable path is what keeps strangers off the receiver.
+_SECRET_WORDS = ("password", "secret", "key", "validator", "token", "dsn", "path")
 
 
 def is_secret(key: str) -> bool:
@@ -64,6 +76,14 @@ def validate(settings: Settings) -> None:
     for key in _NOT_NEGATIVE:
         if _value(settings, key) < 0:
             raise ConfigError(f"{key}: must be 0 or more, got {_value(settings, key)!r}")
+    for key in _POSITIVE_OR_NULL:
+        value = _value(settings, key)
+        if value is not None and not value > 0:
+            raise ConfigError(f"{key}: must be greater than 0 (or null), got {value!r}")
+    for key in _NOT_NEGATIVE_OR_NULL:
+        value = _value(settings, key)
+        if value is not None and value < 0:
+            raise ConfigError(f"{key}: must be 0 or more (or null), got {value!r}")
     if not 1 <= settings.server.port <= 65535:
         raise ConfigError(f"server.port: must be 1-65535, got {settings.server.port}")
     if settings.logging.level.upper() not in _LOG_LEVELS:
@@ -81,6 +101,36 @@ def validate(settings: Settings) -> None:
     if bool(settings.server.tls_cert) != bool(settings.server.tls_key):
         raise ConfigError("server.tls_cert / server.tls_key: set both or neither")
     _check_pairs(settings)
+    _check_feeds(settings)
+
+
+def _check_feeds(settings: Settings) -> None:
+    """An enabled feed has its secrets; the Firehose URL, unit and the Meraki path are sane."""
+    for feed, secrets in _FEED_SECRETS.items():
+        if not getattr(settings.feeds, feed).enabled:
+            continue
+        for name in secrets:
+            if not getattr(getattr(settings.feeds, feed), name):
+                key = f"feeds.{feed}.{name}"
+                raise ConfigError(f"{key}: required with feeds.{feed}.enabled; set "
+                                  f"TYS_{key.replace('.', '_').upper()}")
+    firehose = settings.feeds.spaces_firehose
+    if firehose.coordinate_unit.strip().upper() not in _COORDINATE_UNITS:
+        raise ConfigError("feeds.spaces_firehose.coordinate_unit: must be FEET or METERS, "
+                          f"got {firehose.coordinate_unit!r}")
+    parts = urlsplit(firehose.url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError("feeds.spaces_firehose.url: must be an http:// or https:// URL, "
+                          f"got {firehose.url!r}")
+    path = settings.feeds.meraki.path.rstrip("/")
+    # The value is not shown: an unguessable path is the receiver's first secret.
+    if not path.startswith("/") or any(c in path for c in "?#% \t\r\n"):
+        raise ConfigError("feeds.meraki.path: must be a path below / without ?, #, % or "
+                          "spaces (value not shown: it may be unguessable on purpose)")
+    for own in _OWN_PATHS:
+        if path == own or path.startswith(own + "/"):
+            raise ConfigError(f"feeds.meraki.path: must not be {own} or below it "
+                              "(a route of TYS)")
 
 
 def _check_pairs(settings: Settings) -> None:

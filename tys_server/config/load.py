@@ -2,8 +2,9 @@
 
 The file is YAML, typed by YAML's own rules. An environment value is text, read by the
 type of its key, never as YAML (a password may hold ``#``, quotes or spaces):
-- a string key takes the value verbatim, surrounding spaces included; an empty value of a
-  key that may be null (``TYS_DATABASE_DSN=``) means null;
+- an empty value of a key that may be null (``TYS_DATABASE_DSN=``, ``TYS_TRACKING_GATE_FT=``)
+  means null;
+- a string key takes the value verbatim, surrounding spaces included;
 - a boolean is ``true`` or ``false`` in any letter case; ``1``, ``yes``, ``on`` and the
   like are refused, so a typo cannot silently turn a switch;
 - an integer is decimal digits with an optional sign; a float is a decimal number
@@ -149,8 +150,10 @@ def parse_env(kind: Any, text: str, name: str, key: str) -> Any:
     target, optional = _unwrap(kind)
     if typing.get_origin(target) is tuple:
         return tuple(part.strip() for part in text.split(",") if part.strip())
+    if optional and text == "":
+        return None
     if target is str:
-        return None if optional and text == "" else text
+        return text
     stripped = text.strip()
     if target is bool:
         if stripped.lower() in ("true", "false"):

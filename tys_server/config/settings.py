@@ -104,6 +104,10 @@ class TrackingSettings:
     timezone: str = "UTC"
     step_length_ft: float = 2.5
     max_devices: int = 2_000_000
+    # The gate of feeds without a movement trigger (DESIGN 12.1): None → the CMX trigger
+    # distance, cmx.movement_distance_ft (Settings.gate_ft() reads it).
+    gate_ft: float | None = None
+    max_uncertainty_ft: float | None = None  # None: no fix is dropped for its uncertainty
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,6 +116,56 @@ class LeaderboardSettings:
 
     exclude_email_domains: tuple[str, ...] = ()
     refresh_interval_s: float = 0.5
+
+
+@dataclasses.dataclass(frozen=True)
+class LookupSettings:
+    """IP → device learned from the feeds (DESIGN 12.1)."""
+
+    observed_ttl_s: float = 1800.0  # a sighting older than this proves nothing (DHCP)
+
+
+@dataclasses.dataclass(frozen=True)
+class CmxFeedSettings:
+    """CMX POSTing notifications to /notification (DESIGN 5)."""
+
+    enabled: bool = True  # false (a Spaces- or Meraki-only site): /notification is 404
+    quiet_after_s: float = 300.0  # no notification this long → "quiet" on /healthz
+
+
+@dataclasses.dataclass(frozen=True)
+class SpacesFirehoseSettings:
+    """The Cisco Spaces Firehose stream TYS reads (DESIGN 12.2)."""
+
+    enabled: bool = False
+    url: str = "https://partners.ciscospaces.io/api/partners/v1/firehose/events"
+    api_key: str = ""  # secret: TYS_FEEDS_SPACES_FIREHOSE_API_KEY
+    coordinate_unit: str = "FEET"  # FEET or METERS: not documented by Cisco, check it
+    resume_overlap_s: float = 60.0  # a reconnect asks this much before the cursor again
+    stall_timeout_s: float = 45.0  # no byte this long → reconnect (KEEP_ALIVE every ~15 s)
+    quiet_after_s: float = 300.0  # connected, no device event this long → "quiet"
+
+
+@dataclasses.dataclass(frozen=True)
+class MerakiSettings:
+    """The Meraki Scanning API v3 receiver (DESIGN 12.3)."""
+
+    enabled: bool = False
+    validator: str = ""  # secret: TYS_FEEDS_MERAKI_VALIDATOR (shown by the Dashboard)
+    secret: str = ""  # secret: TYS_FEEDS_MERAKI_SECRET (set in the Dashboard)
+    max_variance_m: float = 25.0  # fixes less certain than this are dropped
+    max_body_bytes: int = 16 * 1024 * 1024  # a large network posts megabytes
+    path: str = "/meraki"  # where Meraki POSTs; an unguessable path hides the receiver
+    quiet_after_s: float = 300.0  # no accepted POST this long → "quiet" (Meraki posts ~1/min)
+
+
+@dataclasses.dataclass(frozen=True)
+class FeedsSettings:
+    """Where positions come from: CMX, Cisco Spaces Firehose, Meraki (DESIGN 12)."""
+
+    cmx: CmxFeedSettings = CmxFeedSettings()
+    spaces_firehose: SpacesFirehoseSettings = SpacesFirehoseSettings()
+    meraki: MerakiSettings = MerakiSettings()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,3 +180,17 @@ class Settings:
     registration: RegistrationSettings = RegistrationSettings()
     tracking: TrackingSettings = TrackingSettings()
     leaderboard: LeaderboardSettings = LeaderboardSettings()
+    lookup: LookupSettings = LookupSettings()
+    feeds: FeedsSettings = FeedsSettings()
+
+    def gate_ft(self) -> float:
+        """tracking.gate_ft, or the CMX trigger distance when it is not set."""
+        gate_ft = self.tracking.gate_ft
+        return self.cmx.movement_distance_ft if gate_ft is None else gate_ft
+
+    def enabled_feeds(self) -> tuple[str, ...]:
+        """The names of the enabled feeds, as /healthz and the metrics label them."""
+        feeds = self.feeds
+        return tuple(name for name, on in (("cmx", feeds.cmx.enabled),
+                                           ("spaces_firehose", feeds.spaces_firehose.enabled),
+                                           ("meraki", feeds.meraki.enabled)) if on)
