@@ -17,6 +17,7 @@ from typing import Any, NamedTuple, Protocol
 import orjson
 
 from tys_server.config import Settings
+from tys_server.core.addresses import is_private, read_address
 from tys_server.core.leaderboard import Board, Boards
 from tys_server.core.ranking import Ranking
 from tys_server.core.state import State, User
@@ -75,6 +76,14 @@ class MacLookup(Protocol):
         ...
 
 
+class SeenDevices(Protocol):
+    """What the service needs of the IPs the feeds saw (lookup.observed.ObservedIps)."""
+
+    def device_at(self, ip: str, now_s: float) -> str | None:
+        """The device seen at ip (canonical text) recently enough, or None."""
+        ...
+
+
 class UserStore(Protocol):
     """What the service needs of the database."""
 
@@ -101,12 +110,16 @@ class Service:
     """The API's use cases over memory, the database and CMX."""
 
     def __init__(self, settings: Settings, state: State, store: UserStore, cmx: MacLookup,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, *,
+                 observed: SeenDevices | None = None,
+                 on_lookup: Callable[[str, float], None] | None = None) -> None:
         self.settings = settings
         self.state = state
         self.store = store
         self.cmx = cmx
         self.clock = clock
+        self.observed = observed  # IPs the feeds saw: asked before any CMX host
+        self._on_lookup = on_lookup  # (outcome, seconds) of look-ups no CMX host answered
         excluded = settings.leaderboard.exclude_email_domains
         self._excluded = tuple("@" + d.lower().lstrip("@") for d in excluded)
         self.boards = Boards(state, self.is_ranked, settings.leaderboard.refresh_interval_s)
@@ -143,6 +156,30 @@ class Service:
             text = self._dates[ordinal] = dt.date.fromordinal(ordinal).strftime(DATE_FORMAT)
         return text
 
+    async def _lookup(self, ip: str) -> str:
+        """The device (MAC as stored) at ip: a feed's fresh sighting, else the CMX hosts.
+
+        A sighting answers without any network call. With no CMX host configured (a Spaces-
+        or Meraki-only site) and no sighting, the IP is not on the Wi-Fi: NotOnWifi (404),
+        not LocationUnavailable (503), since no host was asked and none failed.
+        Raises NotOnWifi or LocationUnavailable.
+        """
+        address = read_address(ip)
+        if self.observed is not None and address is not None and is_private(address):
+            mac = self.observed.device_at(str(address), self.clock())
+            if mac is not None:
+                self._looked_up("observed")
+                return mac
+        if not self.settings.cmx.hosts:
+            self._looked_up("not_private" if address is None or not is_private(address)
+                            else "not_found")
+            raise NotOnWifi()
+        return await self.cmx.lookup_mac(ip)
+
+    def _looked_up(self, outcome: str) -> None:
+        if self._on_lookup is not None:
+            self._on_lookup(outcome, 0.0)  # memory only: no time worth a bucket
+
     # -- use cases ------------------------------------------------------------------
 
     async def register(self, username: str, ip: str, add_device: bool = False) -> Registration:
@@ -151,7 +188,7 @@ class Service:
         Raises NotOnWifi, LocationUnavailable, DeviceOwned, UsernameTaken, LimitReached
         or StorageFailed.
         """
-        mac = await self.cmx.lookup_mac(ip)
+        mac = await self._lookup(ip)
         user = self.state.user(username)
         owner = self.state.owner(mac)
         if owner is not None:
@@ -275,7 +312,7 @@ class Service:
 
         Raises NotOnWifi, LocationUnavailable or DeviceNotRegistered.
         """
-        owner = self.state.owner(await self.cmx.lookup_mac(ip))
+        owner = self.state.owner(await self._lookup(ip))
         if owner is None:
             raise DeviceNotRegistered()
         return owner.username
