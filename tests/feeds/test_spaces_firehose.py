@@ -11,6 +11,7 @@ import pytest
 from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
 
+from tests.support.clock import Clock
 from tools.cmx_sim import fake_cmx, fake_firehose
 from tools.cmx_sim.fake_firehose import FakeFirehose
 from tys_server.core.events import Batch, Event, Fix, IpSeen
@@ -22,16 +23,6 @@ NOW_S = 1_800_000_000.0  # 2027-01-15 08:00 UTC; every clock here is this one, m
 T0_MS = int(NOW_S * 1000) - 600_000  # events of the last ten minutes
 KEY = "listening"
 gen_test = pytest.mark.gen_test(timeout=20)  # a hang guard, never a duration bound
-
-
-class Clock:
-    """The one "now" of a test: the consumer's and the fake's."""
-
-    def __init__(self) -> None:
-        self.now_s = NOW_S
-
-    def __call__(self) -> float:
-        return self.now_s
 
 
 class RecordingSink:
@@ -133,7 +124,7 @@ def firehose(serve: Callable[..., tuple[FakeFirehose, str]],
 
     def make(fake: dict[str, Any] | None = None, free_sleeps: int = 1_000,
              cursor: int | None = None, jitter: float = 0.5, **options: Any) -> Setup:
-        clock = Clock()
+        clock = Clock(NOW_S)  # the consumer's and the fake's
         fake_firehose_, url = serve(**{"keepalive_s": 3600.0, "clock": clock, **(fake or {})})
         sink, sleeps = RecordingSink(), Sleeps(free_sleeps)
         settings = {"url": url, "api_key": fake_firehose.API_KEY, "stall_timeout_s": 30.0,
