@@ -77,6 +77,8 @@ class Batch:
     ignored: int
     rejected: int
     by_type: dict[tuple[str, str], int] = field(default_factory=dict)
+    # Entries whose time was more than 5 minutes ahead, replaced by the receive time.
+    future_ts: int = 0
 
 
 class EventSink(Protocol):
