@@ -198,7 +198,7 @@ def test_plain_movement_shortcut_takes_what_cmx_usually_sends() -> None:
     entry = {"notificationType": "movement", "deviceId": "00:00:a9:3e:a7:3a",
              "locationCoordinate": {"x": 47.92146, "y": 57, "z": 0.0, "unit": "FEET"},
              "floorId": FLOOR, "moveDistanceInFt": 10000.0, "timestamp": 1795000000241}
-    assert notifications._plain_movement(entry, True, NOW_S, ()) == \
+    assert notifications._plain_movement(entry, True, ()) == \
         Movement("00:00:a9:3e:a7:3a", FLOOR, 47.92146, 57.0, 10000.0, 1795000000.241)
     assert notifications._plain_movement({**entry, "deviceId": "00:00:A9:3E:A7:3A"}, True,
-                                         NOW_S, ()) is None  # the general path normalises it
+                                         ()) is None  # the general path normalises it

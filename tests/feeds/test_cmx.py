@@ -237,6 +237,25 @@ def test_future_timestamp_is_replaced_by_receive_time() -> None:
     assert only_movement(movement_entry(timestamp=(NOW_S + 299) * 1000)).ts == NOW_S + 299
 
 
+def test_replaced_future_timestamps_are_counted_on_both_paths() -> None:
+    ahead_ms = (NOW_S + 3600) * 1000
+    no_time = movement_entry()
+    del no_time["timestamp"], no_time["lastSeen"]
+    entries = [
+        # the fast path (canonical MAC, numbers in feet, an int floor) and the general one
+        {**movement_entry(), "timestamp": int(ahead_ms), "floorId": 7,
+         "deviceId": "00:11:22:33:44:55", "locationCoordinate": {"x": 1.0, "y": 2.0}},
+        movement_entry(timestamp=str(int(ahead_ms))),
+        zone_entry(timestamp=int(ahead_ms)),
+        movement_entry(timestamp=(NOW_S + 299) * 1000),  # within the tolerance: kept
+        no_time,  # no time is the receive time, not a clock-skew replacement
+    ]
+    batch = parse_envelope({"notifications": entries}, NOW_S)
+    assert batch.accepted == 5
+    assert [event.ts for event in batch.events] == [NOW_S, NOW_S, NOW_S, NOW_S + 299, NOW_S]
+    assert batch.future_ts == 3
+
+
 @pytest.mark.parametrize("bad", [True, "yesterday", "nan", [1509341797241], {"ms": 1}])
 def test_unreadable_timestamp_is_rejected(bad: object) -> None:
     assert_rejected(movement_entry(timestamp=bad))

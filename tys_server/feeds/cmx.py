@@ -8,7 +8,9 @@ Tolerances beyond DESIGN, in one place so the README can quote them:
   key in [-2**62, 2**62) from BLAKE2b of its text, so it still works as a floor key
   and fits a PostgreSQL bigint.  An integral float is accepted; ``""``/null → None.
 - ``timestamp`` may be a number, a numeric string or an ISO 8601 date; a value
-  ≤ 0 counts as absent.  Dates without a UTC offset are read as UTC.
+  ≤ 0 counts as absent.  Dates without a UTC offset are read as UTC.  A time more
+  than 5 minutes ahead of the receive time is replaced by it and counted in
+  ``Batch.future_ts`` (a CMX clock off by minutes: the server needs NTP, and so does CMX).
 - A ``movement`` without ``moveDistanceInFt`` is measured as a straight line.
 - Coordinate units FEET/FOOT/FT (default) and METERS/METRES/METER/METRE/M; any
   other unit, or a coordinate beyond ±1e9 ft, is malformed.
@@ -72,14 +74,20 @@ def parse_envelope(body: object, now_s: float, known_macs: Container[str] = ()) 
     """
     events: list[Event] = []
     by_type: dict[tuple[str, str], int] = {}
-    accepted = ignored = rejected = 0
+    accepted = ignored = rejected = future = 0
     plain_moves = plain_updates = 0  # accepted by _plain_movement, counted at the end
+    # One bad clock must not freeze a device as "stale" for hours: a future time is
+    # replaced by the receive time, and counted.
+    future_limit_s = now_s + FUTURE_TOLERANCE_S
     for entry in _entries(body):
         if type(entry) is dict:
             kind = entry.get("notificationType")
             if kind == "movement" or kind == "locationupdate":
-                movement = _plain_movement(entry, kind == "movement", now_s, known_macs)
+                movement = _plain_movement(entry, kind == "movement", known_macs)
                 if movement is not None:
+                    if movement.ts > future_limit_s:
+                        movement.ts = now_s
+                        future += 1
                     events.append(movement)
                     if kind == "movement":
                         plain_moves += 1
@@ -99,6 +107,9 @@ def parse_envelope(body: object, now_s: float, known_macs: Container[str] = ()) 
             else:
                 outcome = "accepted"
                 accepted += 1
+                if event.ts > future_limit_s:
+                    event.ts = now_s
+                    future += 1
                 events.append(event)
         key = (label, outcome)
         by_type[key] = by_type.get(key, 0) + 1
@@ -107,10 +118,10 @@ def parse_envelope(body: object, now_s: float, known_macs: Container[str] = ()) 
             accepted += count
             key = (kind, "accepted")
             by_type[key] = by_type.get(key, 0) + count
-    return Batch(events, accepted, ignored, rejected, by_type)
+    return Batch(events, accepted, ignored, rejected, by_type, future)
 
 
-def _plain_movement(entry: dict[str, Any], with_distance: bool, now_s: float,
+def _plain_movement(entry: dict[str, Any], with_distance: bool,
                     known_macs: Container[str]) -> Movement | None:
     """The shape CMX sends almost always, read in one go; None: take the general path.
 
@@ -148,8 +159,6 @@ def _plain_movement(entry: dict[str, Any], with_distance: bool, now_s: float,
     ts = float(stamp)
     if ts >= SECONDS_BELOW:
         ts /= 1000.0
-    if ts > now_s + FUTURE_TOLERANCE_S:
-        ts = now_s
     return Movement(mac, floor, float(x_ft), float(y_ft), move_ft, ts)
 
 

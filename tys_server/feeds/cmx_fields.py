@@ -74,7 +74,11 @@ def floor_key(text: str) -> int:
 
 
 def event_time(entry: dict[str, object], now_s: float) -> float:
-    """Event time in epoch seconds: timestamp, else lastSeen, else now_s; never future."""
+    """Event time in epoch seconds: timestamp, else lastSeen, else now_s.
+
+    A time in the future is returned as it is: the caller replaces it (cmx.parse_envelope
+    counts it in Batch.future_ts).
+    """
     ts = None
     value = entry.get("timestamp")
     if value is not None and value != "":
@@ -83,9 +87,7 @@ def event_time(entry: dict[str, object], now_s: float) -> float:
         value = entry.get("lastSeen")
         if value is not None and value != "":
             ts = epoch_s(value)
-    if ts is None or ts > now_s + FUTURE_TOLERANCE_S:
-        return now_s
-    return ts
+    return now_s if ts is None else ts
 
 
 def epoch_s(value: object) -> float | None:
