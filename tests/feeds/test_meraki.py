@@ -359,6 +359,15 @@ def test_time_over_five_minutes_ahead_becomes_the_receive_time() -> None:
     assert one_fix(location(time=near)).ts == NOW_S + 299
 
 
+def test_replaced_future_times_are_counted_per_fix() -> None:
+    ahead = datetime.fromtimestamp(NOW_S + 3600, UTC).isoformat()
+    batch = read(post(observation(locations=[location(time=ahead), location(time=ahead),
+                                             location()])))
+    assert batch.accepted == 3
+    assert batch.future_ts == 2  # both fixes, though their time text was read once
+    assert read(post(observation())).future_ts == 0
+
+
 def test_a_repeated_post_gives_the_same_events() -> None:
     body = post(observation(), observation(clientMac="22:33:44:55:66:77"))
     first, again = read(copy.deepcopy(body), hash_key=KEY), read(body, hash_key=KEY)

@@ -188,6 +188,20 @@ def test_time_ahead_of_the_receive_time_by_over_5_minutes_is_the_receive_time() 
     assert only_fix(read(event(lastSeen=near))[0]).ts == near / 1000
 
 
+def test_replaced_future_times_are_counted_per_batch_and_since_start() -> None:
+    reader = SpacesReader()
+    ahead_ms = int((NOW_S + 3600) * 1000)
+    exit_ahead = fake_firehose.device_exit(MAC, record_ms=ahead_ms)
+    on_time = {**event(lastSeen=int(NOW_S * 1000) - 10), "recordUid": "event-on-time"}
+    batch, _ = read(event(lastSeen=ahead_ms), on_time, exit_ahead, reader=reader)
+    assert batch.accepted == 3
+    assert batch.future_ts == 2  # the fix and the exit; the IP sighting is not an entry
+    assert [(type(e).__name__, e.ts) for e in batch.events if not isinstance(e, IpSeen)] == \
+        [("Fix", NOW_S), ("Fix", NOW_S - 0.01), ("DeviceExit", NOW_S)]
+    again, _ = read({**event(lastSeen=ahead_ms), "recordUid": "event-again"}, reader=reader)
+    assert (again.future_ts, reader.future_ts) == (1, 3)
+
+
 def test_unreadable_last_seen_is_rejected() -> None:
     batch, _ = read(event(lastSeen="yesterday"))
     assert batch.rejected == 1

@@ -124,6 +124,7 @@ class _WifiReader:
         self.counts: dict[tuple[str, str], int] = {}
         self.floors: dict[str, int] = {}  # floorPlanId → key: a POST names few floors
         self.times: dict[str, float] = {}  # time text → epoch seconds
+        self.future_ts = 0  # fix times over 5 minutes ahead, replaced by now_s
 
     def batch(self) -> Batch:
         counts = self.counts
@@ -131,7 +132,8 @@ class _WifiReader:
         def total(outcome: str) -> int:
             return sum(n for (_, result), n in counts.items() if result == outcome)
 
-        return Batch(self.events, total("accepted"), total("ignored"), total("rejected"), counts)
+        return Batch(self.events, total("accepted"), total("ignored"), total("rejected"), counts,
+                     self.future_ts)
 
     def count(self, label: str, outcome: str, n: int = 1) -> None:
         if n:
@@ -197,15 +199,17 @@ class _WifiReader:
                 ts = self.times[stamp] = self.time(stamp)
         else:
             ts = self.time(stamp)
+        if ts > self.now_s + FUTURE_TOLERANCE_S:
+            # One bad clock must not freeze the device as "stale" for hours: replaced, counted.
+            ts = self.now_s
+            self.future_ts += 1
         return Fix(device, self.floor(location), x_ft, y_ft, uncertainty_ft, ts)
 
     def time(self, stamp: object) -> float:
-        """A fix's time in epoch seconds, never in the future; raises Malformed."""
+        """A fix's time in epoch seconds, as sent (fix() replaces a future one); Malformed."""
         ts = None if stamp is None else epoch_s(stamp)
         if ts is None:
             raise Malformed
-        if ts > self.now_s + FUTURE_TOLERANCE_S:
-            return self.now_s  # one bad clock must not freeze the device as "stale"
         return ts
 
     def floor(self, location: dict[str, object]) -> int | None:

@@ -17,7 +17,8 @@ consumers (CiscoDevNet/DNASpaces-FirehoseAPI-*) and a public capture:
 - ``xPos``/``yPos`` in the configured unit (FEET by default, as Cisco's sample consumers
   read them; METERS converted), numbers or numeric strings; NaN, infinities, other
   values and beyond ±1e9 ft: rejected.
-- Time: ``lastSeen``, else ``recordTimestamp``; over 5 minutes ahead → the receive time.
+- Time: ``lastSeen``, else ``recordTimestamp``; over 5 minutes ahead → the receive time,
+  counted in ``future_ts`` (clock skew).
 - ``ipv4``: a private IPv4 yields an ``IpSeen`` (``""``/``"NOT APPLICABLE"``: none).
   ``latitude``/``longitude`` (−999: unknown) and ``confidenceFactor`` are not read: a
   Spaces fix's uncertainty in feet is not documented, so it is None.
@@ -153,6 +154,7 @@ class SpacesReader:
         self.by_type: dict[tuple[str, str], int] = {}  # since start, for the metrics
         self.bad_lines = 0
         self.device_lines = 0  # DEVICE_* lines read (not duplicates): "quiet" watches it
+        self.future_ts = 0  # event times over 5 minutes ahead, replaced (since start)
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._floors: dict[str, int] = {}
         self._devices: dict[str, str] = {}  # macAddress or deviceId text → id as stored
@@ -165,6 +167,7 @@ class SpacesReader:
         accepted = ignored = rejected = 0
         newest_ms: int | None = None
         newest_allowed_ms = (now_s + FUTURE_TOLERANCE_S) * 1000.0
+        future_before = self.future_ts
         seen = self._seen
         for line in lines:
             if not line or line.isspace():
@@ -215,7 +218,8 @@ class SpacesReader:
         totals = self.by_type
         for key, count in counts.items():
             totals[key] = totals.get(key, 0) + count
-        return Batch(events, accepted, ignored, rejected, counts), newest_ms
+        return Batch(events, accepted, ignored, rejected, counts,
+                     self.future_ts - future_before), newest_ms
 
     def _location_update(self, record: dict[str, Any], now_s: float,
                          events: list[Event]) -> None:
@@ -229,6 +233,9 @@ class SpacesReader:
         if abs(x_ft) > MAX_COORDINATE_FT or abs(y_ft) > MAX_COORDINATE_FT:
             raise Malformed
         ts = _event_time(payload.get("lastSeen"), record.get("recordTimestamp"), now_s)
+        if ts > now_s + FUTURE_TOLERANCE_S:  # a clock off by minutes: never "stale" for hours
+            ts = now_s
+            self.future_ts += 1
         events.append(Fix(mac, floor, x_ft, y_ft, None, ts))
         ip_text = payload.get("ipv4")
         if type(ip_text) is not str:
@@ -247,7 +254,11 @@ class SpacesReader:
         if type(payload) is not dict:
             raise Malformed
         mac = self._device(payload.get("device"))
-        events.append(DeviceExit(mac, _event_time(None, record.get("recordTimestamp"), now_s)))
+        ts = _event_time(None, record.get("recordTimestamp"), now_s)
+        if ts > now_s + FUTURE_TOLERANCE_S:
+            ts = now_s
+            self.future_ts += 1
+        events.append(DeviceExit(mac, ts))
 
     def _device(self, device: object) -> str:
         """The device's id as stored: its MAC (hashed with a key), else its deviceId's."""
@@ -304,16 +315,14 @@ class SpacesReader:
 
 
 def _event_time(first: object, second: object, now_s: float) -> float:
-    """Epoch seconds of first, else of second, else now_s; never ahead of now_s + 5 min."""
+    """Epoch seconds of first, else of second, else now_s (a future time as it is)."""
     ts = None
     for value in (first, second):
         if value is not None and value != "":
             ts = epoch_s(value)
             if ts is not None:
                 break
-    if ts is None or ts > now_s + FUTURE_TOLERANCE_S:
-        return now_s
-    return ts
+    return now_s if ts is None else ts
 
 
 def _record_ms(value: object) -> int | None:
