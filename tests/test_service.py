@@ -129,6 +129,41 @@ async def test_add_device_up_to_the_limit_then_limit_reached(overrides: Any, ser
 
 
 @pytest.mark.gen_test
+async def test_a_refusal_for_rows_memory_lacks_teaches_memory_the_rows(service: Service,
+                                                                       db: Any) -> None:
+    # Rows memory never saw (a registration whose COMMIT answer was lost, say).
+    db.query("INSERT INTO users (email, nickname) VALUES (%s, 'Alice'), "
+             "('Carol@cmxtrackyoursteps.com', 'Carol')", (EMAIL,))
+    db.query("INSERT INTO devices (mac, owner) VALUES (%s, %s), (%s, %s)",
+             (mac_of("10.1.2.3"), EMAIL, mac_of("10.1.2.9"), "Carol@cmxtrackyoursteps.com"))
+    again = await service.register("alice", "10.1.2.3")
+    assert again == Registration(False, "Alice", EMAIL, "10.1.2.3", mac_of("10.1.2.3"))
+    with pytest.raises(UsernameTaken):
+        await service.register("carol", "10.1.2.7")
+    with pytest.raises(DeviceOwned):
+        await service.register("Dave", "10.1.2.9")
+    known = sorted((u.username, tuple(u.macs)) for u in service.state.users.values())
+    assert known == [("Alice", (mac_of("10.1.2.3"),)), ("Carol", (mac_of("10.1.2.9"),))]
+    assert db.query("SELECT count(*) FROM users") == [(2,)]
+    assert db.query("SELECT count(*) FROM devices") == [(2,)]
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("overrides", [{"registration.max_devices_per_user": 2}])
+async def test_device_limit_is_counted_in_the_database_not_only_in_memory(
+        overrides: Any, service: Service, db: Any) -> None:
+    await service.register("Alice", "10.1.2.3")
+    # A second device memory has not heard of yet: the database counts it.
+    db.query("INSERT INTO devices (mac, owner) VALUES (%s, %s)", (mac_of("10.1.2.4"), EMAIL))
+    with pytest.raises(LimitReached):
+        await service.register("Alice", "10.1.2.5", add_device=True)
+    user = service.state.user("Alice")
+    assert user is not None and user.macs == [mac_of("10.1.2.3"), mac_of("10.1.2.4")]
+    assert db.query("SELECT mac::text FROM devices ORDER BY mac") == \
+        [(mac_of("10.1.2.3"),), (mac_of("10.1.2.4"),)]
+
+
+@pytest.mark.gen_test
 async def test_ip_outside_the_wifi_is_not_on_wifi(service: Service) -> None:
     with pytest.raises(NotOnWifi):
         await service.register("Alice", "8.8.8.8")

@@ -26,7 +26,8 @@ from tys_server.core.units import km, miles, steps
 # The look-up's refusals pass through register() and ip_username() as they are.
 from tys_server.lookup.cmx_api import LocationUnavailable as LocationUnavailable
 from tys_server.lookup.cmx_api import NotOnWifi as NotOnWifi
-from tys_server.store.database import DeviceConflict, StoreError, UsernameConflict
+from tys_server.store.database import DeviceConflict, DeviceLimit, StoreError, UsernameConflict
+from tys_server.store.users import StoredUser
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +90,11 @@ class UserStore(Protocol):
 
     async def add_user(self, email: str, username: str, mac: str) -> None: ...
 
-    async def add_device(self, email: str, mac: str) -> None: ...
+    async def add_device(self, email: str, mac: str, max_devices: int) -> None: ...
 
     async def delete_user(self, email: str) -> bool: ...
+
+    async def registrations(self, username: str, mac: str) -> list[StoredUser]: ...
 
     async def registration_history(self, days: int) -> list[tuple[float, int]]: ...
 
@@ -189,6 +192,34 @@ class Service:
         or StorageFailed.
         """
         mac = await self._lookup(ip)
+        known = self._registered(username, ip, mac, add_device)
+        if known is not None:
+            return known
+        user = self.state.user(username)
+        email = self.email_for(username) if user is None else user.email
+        username = username if user is None else user.username
+        try:
+            if user is None:
+                await _stored(self.store.add_user(email, username, mac))
+            else:
+                await _stored(self.store.add_device(
+                    email, mac, self.settings.registration.max_devices_per_user))
+        except (DeviceOwned, UsernameTaken, LimitReached):
+            # Memory let it through, the database refused: it holds rows memory lacks (a
+            # request beside this one, or a COMMIT whose answer was lost). Learn them.
+            await self._recall(username, mac)
+            known = self._registered(username, ip, mac, add_device)
+            if known is not None:
+                return known
+            raise
+        self._remember(StoredUser(email, username, (mac,)))
+        log.info("registered (%d users, %d devices)", len(self.state.users),
+                 self.state.device_count())
+        return Registration(True, username, email, ip, mac)
+
+    def _registered(self, username: str, ip: str, mac: str,
+                    add_device: bool) -> Registration | None:
+        """Memory's answer: the device is the user's already, a refusal, or None (write it)."""
         user = self.state.user(username)
         owner = self.state.owner(mac)
         if owner is not None:
@@ -200,15 +231,26 @@ class Service:
                 raise UsernameTaken()
             if len(user.macs) >= self.settings.registration.max_devices_per_user:
                 raise LimitReached()
-            await _stored(self.store.add_device(user.email, mac))
-            self.state.add_device(user, mac, self.clock())
-            log.info("device added to a user (%d devices)", len(user.macs))
-            return Registration(True, user.username, user.email, ip, mac)
-        email = self.email_for(username)
-        await _stored(self.store.add_user(email, username, mac))
-        self.state.add_user(email, username, mac, self.clock())
-        log.info("user registered (%d users)", len(self.state.users))
-        return Registration(True, username, email, ip, mac)
+        return None
+
+    async def _recall(self, username: str, mac: str) -> None:
+        """Memory learns what the database holds for this username and this device."""
+        try:
+            for stored in await self.store.registrations(username, mac):
+                self._remember(stored)
+        except StoreError as exc:
+            log.warning("registrations not read back: %s", exc)
+
+    def _remember(self, stored: StoredUser) -> None:
+        """Memory holds a user and devices the database holds; each once, whoever came first."""
+        user = self.state.user(stored.username)
+        for mac in stored.macs:
+            if self.state.owner(mac) is not None:
+                continue
+            if user is None:
+                user = self.state.add_user(stored.email, stored.username, mac, self.clock())
+            elif user.email == stored.email:
+                self.state.add_device(user, mac, self.clock())
 
     async def delete(self, username: str) -> User:
         """Forget a user and its devices (distance stays with the MACs); the user forgotten.
@@ -326,6 +368,8 @@ async def _stored(write: Awaitable[None]) -> None:
         raise DeviceOwned() from None
     except UsernameConflict:
         raise UsernameTaken() from None
+    except DeviceLimit:
+        raise LimitReached() from None
     except StoreError as exc:
         log.warning("registration not stored: %s", exc)
         raise StorageFailed() from exc

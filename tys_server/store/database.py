@@ -14,8 +14,10 @@ import psycopg2
 import psycopg2.errors
 
 from tys_server.core.snapshot import Loaded
+from tys_server.store import users
 from tys_server.store.flush_sql import FlushChunk, statements
 from tys_server.store.load import read_snapshot
+from tys_server.store.users import StoredUser
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,14 @@ class UsernameConflict(StoreError):
 
 class DeviceConflict(StoreError):
     """That MAC is already registered."""
+
+
+class DeviceLimit(StoreError):
+    """The user already owns the most devices it may."""
+
+
+class CommitUnknown(StoreError):
+    """The connection was lost at COMMIT: the transaction may or may not have committed."""
 
 
 # count.time is UTC.
@@ -74,9 +84,15 @@ class Store:
 
     # -- plumbing ---------------------------------------------------------------
 
-    async def _run(self, work: Callable[[Any], Awaitable[T]], *, transaction: bool) -> T:
-        """Run work(cursor), retrying once on a connection broken by a server restart."""
+    async def _run(self, work: Callable[[Any], Awaitable[T]], *, transaction: bool,
+                   idempotent: bool = True) -> T:
+        """Run work(cursor), retrying once on a connection broken by a server restart.
+
+        A transaction that is not idempotent is never run again after its COMMIT was
+        sent: a lost connection there raises CommitUnknown for the caller to read back.
+        """
         for attempt in (1, 2):
+            committing = False
             try:
                 conn = await self._pool.acquire()
             except (TimeoutError, psycopg2.Error, OSError) as exc:
@@ -90,6 +106,7 @@ class Store:
                         await cur.execute(
                             f"SET LOCAL statement_timeout = {self._statement_timeout_ms}")
                         result = await work(cur)
+                        committing = True
                         await cur.execute("COMMIT")
                         return result
                     except BaseException as exc:
@@ -97,6 +114,8 @@ class Store:
                         raise
             except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
                 conn.close()
+                if committing and not idempotent and not _is_timeout(exc):
+                    raise CommitUnknown(_first_line(exc)) from None
                 if attempt == 2 or _is_timeout(exc):
                     raise StoreError(_first_line(exc)) from None
                 log.info("database connection lost, retrying on a new one")
@@ -106,6 +125,8 @@ class Store:
                 raise StoreError(_first_line(exc)) from None
             except TimeoutError:
                 conn.close()
+                if committing and not idempotent:
+                    raise CommitUnknown("COMMIT timed out") from None
                 raise StoreError("database operation timed out") from None
             except asyncio.CancelledError:
                 conn.close()
@@ -182,42 +203,55 @@ class Store:
 
     async def add_user(self, email: str, username: str, mac: str) -> None:
         """Insert a user and its first device in one transaction."""
+        await self._write_user(functools.partial(users.insert_user, email=email,
+                                                 username=username, mac=mac),
+                               users.USER_WRITTEN, (mac, email, username))
+
+    async def add_device(self, email: str, mac: str, max_devices: int) -> None:
+        """Attach one more device to a user; DeviceLimit past max_devices."""
 
         async def work(cur: Any) -> None:
-            await cur.execute("INSERT INTO users (email, nickname, admin) VALUES (%s, %s, false)",
-                              (email, username))
-            await cur.execute("INSERT INTO devices (mac, owner) VALUES (%s, %s)", (mac, email))
+            count = await users.insert_device(cur, email, mac)
+            if count is None:
+                raise StoreError("the user was deleted meanwhile")
+            if count > max_devices:
+                raise DeviceLimit(f"{count - 1} devices")
 
-        await self._run_unique(work)
-
-    async def add_device(self, email: str, mac: str) -> None:
-        """Attach one more device to an existing user."""
-
-        async def work(cur: Any) -> None:
-            await cur.execute("INSERT INTO devices (mac, owner) VALUES (%s, %s)", (mac, email))
-
-        await self._run_unique(work)
+        await self._write_user(work, users.DEVICE_WRITTEN, (mac, email))
 
     async def delete_user(self, email: str) -> bool:
         """Delete a user and its devices (never its distance); False if not there."""
+        return await self._write_user(functools.partial(users.delete_user, email=email),
+                                      users.USER_PRESENT, (email,), present=False)
 
-        async def work(cur: Any) -> bool:
-            await cur.execute("DELETE FROM devices WHERE owner = %s", (email,))
-            await cur.execute("DELETE FROM users WHERE email = %s", (email,))
-            return bool(cur.rowcount)
+    async def registrations(self, username: str, mac: str) -> list[StoredUser]:
+        """The user of that username (any case) and the owner of that MAC, as stored."""
+        return await self._run(functools.partial(users.users_of, username=username, mac=mac),
+                               transaction=True)
 
-        return await self._run(work, transaction=True)
+    async def _write_user(self, work: Callable[[Any], Awaitable[Any]], written: str,
+                          args: Sequence[Any], *, present: bool = True) -> bool:
+        """Run a user transaction; False when work says nothing changed.
 
-    async def _run_unique(self, work: Callable[[Any], Awaitable[None]]) -> None:
-        try:
-            await self._run(work, transaction=True)
-        except psycopg2.errors.UniqueViolation as exc:
-            constraint = exc.diag.constraint_name or ""
-            if constraint.startswith("devices"):
-                raise DeviceConflict(constraint) from None
-            raise UsernameConflict(constraint) from None
-        except psycopg2.Error as exc:
-            raise StoreError(_first_line(exc)) from None
+        A lost COMMIT answer is not retried blindly (the retry would meet our own rows
+        as a conflict): a new connection reads whether the rows are as written, i.e.
+        whether `written` finds a row (present) or none. Not written: once more.
+        """
+        for _ in (1, 2):
+            try:
+                return await self._run(work, transaction=True, idempotent=False) is not False
+            except psycopg2.errors.UniqueViolation as exc:
+                constraint = exc.diag.constraint_name or ""
+                if constraint.startswith("devices"):
+                    raise DeviceConflict(constraint) from None
+                raise UsernameConflict(constraint) from None
+            except psycopg2.Error as exc:
+                raise StoreError(_first_line(exc)) from None
+            except CommitUnknown as exc:
+                log.warning("connection lost at COMMIT (%s): reading back", exc)
+                if bool(await self.fetch(written, args)) == present:
+                    return True
+        raise StoreError("connection lost at COMMIT twice")
 
     # -- reports ----------------------------------------------------------------
 
