@@ -8,9 +8,12 @@ from typing import Any
 
 import pytest
 
-from tys_server.core.events import Batch, Movement, ZoneVisit
+from tys_server.core.events import Batch, DeviceExit, Event, Fix, IpSeen, Movement, ZoneVisit
+from tys_server.core.gate import GateParams
+from tys_server.core.snapshot import Loaded
 from tys_server.core.state import Dirty, State
-from tys_server.core.tracking import FilterParams
+from tys_server.core.tracking import NO_FLOOR, FilterParams
+from tys_server.core.zones import AHEAD_S, BEHIND_S
 from tys_server.store.flush_rows import flush_chunks
 
 MAC = "00:11:22:33:44:55"
@@ -28,7 +31,7 @@ def flushed(state: State, dirty: Dirty) -> dict[str, list[tuple[Any, ...]]]:
     return rows
 
 
-def batch(*events: Movement | ZoneVisit) -> Batch:
+def batch(*events: Event | object) -> Batch:
     return Batch(list(events), len(events), 0, 0, {})
 
 
@@ -96,3 +99,129 @@ def test_stale_notification_changes_nothing() -> None:
     state.take_dirty()
     state.ingest(batch(Movement(MAC, 1, 500.0, 0.0, 50.0, now - 1000)), now)
     assert MAC not in state.dirty.tracks
+
+
+LEG_M = 50 * 0.3048
+NOW_S = 1_795_000_020.0
+MINUTE = int(NOW_S) // 60 * 60
+
+
+def test_zone_visit_older_than_memory_is_stale_and_never_overwrites_the_stored_count() -> None:
+    state = State(FilterParams(), "UTC")
+    old = MINUTE - 2 * 3600  # stored by an earlier run: 7 devices in Hall A that minute
+    state.seed(Loaded(users=[], devices=[], tracks=[], days=[], counts=[],
+                      zones=[(float(old), "Hall A", 7)]))
+    state.ingest(batch(ZoneVisit(MAC, "Hall A", old + 30)), NOW_S)
+    state.forget_old(NOW_S + 3 * 3600)  # and once memory has forgotten that minute
+    state.ingest(batch(ZoneVisit(MAC, "Hall A", old + 40)), NOW_S + 3 * 3600)
+    assert flushed(state, state.take_dirty())["zones"] == []  # 7 stays: nothing written
+    assert state.stale_visits == 2
+    assert state.zones.get((old, "Hall A")) in (7, None)
+
+
+def test_device_seen_again_in_an_older_open_minute_counts_once() -> None:
+    state = State(FilterParams(), "UTC")
+    state.ingest(batch(ZoneVisit(MAC, "Hall A", MINUTE + 5)), NOW_S)
+    state.take_dirty()
+    state.forget_old(NOW_S + 240)  # flushes do not trim who was counted
+    late = NOW_S + 240
+    state.ingest(batch(ZoneVisit(MAC, "Hall A", MINUTE + 50),
+                       ZoneVisit("00:11:22:33:44:66", "Hall A", MINUTE + 55)), late)
+    assert state.zones[(MINUTE, "Hall A")] == 2
+    assert flushed(state, state.take_dirty())["zones"] == [(float(MINUTE), "Hall A", 2)]
+    assert state.stale_visits == 0
+
+
+def test_zone_minutes_are_open_from_ten_minutes_behind_to_five_ahead() -> None:
+    state = State(FilterParams(), "UTC")
+    edges = [MINUTE - BEHIND_S, MINUTE - BEHIND_S - 60, MINUTE + AHEAD_S,
+             MINUTE + AHEAD_S + 60]
+    state.ingest(batch(*(ZoneVisit(MAC, "Hall A", m + 1) for m in edges)), NOW_S)
+    assert sorted(m for m, _ in state.zones) == [MINUTE - BEHIND_S, MINUTE + AHEAD_S]
+    assert state.stale_visits == 2
+    # The floor only rises: a clock that steps back does not reopen a closed minute.
+    state.ingest(batch(ZoneVisit(MAC, "Hall B", MINUTE - BEHIND_S - 60)), NOW_S - 120)
+    assert state.stale_visits == 3
+
+
+def test_minutes_loaded_from_the_database_take_no_more_visits() -> None:
+    state = State(FilterParams(), "UTC")
+    state.seed(Loaded(users=[], devices=[], tracks=[], days=[], counts=[],
+                      zones=[(float(MINUTE), "Hall A", 3)]))
+    # Who made those 3 is not known any more: a device among them must not count twice.
+    state.ingest(batch(ZoneVisit(MAC, "Hall A", MINUTE + 30),
+                       ZoneVisit(MAC, "Hall A", MINUTE + 60)), NOW_S + 60)
+    assert state.zones == {(MINUTE, "Hall A"): 3, (MINUTE + 60, "Hall A"): 1}
+    assert state.stale_visits == 1
+
+
+def fixes(mac: str, xs: list[float], start_s: float) -> list[Fix]:
+    return [Fix(mac, 1, x, 0.0, 5.0, start_s + 10 * i) for i, x in enumerate(xs)]
+
+
+def test_fixes_go_through_the_gate_then_the_filter() -> None:
+    state = State(FilterParams(), "UTC", gate=GateParams(gate_ft=50.0, max_uncertainty_ft=20.0))
+    # Every 10 ft on a timer: the gate passes one fix per 50 ft, so the filter sees
+    # 0, 50, 100, 150, 200 ft: three legs credited.
+    state.ingest(batch(*fixes(MAC, [10.0 * i for i in range(21)], NOW_S - 300)), NOW_S)
+    assert state.total_m(MAC) == pytest.approx(3 * LEG_M)
+    assert state.tracks[MAC].x2_ft == 200.0
+    uncertain = Fix(MAC, 1, 400.0, 0.0, 25.0, NOW_S - 50)
+    state.ingest(batch(uncertain), NOW_S)
+    assert state.tracks[MAC].x2_ft == 200.0
+
+
+def test_stale_fixes_and_movements_are_counted_and_change_nothing() -> None:
+    state = State(FilterParams(), "UTC")
+    state.ingest(batch(*walk(NOW_S - 300, 4)), NOW_S)
+    before = state.tracks[MAC].as_row()
+    state.take_dirty()
+    state.ingest(batch(Movement(MAC, 1, 900.0, 0.0, 50.0, NOW_S - 400),
+                       Fix(MAC, 1, 900.0, 0.0, None, NOW_S - 400),
+                       Movement(MAC, 1, 150.0, 0.0, None, NOW_S)), NOW_S)  # a repeat
+    assert state.stale_movements == 2
+    assert state.tracks[MAC].as_row() == before
+    assert not state.dirty.tracks
+
+
+def test_ip_sightings_go_to_the_lookup_and_unknown_events_are_ignored() -> None:
+    seen: list[IpSeen] = []
+    state = State(FilterParams(), "UTC", on_ip_seen=seen.append)
+    sighting = IpSeen("10.0.0.7", MAC, NOW_S)
+    state.ingest(batch(sighting, object(), *walk(NOW_S - 100, 3)), NOW_S)
+    assert seen == [sighting]
+    assert state.tracks[MAC].x2_ft == 100.0  # the rest of the batch was applied
+    State(FilterParams(), "UTC").ingest(batch(sighting), NOW_S)  # nobody listening: fine
+
+
+def test_device_exit_ends_the_track_without_crediting_or_losing() -> None:
+    state = State(FilterParams(), "UTC")
+    state.ingest(batch(*walk(NOW_S - 300, 4)), NOW_S)  # 2 legs credited, 1 pending
+    state.take_dirty()
+    state.ingest(batch(DeviceExit(MAC, NOW_S - 200)), NOW_S)
+    track = state.tracks[MAC]
+    assert (track.floor, track.total_m, track.pending_m) == (NO_FLOOR, pytest.approx(2 * LEG_M),
+                                                             0.0)
+    assert state.dirty.tracks == {MAC}
+    # Back later, far away: a new track on the same total, no leg across the absence.
+    state.ingest(batch(*(Movement(MAC, 1, 5000.0 + 50 * i, 0.0, 50.0, NOW_S - 100 + 15 * i)
+                         for i in range(3))), NOW_S)
+    assert state.total_m(MAC) == pytest.approx(3 * LEG_M)
+    # A fix from before the exit, arriving late, does not restart the track.
+    state.ingest(batch(Movement(MAC, 1, 0.0, 0.0, 50.0, NOW_S - 250)), NOW_S)
+    assert state.tracks[MAC].floor == 1 and state.stale_movements == 1
+    State(FilterParams(), "UTC").ingest(batch(DeviceExit(MAC, NOW_S)), NOW_S)  # unknown: fine
+
+
+def test_new_devices_past_max_devices_are_refused_and_the_rest_is_kept() -> None:
+    state = State(FilterParams(), "UTC", max_devices=2)
+    known = ["02:00:00:00:00:01", "02:00:00:00:00:02"]
+    state.ingest(batch(*(Movement(m, 1, 0.0, 0.0, None, NOW_S - 60) for m in known)), NOW_S)
+    newcomers = [Movement(f"02:00:00:00:01:{i:02x}", 1, 0.0, 0.0, None, NOW_S) for i in range(3)]
+    steps = [Movement(m, 1, 50.0, 0.0, 50.0, NOW_S - 30) for m in known]
+    state.ingest(batch(newcomers[0], steps[0], *newcomers[1:],
+                       Fix("02:00:00:00:02:00", 1, 0.0, 0.0, None, NOW_S), steps[1]), NOW_S)
+    assert sorted(state.tracks) == known
+    assert [state.tracks[m].x2_ft for m in known] == [50.0, 50.0]
+    assert state.refused_devices == 4
+    assert state.dirty.tracks == set(known)

@@ -200,3 +200,30 @@ def test_walk_on_one_floor_in_time_order_never_beats_max_speed(times: list[float
     times.sort()
     track, credits = walk(mv(50 * i, 0, ts, move_ft=1e4) for i, ts in enumerate(times))
     assert sum(credits) <= (times[-1] - times[0]) * PARAMS.max_speed_mps * (1 + 1e-9)
+
+
+def test_repeated_fix_on_a_straight_walk_loses_no_leg() -> None:
+    # Four 30 ft legs east, the position at 60 ft reported twice (feeds on a timer repeat
+    # positions): three legs credited, as without the repeat (DESIGN 6, rule 2).
+    xs = [0, 30, 60, 60, 90, 120]
+    track, credits = walk(mv(x, 0, 10 * i, move_ft=None) for i, x in enumerate(xs))
+    assert sum(credits) == pytest.approx(3 * 30 * 0.3048)  # 27.43 m, not 18.29 m
+    assert track.total_m == pytest.approx(27.432)
+
+
+def test_a_fix_within_1_ft_of_the_newest_point_changes_nothing() -> None:
+    track, _ = walk([mv(0, 0, 0, move_ft=None), mv(30, 0, 10, move_ft=None)])
+    before = track.as_row()
+    # 0.9 ft from p2, later and with a reported move: still a repeat, last_ts kept.
+    same, credited_m, changed = advance(track, mv(30.6, 0.7, 25, move_ft=50.0), PARAMS)
+    assert (same, credited_m, changed) == (track, 0.0, False)
+    assert track.as_row() == before
+    # While p2 is none the newest point is p1.
+    first, _ = walk([mv(5, 5, 0, move_ft=None)])
+    _, credited_m, changed = advance(first, mv(5.5, 5.5, 10, move_ft=None), PARAMS)
+    assert (credited_m, changed, first.x2_ft, first.last_ts) == (0.0, False, None, 0)
+    # 1 ft exactly is a step, and on another floor the same spot starts a new track.
+    _, _, changed = advance(track, mv(31, 0, 30, move_ft=None), PARAMS)
+    assert changed and track.x2_ft == 31
+    _, _, changed = advance(track, mv(31, 0, 40, floor=2), PARAMS)
+    assert changed and track.floor == 2

@@ -1,8 +1,8 @@
-"""What the start-up load reads from the database to seed memory. Pure data."""
+"""What memory is restored from: the database at start-up, a spill file. Pure data."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -17,3 +17,21 @@ class Loaded:
     days: list[tuple[str, float, float]]         # mac, day start (epoch s), metres
     counts: list[tuple[float, int, int, int]]    # recent minutes only
     zones: list[tuple[float, str, int]]          # recent minutes only
+    cursors: dict[str, int] = field(default_factory=dict)  # feed → cursor_ms
+
+
+@dataclass
+class Unflushed:
+    """State a flush has not written, as absolute values (a spill file holds it).
+
+    Rows in Loaded's orders; counts are (minute, users, devices, notifications).
+    """
+
+    tracks: list[tuple[Any, ...]]
+    days: list[tuple[str, float, float]]
+    counts: list[tuple[float, int, int, int]]
+    zones: list[tuple[float, str, int]]
+    cursors: dict[str, int]
+
+    def __len__(self) -> int:
+        return len(self.tracks) + len(self.days) + len(self.counts) + len(self.zones)

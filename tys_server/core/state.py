@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from tys_server.core import restore
 from tys_server.core.calendar import EventCalendar
-from tys_server.core.events import Batch, Movement, ZoneVisit
+from tys_server.core.events import Batch, DeviceExit, Event, Fix, IpSeen, Movement, ZoneVisit
+from tys_server.core.gate import GateParams, gate
 from tys_server.core.snapshot import Loaded
-from tys_server.core.tracking import FilterParams, Track, advance
+from tys_server.core.tracking import NO_FLOOR, FilterParams, Track, advance
+from tys_server.core.zones import VisitWindow
 
 MINUTE_S = 60
-# Counters older than this are dropped from memory after they are flushed.
+# Counters older than this are dropped from memory after they are flushed (the status
+# page shows them); zone visits are counted for a much shorter window (core/zones.py).
 RECENT_S = 3 * 3600
+DEFAULT_MAX_DEVICES = 2_000_000
 
 
 class User:
@@ -56,29 +62,41 @@ class Dirty:
 class State:
     """Everything the server knows, kept in memory and flushed as absolute values."""
 
-    def __init__(self, params: FilterParams, timezone: str) -> None:
+    def __init__(self, params: FilterParams, timezone: str, *, gate: GateParams | None = None,
+                 max_devices: int = DEFAULT_MAX_DEVICES,
+                 on_ip_seen: Callable[[IpSeen], None] | None = None) -> None:
         self.params = params
+        self.gate = gate if gate is not None else GateParams()
+        self.max_devices = max_devices  # tracks at most: memory stays bounded
+        self.on_ip_seen = on_ip_seen
         self.calendar = EventCalendar(timezone)
         self.tracks: dict[str, Track] = {}
         self.days: dict[tuple[str, int], float] = {}
         self.notifications: dict[int, int] = {}       # minute → notifications received
         self.registered: dict[int, tuple[int, int]] = {}  # minute → (users, devices)
         self.zones: dict[tuple[int, str], int] = {}   # (minute, zone) → devices seen
-        self._zone_seen: set[tuple[int, str, str]] = set()
+        self.visits = VisitWindow()                   # who was counted, per open minute
         self.users: dict[str, User] = {}              # user_key(username) → user
         self.owners: dict[str, User] = {}             # stored MAC → owner
         self.dirty = Dirty()
         # Users whose distance or devices changed since the leaderboards last looked.
         self.changed_users: set[User] = set()
+        # For metrics: movements of new devices refused past max_devices, fixes older
+        # than their track's last one, zone visits outside the open minutes.
+        self.refused_devices = 0
+        self.stale_movements = 0
+        self.stale_visits = 0
 
     # -- notifications ------------------------------------------------------------
 
     def ingest(self, batch: Batch, now_s: float) -> None:
-        """Apply one parsed CMX batch."""
+        """Apply one parsed batch of any feed."""
         minute = int(now_s) // MINUTE_S * MINUTE_S
         received = batch.accepted + batch.ignored + batch.rejected
         self.notifications[minute] = self.notifications.get(minute, 0) + received
         self.dirty.minutes.add(minute)
+        if minute != self.visits.now_minute_s:
+            self.visits.move_to(minute)
         # The per-movement loop is the ingest hot path: names are bound once per batch,
         # and a credit is booked inline rather than through a method call.
         tracks, params, dirty_tracks = self.tracks, self.params, self.dirty.tracks
@@ -86,12 +104,18 @@ class State:
             self.calendar.day_of
         for event in batch.events:
             if type(event) is not Movement:
-                self._visit(event)  # type: ignore[arg-type]
-                continue
+                event = self._route(event)
+                if event is None:
+                    continue
             mac = event.mac
             known = tracks.get(mac)
+            if known is None and len(tracks) >= self.max_devices:
+                self.refused_devices += 1
+                continue
             track, credited_m, changed = advance(known, event, params)
             if not changed:
+                if known is not None and event.ts < known.last_ts:
+                    self.stale_movements += 1
                 continue
             if track is not known:
                 tracks[mac] = track
@@ -105,15 +129,44 @@ class State:
                     owner.revision += 1
                     self.changed_users.add(owner)
 
+    def _route(self, event: Event) -> Movement | None:
+        """Any event but a Movement: the movement a fix gives the filter, or None."""
+        kind = type(event)
+        if kind is Fix:
+            fix: Fix = event  # type: ignore[assignment]
+            track = self.tracks.get(fix.mac)
+            if track is not None and fix.floor == track.floor and fix.ts < track.last_ts:
+                self.stale_movements += 1
+                return None
+            return gate(track, fix, self.gate)
+        if kind is ZoneVisit:
+            self._visit(event)  # type: ignore[arg-type]
+        elif kind is IpSeen:
+            if self.on_ip_seen is not None:
+                self.on_ip_seen(event)  # type: ignore[arg-type]
+        elif kind is DeviceExit:
+            self._exit(event)  # type: ignore[arg-type]
+        return None  # anything else: a newer feed's event this state does not know
+
     def _visit(self, visit: ZoneVisit) -> None:
         minute = int(visit.ts) // MINUTE_S * MINUTE_S
-        seen = (minute, visit.zone, visit.mac)
-        if seen in self._zone_seen:
+        first = self.visits.admit(minute, visit.zone, visit.mac)
+        if first is None:
+            self.stale_visits += 1
+        elif first:
+            key = (minute, visit.zone)
+            self.zones[key] = self.zones.get(key, 0) + 1
+            self.dirty.zones.add(key)
+
+    def _exit(self, event: DeviceExit) -> None:
+        track = self.tracks.get(event.mac)
+        if track is None or track.floor == NO_FLOOR:
             return
-        self._zone_seen.add(seen)
-        key = (minute, visit.zone)
-        self.zones[key] = self.zones.get(key, 0) + 1
-        self.dirty.zones.add(key)
+        if event.ts < track.last_ts:
+            self.stale_movements += 1  # it came back after that exit
+            return
+        track.end(event.ts)  # the pending and held legs were never walked on: not credited
+        self.dirty.tracks.add(event.mac)
 
     # -- users ----------------------------------------------------------------------
 
@@ -193,8 +246,6 @@ class State:
         for key in [k for k in self.zones if k[0] < horizon]:
             if key not in self.dirty.zones:
                 del self.zones[key]
-        current = int(now_s) // MINUTE_S * MINUTE_S
-        self._zone_seen = {s for s in self._zone_seen if s[0] >= current - MINUTE_S}
         if len(self.registered) > 1:
             latest = max(self.registered)
             for minute in [m for m in self.registered if m < horizon and m != latest]:
@@ -205,39 +256,7 @@ class State:
 
     def seed(self, loaded: Loaded) -> None:
         """Fill memory from the database so a restart never lowers a stored value."""
-        by_email: dict[str, User] = {}
-        for email, nickname in loaded.users:
-            user = User(email, nickname or email)
-            by_email[email] = user
-            self.users[user_key(user.username)] = user
-        for mac, email in loaded.devices:
-            owner = by_email.get(email)
-            if owner is not None:
-                owner.macs.append(mac)
-                self.owners[mac] = owner
-        # A million devices: one int object per floor and one string per MAC, shared by
-        # every track and day row that names them (about 100 bytes a device).
-        tracks = self.tracks
-        floors: dict[int | None, int | None] = {}
-        for mac, total_m, floor, x1, y1, x2, y2, pending_m, held_m, last_ts in loaded.tracks:
-            tracks[mac] = _restore(floors.setdefault(floor, floor), x1, y1, x2, y2,
-                                   pending_m, held_m, last_ts, total_m)
-        same_mac = {mac: mac for mac in tracks} if loaded.days else {}
-        days = self.days
-        ordinals: dict[float, int] = {}
-        for mac, start, metres in loaded.days:
-            ordinal = ordinals.get(start)
-            if ordinal is None:
-                ordinal = ordinals[start] = self.calendar.ordinal_of_start(start)
-            key = (same_mac.get(mac, mac), ordinal)
-            days[key] = days.get(key, 0.0) + (metres or 0.0)
-        del same_mac
-        for minute, users, devices, notifications in loaded.counts:
-            self.notifications[int(minute)] = notifications
-            self.registered[int(minute)] = (users, devices)
-        for minute, name, visits in loaded.zones:
-            self.zones[(int(minute), name)] = visits
-        self.changed_users.update(self.users.values())
+        restore.seed(self, loaded)
 
     def user_total_m(self, user: User) -> float:
         """The sum of a user's devices' totals."""
@@ -253,19 +272,3 @@ class State:
         """The sum of a user's devices' distance on one day."""
         days = self.days
         return sum(days.get((mac, ordinal), 0.0) for mac in user.macs)
-
-
-# A stored track without a first point (legacy rows) restarts at its next fix:
-# no real floorId is the smallest bigint.
-NO_FLOOR = -(2**63)
-
-
-def _restore(floor: int | None, x1_ft: float | None, y1_ft: float | None, x2_ft: float | None,
-             y2_ft: float | None, pending_m: float, held_m: float, last_ts: float | None,
-             total_m: float) -> Track:
-    if x1_ft is None or y1_ft is None:
-        return Track(NO_FLOOR, 0.0, 0.0, last_ts or 0.0, total_m)
-    if x2_ft is None or y2_ft is None:
-        x2_ft = y2_ft = None
-    return Track.restore(floor, x1_ft, y1_ft, x2_ft, y2_ft, pending_m, held_m, last_ts or 0.0,
-                         total_m)

@@ -8,6 +8,12 @@ from dataclasses import dataclass, field
 from tys_server.core.events import Movement
 from tys_server.core.units import M_PER_FT
 
+# A fix closer than this to the newest point is a repeat: ignored (DESIGN 6, rule 2).
+REPEAT_FT = 1.0
+# The floor of a track that has ended (a device that left, a legacy row without a
+# point): no real floorId is the smallest bigint, so the next fix starts a new track.
+NO_FLOOR = -(2**63)
+
 # A track's state in the order of Track.as_row() and Track.restore(): floor, x1_ft, y1_ft,
 # x2_ft, y2_ft, pending_m, held_m, last_ts, total_m.
 TrackRow = tuple[
@@ -64,6 +70,10 @@ class Track:
         self.held_m = 0.0
         self.last_ts = ts
 
+    def end(self, ts: float) -> None:
+        """The device left: forget its points and legs (never credited); total_m is kept."""
+        self.start(NO_FLOOR, 0.0, 0.0, ts)
+
     @classmethod
     def restore(
         cls,
@@ -115,12 +125,15 @@ def advance(track: Track | None, mv: Movement, params: FilterParams) -> tuple[Tr
         return track, 0.0, False
 
     x2_ft, y2_ft = track.x2_ft, track.y2_ft
-    if mv.move_ft is not None:
-        distance_m = mv.move_ft * M_PER_FT
-    elif x2_ft is None or y2_ft is None:
-        distance_m = math.hypot(x_ft - track.x1_ft, y_ft - track.y1_ft) * M_PER_FT
+    if x2_ft is None or y2_ft is None:
+        gap_ft = math.hypot(x_ft - track.x1_ft, y_ft - track.y1_ft)
     else:
-        distance_m = math.hypot(x_ft - x2_ft, y_ft - y2_ft) * M_PER_FT
+        gap_ft = math.hypot(x_ft - x2_ft, y_ft - y2_ft)
+    if gap_ft < REPEAT_FT:
+        # A repeat carries no movement; as a zero-length leg it would drop the leg
+        # before it as a "sharp turn" (feeds that report on a timer repeat positions).
+        return track, 0.0, False
+    distance_m = mv.move_ft * M_PER_FT if mv.move_ft is not None else gap_ft * M_PER_FT
     # A jump (CMX reports 10000 ft on a first fix) is worth at most a fast walk.
     cap_m = (ts - track.last_ts) * params.max_speed_mps
     if distance_m > cap_m:

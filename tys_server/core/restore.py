@@ -1,0 +1,109 @@
+"""Memory filled from what was stored: the database at start-up, then a spill file.
+
+Pure: the store reads the rows, these functions put them into a State.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from tys_server.core.snapshot import Loaded, Unflushed
+from tys_server.core.tracking import NO_FLOOR, Track
+
+if TYPE_CHECKING:
+    from tys_server.core.state import State
+
+MINUTE_S = 60
+DayRows = Iterable[tuple[str, float, float | None]]  # mac, day start (epoch s), metres
+
+
+def seed(state: State, loaded: Loaded) -> None:
+    """Fill memory from the database so a restart never lowers a stored value."""
+    from tys_server.core.state import User, user_key
+
+    by_email: dict[str, User] = {}
+    for email, nickname in loaded.users:
+        user = User(email, nickname or email)
+        by_email[email] = user
+        state.users[user_key(user.username)] = user
+    for mac, email in loaded.devices:
+        owner = by_email.get(email)
+        if owner is not None:
+            owner.macs.append(mac)
+            state.owners[mac] = owner
+    # A million devices: one int object per floor and one string per MAC, shared by
+    # every track and day row that names them (about 100 bytes a device).
+    tracks = state.tracks
+    floors: dict[int | None, int | None] = {}
+    for mac, total_m, floor, x1, y1, x2, y2, pending_m, held_m, last_ts in loaded.tracks:
+        tracks[mac] = track_of(floors.setdefault(floor, floor), x1, y1, x2, y2,
+                               pending_m, held_m, last_ts, total_m)
+    if loaded.days:
+        day_seeder(state)(loaded.days)
+    for minute, users, devices, notifications in loaded.counts:
+        state.notifications[int(minute)] = notifications
+        state.registered[int(minute)] = (users, devices)
+    _set_zones(state, loaded.zones)
+    state.changed_users.update(state.users.values())
+
+
+def day_seeder(state: State) -> Callable[[DayRows], None]:
+    """A function adding stored day rows to memory, page by page (after seed's tracks)."""
+    same_mac = {mac: mac for mac in state.tracks}  # freed with the function
+    ordinals: dict[float, int] = {}
+    days, calendar = state.days, state.calendar
+
+    def add(rows: DayRows) -> None:
+        for mac, start, metres in rows:
+            ordinal = ordinals.get(start)
+            if ordinal is None:
+                # Through the calendar: the leaderboards learn which days have distance.
+                ordinal = ordinals[start] = calendar.ordinal_of_start(start)
+            key = (same_mac.get(mac, mac), ordinal)
+            days[key] = days.get(key, 0.0) + (metres or 0.0)
+
+    return add
+
+
+def apply_unflushed(state: State, unflushed: Unflushed) -> None:
+    """Put back what a shutdown could not write: newer than the database's rows, and dirty."""
+    dirty = state.dirty
+    for mac, total_m, floor, x1, y1, x2, y2, pending_m, held_m, last_ts in unflushed.tracks:
+        state.tracks[mac] = track_of(floor, x1, y1, x2, y2, pending_m, held_m, last_ts,
+                                     total_m)
+        dirty.tracks.add(mac)
+        owner = state.owners.get(mac)
+        if owner is not None:
+            owner.revision += 1
+            state.changed_users.add(owner)
+    for mac, start, metres in unflushed.days:
+        key = (mac, state.calendar.ordinal_of_start(start))
+        state.days[key] = metres or 0.0
+        dirty.days.add(key)
+    for minute, users, devices, notifications in unflushed.counts:
+        state.notifications[int(minute)] = notifications
+        state.registered[int(minute)] = (users, devices)
+        dirty.minutes.add(int(minute))
+    _set_zones(state, unflushed.zones)
+    dirty.zones.update((int(minute), name) for minute, name, _ in unflushed.zones)
+
+
+def _set_zones(state: State, rows: Iterable[tuple[float, str, int]]) -> None:
+    # Who was counted in those minutes is not known any more: they take no more visits,
+    # or a device seen before the restart would count twice.
+    for minute, name, visits in rows:
+        state.zones[(int(minute), name)] = visits
+        state.visits.close_before(int(minute) + MINUTE_S)
+
+
+def track_of(floor: int | None, x1_ft: float | None, y1_ft: float | None,
+             x2_ft: float | None, y2_ft: float | None, pending_m: float, held_m: float,
+             last_ts: float | None, total_m: float) -> Track:
+    """A track from stored columns; a legacy row without a point restarts at its next fix."""
+    if x1_ft is None or y1_ft is None:
+        return Track(NO_FLOOR, 0.0, 0.0, last_ts or 0.0, total_m)
+    if x2_ft is None or y2_ft is None:
+        x2_ft = y2_ft = None
+    return Track.restore(floor, x1_ft, y1_ft, x2_ft, y2_ft, pending_m, held_m, last_ts or 0.0,
+                         total_m)
