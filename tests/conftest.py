@@ -28,6 +28,7 @@ from tys_server.store.embedded import EmbeddedPostgres
 TABLES = ("devices", "users", "distance", "distance_history", "count", "zone")
 CMX_AUTH = ("cmx", "change-me-cmx")
 API_AUTH = ("frontend", "change-me-api")
+MONITOR_AUTH = ("monitor", "change-me-monitor")
 
 
 class TestDatabase:

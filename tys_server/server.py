@@ -187,9 +187,10 @@ class Runtime:
         """Bind the HTTP(S) server (tls: a context already made, else from the settings)."""
         server = self.settings.server
         app = self.application()
-        # Declared bodies over max_body_bytes get a JSON 413 before they are read.
+        # Bad credentials (401) and bodies over the cap (413) are refused on the headers.
         guarded = BodyLimit(app, server.max_body_bytes,
-                            SECURITY_HEADERS if app.settings.get("security_headers") else ())
+                            SECURITY_HEADERS if app.settings.get("security_headers") else (),
+                            rules=app.settings.get("edge_rules", ()))
         self.http = tornado.httpserver.HTTPServer(
             guarded, xheaders=server.xheaders,
             ssl_options=tls if tls is not None else tls_context(self.settings),

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import CMX_AUTH
+from tests.conftest import API_AUTH, CMX_AUTH, MONITOR_AUTH
 from tests.web.test_notify import movement
 from tys_server.core.events import Batch
 from tys_server.core.state import State
@@ -33,10 +33,10 @@ def value(scrape: dict[Any, float], name: str, **labels: str) -> float:
 
 
 @pytest.mark.gen_test
-async def test_metrics_need_the_api_pair(post: Any) -> None:
-    assert (await post("/metrics", method="GET", auth=None)).code == 401
-    assert (await post("/metrics", method="GET", auth=CMX_AUTH)).code == 401
-    ok = await post("/metrics", method="GET")
+async def test_metrics_need_the_monitor_pair(post: Any) -> None:
+    for pair in (None, CMX_AUTH, API_AUTH, (MONITOR_AUTH[0], API_AUTH[1])):
+        assert (await post("/metrics", method="GET", auth=pair)).code == 401, pair
+    ok = await post("/metrics", method="GET", auth=MONITOR_AUTH)
     assert ok.code == 200
     assert ok.headers["Content-Type"].startswith("text/plain; version=")
 
@@ -56,7 +56,7 @@ async def test_scrape_counts_known_traffic_without_private_labels(post: Any,
     unauthorised = await post("/metrics", method="GET", auth=None)
     assert unauthorised.code == 401
 
-    text = (await post("/metrics", method="GET")).body.decode()
+    text = (await post("/metrics", method="GET", auth=MONITOR_AUTH)).body.decode()
     scrape = samples(text)
 
     assert value(scrape, "tys_notifications_total", type="movement", outcome="accepted") == 3

@@ -35,11 +35,18 @@ class Reply:
 
 def request_bytes(method: str, path: str, body: bytes = b"", *,
                   auth: tuple[str, str] | None = None, content_type: str = "application/json",
-                  headers: dict[str, str] | None = None, length: int | None = None) -> bytes:
-    """The bytes of one request; `length` overrides the Content-Length sent."""
+                  headers: dict[str, str] | None = None, length: int | None = None,
+                  chunk_bytes: int | None = None) -> bytes:
+    """The bytes of one request; `length` overrides the Content-Length sent, and with
+    `chunk_bytes` the body goes chunked in pieces of that size (no length declared)."""
     lines = [f"{method} {path} HTTP/1.1", "Host: localhost", "Connection: close",
-             f"Content-Type: {content_type}",
-             f"Content-Length: {len(body) if length is None else length}"]
+             f"Content-Type: {content_type}"]
+    if chunk_bytes is None:
+        lines.append(f"Content-Length: {len(body) if length is None else length}")
+    else:
+        lines.append("Transfer-Encoding: chunked")
+        pieces = [body[at:at + chunk_bytes] for at in range(0, len(body), chunk_bytes)]
+        body = b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces) + b"0\r\n\r\n"
     if auth is not None:
         lines.append(f"Authorization: {basic(auth)}")
     lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
@@ -87,7 +94,10 @@ async def _read_reply(reader: asyncio.StreamReader, until_close: bool) -> bytes:
         head = await reader.readuntil(b"\r\n\r\n")
     except asyncio.IncompleteReadError as partial:
         return partial.partial  # closed before (or in the middle of) a reply
-    length = parse(head).headers.get("content-length")
+    reply = parse(head)
+    if 100 <= reply.status < 200:
+        return head  # an interim reply has no body
+    length = reply.headers.get("content-length")
     if length is None:
         return head + await reader.read()
     return head + await reader.readexactly(int(length))
@@ -98,3 +108,29 @@ async def post(port: int, path: str, body: Any, *, auth: tuple[str, str] | None,
     """POST JSON (or raw bytes) and read the reply."""
     payload = raw if raw is not None else json.dumps(body).encode()  # big ints too
     return await exchange(port, request_bytes("POST", path, payload, auth=auth, **kwargs))
+
+
+async def post_after_continue(port: int, path: str, body: bytes, *,
+                              auth: tuple[str, str] | None) -> tuple[bool, Reply]:
+    """POST with `Expect: 100-continue`, sending the body only once the server said 100:
+    (whether it did, the final reply). A server that refuses on the headers answers at
+    once, and the body is never sent."""
+    head = request_bytes("POST", path, auth=auth, length=len(body),
+                         headers={"Expect": "100-continue"})
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(head)
+        await writer.drain()
+        first = await asyncio.wait_for(_read_reply(reader, until_close=False), READ_TIMEOUT_S)
+        if parse(first).status != 100:
+            return False, parse(first)
+        writer.write(body)
+        await writer.drain()
+        return True, parse(await asyncio.wait_for(_read_reply(reader, until_close=False),
+                                                  READ_TIMEOUT_S))
+    finally:
+        writer.close()
+        try:
+            await writer.wait_closed()
+        except ConnectionError:
+            pass

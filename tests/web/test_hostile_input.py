@@ -13,9 +13,10 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.conftest import API_AUTH, CMX_AUTH
+from tests.conftest import API_AUTH, CMX_AUTH, MONITOR_AUTH
 from tests.support import rawhttp
 from tests.support.procserver import free_port
+from tys_server.web.app import LIVE_MAX_BODY_BYTES
 from tys_server.web.limits import LINGER_S, TOO_LARGE
 
 LIMIT = 1024 * 1024                  # server.max_body_bytes in these tests
@@ -28,7 +29,8 @@ DATA = "/live/username_data"
 BOARD = "/live/leaderboard"
 IP_USER = "/live/ip_username"
 LIVE = (REGISTER, DELETE, DATA, BOARD, IP_USER)
-DEEP = b"[" * 100_000 + b"]" * 100_000
+# 30,000 levels: far past orjson's 1,024, and within /live/*'s 64 KiB.
+DEEP = b"[" * 30_000 + b"]" * 30_000
 MAC = "00:11:22:33:44:55"
 
 
@@ -70,7 +72,7 @@ async def assert_nothing_stored_and_still_serving(port: int, runtime: Any, db: A
 NOT_JSON = {
     "empty": b"",
     "invalid_utf8": b'{"notifications": [{"deviceId": "\xff\xfe"}], "username": "\xc3("}',
-    "nested_100000_deep": DEEP,
+    "nested_30000_deep": DEEP,
     "nested_object_in_envelope": b'{"notifications": ' + DEEP + b"}",
     "integer_10e400": b'{"notifications": [], "days": 1' + b"0" * 400 + b"}",
     "nan_literal": b'{"notifications": [], "days": NaN}',
@@ -111,7 +113,7 @@ BAD_VALUES = [
     (REGISTER, {"username": 12345, "ip": "10.0.0.1"}),
     (REGISTER, {"username": "alice", "ip": 167772161}),
     (REGISTER, {"username": "alice", "ip": "10.0.0.1", "add_device": "yes"}),
-    (REGISTER, {"username": "a" * 100_000, "ip": "10.0.0.1"}),
+    (REGISTER, {"username": "a" * 60_000, "ip": "10.0.0.1"}),
     (REGISTER, {"username": "alice\x00", "ip": "10.0.0.1"}),
     (DELETE, {"username": {"$ne": ""}}),
     (IP_USER, {"ip": ["10.0.0.1"]}),
@@ -213,14 +215,18 @@ async def test_declared_length_over_the_limit_is_413_whatever_follows(
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_chunked_body_over_the_limit_is_refused_and_closed(
-        port: int, runtime: Any, db: Any) -> None:
-    head = rawhttp.request_bytes("POST", NOTIFY, auth=CMX_AUTH).replace(
-        b"Content-Length: 0", b"Transfer-Encoding: chunked")
-    chunk = b"x" * 65536
-    chunks = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(LIMIT // 65536 + 1))
-    reply = await rawhttp.exchange(port, head + chunks + b"0\r\n\r\n")
-    assert reply.closed or reply.status == 400  # Tornado's own limit: 400, then close
+@pytest.mark.parametrize("piece_bytes", [4096, 4 * LIMIT], ids=["small_chunks", "one_chunk"])
+@pytest.mark.parametrize(("path", "pair", "cap"), [
+    pytest.param(NOTIFY, CMX_AUTH, LIMIT, id="notification"),
+    pytest.param(REGISTER, API_AUTH, LIVE_MAX_BODY_BYTES, id="register_username")])
+async def test_chunked_body_over_the_cap_is_413_json_and_closed(
+        port: int, runtime: Any, db: Any, path: str, pair: tuple[str, str], cap: int,
+        piece_bytes: int) -> None:
+    body = b'{"notifications": []}' + b" " * cap  # valid JSON, one byte per space over
+    reply = await rawhttp.exchange(port, rawhttp.request_bytes(
+        "POST", path, body, auth=pair, chunk_bytes=piece_bytes))
+    assert (reply.status, reply.json()) == (413, {"error": TOO_LARGE})
+    assert reply.headers["connection"] == "close"
     await assert_nothing_stored_and_still_serving(port, runtime, db)
 
 
@@ -287,4 +293,97 @@ async def test_garbage_request_line_is_400_and_closed(port: int, runtime: Any, d
                     b"GET\r\n\r\n", b"POST /notification HTTP/9.9\r\n\r\n"):
         reply = await rawhttp.exchange(port, garbage)
         assert reply.closed or reply.status == 400
+    await assert_nothing_stored_and_still_serving(port, runtime, db)
+
+
+# -- credentials on the headers: 401 before any of the body (web.limits) ----------------------
+
+ANNOUNCED = 4 * 1024 * 1024  # over every cap here: checked first, the size would answer 413
+WRONG_PAIRS = [
+    pytest.param(NOTIFY, None, id="notification-no-pair"),
+    pytest.param(NOTIFY, API_AUTH, id="notification-api-pair"),
+    pytest.param(NOTIFY + "/area/", MONITOR_AUTH, id="area-monitor-pair"),
+    pytest.param(NOTIFY, (CMX_AUTH[0], API_AUTH[1]), id="notification-mixed-pair"),
+    pytest.param(REGISTER, None, id="register-no-pair"),
+    pytest.param(BOARD, CMX_AUTH, id="leaderboard-cmx-pair"),
+    pytest.param(DELETE, MONITOR_AUTH, id="delete-monitor-pair"),
+    pytest.param(DATA + "/", (API_AUTH[0], ""), id="username_data-no-password"),
+    pytest.param(IP_USER + "?ip=1", (API_AUTH[0].upper(), API_AUTH[1]), id="ip_username-case"),
+    pytest.param("/live/nothing_here", None, id="unknown-live-path"),
+]
+
+
+@pytest.mark.gen_test(timeout=30)
+@pytest.mark.parametrize(("path", "pair"), WRONG_PAIRS)
+async def test_wrong_credentials_are_401_on_the_headers_without_the_body(
+        port: int, runtime: Any, db: Any, path: str, pair: tuple[str, str] | None) -> None:
+    head = rawhttp.request_bytes("POST", path, auth=pair, length=ANNOUNCED)
+    reply = await rawhttp.exchange(port, head)  # the 4 MiB never follow: the client waits
+    assert (reply.status, reply.json()) == (401, {"error": "Unauthorized"})
+    assert reply.headers["www-authenticate"] == 'Basic realm="TYS"'
+    assert reply.headers["connection"] == "close"
+    await assert_nothing_stored_and_still_serving(port, runtime, db)
+
+
+@pytest.mark.gen_test(timeout=30)
+@pytest.mark.parametrize("scheme", ["Bearer abc", "Basic", "Basic !!!", "basic " + "A" * 5000],
+                         ids=["bearer", "empty_basic", "not_base64", "5000_chars"])
+async def test_authorization_that_is_no_basic_pair_is_401_on_the_headers(
+        port: int, runtime: Any, db: Any, scheme: str) -> None:
+    head = rawhttp.request_bytes("POST", REGISTER, length=ANNOUNCED,
+                                 headers={"Authorization": scheme})
+    reply = await rawhttp.exchange(port, head)
+    assert (reply.status, reply.json()) == (401, {"error": "Unauthorized"})
+    await assert_nothing_stored_and_still_serving(port, runtime, db)
+
+
+@pytest.mark.gen_test(timeout=30)
+@pytest.mark.parametrize(("path", "pair"), [
+    pytest.param(NOTIFY, MONITOR_AUTH, id="notification"),
+    pytest.param(BOARD, CMX_AUTH, id="leaderboard")])
+async def test_a_client_expecting_100_continue_with_a_wrong_pair_never_sends_its_body(
+        port: int, runtime: Any, db: Any, path: str, pair: tuple[str, str]) -> None:
+    continued, reply = await rawhttp.post_after_continue(port, path, b"{}" * 1000, auth=pair)
+    assert not continued
+    assert (reply.status, reply.json()) == (401, {"error": "Unauthorized"})
+    await assert_nothing_stored_and_still_serving(port, runtime, db)
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_the_right_pair_is_asked_for_its_body_and_served_as_usual(
+        port: int, runtime: Any) -> None:
+    body = orjson.dumps({"notifications": [movement()]})
+    continued, reply = await rawhttp.post_after_continue(port, NOTIFY, body, auth=CMX_AUTH)
+    assert continued  # the server said 100 on the headers and waited for the body
+    assert (reply.status, reply.json()) == (200, {"accepted": 1, "ignored": 0, "rejected": 0})
+    assert MAC in runtime.state.tracks
+    continued, reply = await rawhttp.post_after_continue(
+        port, BOARD, b'{"number_leaders": 3}', auth=API_AUTH)
+    assert continued
+    assert reply.status == 200
+    assert reply.json()["leaders"] == []
+
+
+# -- /live/* bodies: 64 KiB ---------------------------------------------------------------------
+
+
+@pytest.mark.gen_test(timeout=30)
+@pytest.mark.parametrize("chunk_bytes", [None, 4096], ids=["declared", "chunked"])
+async def test_live_bodies_are_capped_at_64_kib(port: int, runtime: Any, db: Any,
+                                                chunk_bytes: int | None) -> None:
+    board = b'{"number_leaders": 3}'
+    exact = board + b" " * (LIVE_MAX_BODY_BYTES - len(board))
+    reply = await rawhttp.exchange(port, rawhttp.request_bytes(
+        "POST", BOARD, exact, auth=API_AUTH, chunk_bytes=chunk_bytes))
+    assert reply.status == 200
+    assert reply.json()["leaders"] == []
+    reply = await rawhttp.exchange(port, rawhttp.request_bytes(
+        "POST", BOARD, exact + b" ", auth=API_AUTH, chunk_bytes=chunk_bytes))
+    assert (reply.status, reply.json()) == (413, {"error": TOO_LARGE})
+    assert reply.headers["connection"] == "close"
+    # The cap is /live/*'s own: a notification batch of that size is read.
+    batch = b'{"notifications": []}' + b" " * LIVE_MAX_BODY_BYTES
+    reply = await rawhttp.exchange(port, rawhttp.request_bytes(
+        "POST", NOTIFY, batch, auth=CMX_AUTH, chunk_bytes=chunk_bytes))
+    assert (reply.status, reply.json()) == (200, {"accepted": 0, "ignored": 0, "rejected": 0})
     await assert_nothing_stored_and_still_serving(port, runtime, db)

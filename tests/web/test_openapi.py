@@ -25,7 +25,7 @@ import pytest
 import schemathesis
 import yaml
 
-from tests.conftest import API_AUTH, CMX_AUTH, TestDatabase, basic
+from tests.conftest import API_AUTH, CMX_AUTH, MONITOR_AUTH, TestDatabase, basic
 from tests.support.procserver import ServerProcess
 from tys_server.web.notify import BAD_ENVELOPE
 
@@ -115,6 +115,10 @@ password = "{CMX_AUTH[1]}"
 [auth.openapi.api]
 username = "{API_AUTH[0]}"
 password = "{API_AUTH[1]}"
+
+[auth.openapi.monitor]
+username = "{MONITOR_AUTH[0]}"
+password = "{MONITOR_AUTH[1]}"
 
 [[operations]]
 include-path = ["/notification", "/notification/area"]

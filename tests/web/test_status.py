@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import API_AUTH, CMX_AUTH
+from tests.conftest import API_AUTH, CMX_AUTH, MONITOR_AUTH
 from tests.web.test_notify import straight_walk
 from tys_server.core.units import steps
 from tys_server.store.database import StoreError
@@ -34,10 +34,10 @@ def test_step_series_holds_each_value_until_the_next_point() -> None:
 
 
 @pytest.mark.gen_test
-async def test_status_needs_the_api_pair(post: Any) -> None:
-    assert (await post("/status", method="GET", auth=None)).code == 401
-    assert (await post("/status", method="GET", auth=CMX_AUTH)).code == 401
-    ok = await post("/status", method="GET")
+async def test_status_needs_the_monitor_pair(post: Any) -> None:
+    for pair in (None, CMX_AUTH, API_AUTH, (MONITOR_AUTH[0], API_AUTH[1])):
+        assert (await post("/status", method="GET", auth=pair)).code == 401, pair
+    ok = await post("/status", method="GET", auth=MONITOR_AUTH)
     assert ok.code == 200
     assert ok.headers["Content-Type"] == "text/html; charset=UTF-8"
     assert b'<meta http-equiv="refresh" content="10">' in ok.body
@@ -176,7 +176,7 @@ async def test_status_page_in_headless_chromium_after_a_walk(post: Any, http_por
     if binary is None:
         pytest.skip("no chromium binary on PATH (Debian: apt-get install chromium)")
     await walk_and_register(post)
-    user, password = API_AUTH
+    user, password = MONITOR_AUTH
     url = f"http://{user}:{password}@127.0.0.1:{http_port}/status"
     screenshot = tmp_path / "status.png"
     await chromium(binary, tmp_path / "profile", f"--screenshot={screenshot}", url)

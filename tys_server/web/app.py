@@ -14,10 +14,14 @@ from tys_server.ops.sources import HealthSource
 from tys_server.service import Service
 from tys_server.web import live
 from tys_server.web.base import BaseHandler, BasicAuth, HttpDate
+from tys_server.web.limits import PathRule
 from tys_server.web.notify import NotificationHandler
 from tys_server.web.ops import HealthHandler, OpenApiHandler
 
 access_log = logging.getLogger("tornado.access")
+
+# /live/* bodies are a few hundred bytes; nobody needs to buffer more (DESIGN 13).
+LIVE_MAX_BODY_BYTES = 64 * 1024
 
 
 def log_request(handler: tornado.web.RequestHandler) -> None:
@@ -49,13 +53,14 @@ def make_app(settings: Settings, service: Service, health: HealthSource, *,
              extra_routes: list[Any] | None = None) -> tornado.web.Application:
     """Build the Tornado application over an assembled service."""
     notify_auth = BasicAuth(settings.auth.notification)
+    api_auth = BasicAuth(settings.auth.api)
     notify_ctx: dict[str, Any] = {"auth": notify_auth, "sink": service.state,
                                   "on_batch": on_batch}
     if clock is not None:
         notify_ctx["clock"] = clock
     routes: list[Any] = [
         (r"/notification(/area)?/?", NotificationHandler, notify_ctx),
-        *live.routes(settings, service, BasicAuth(settings.auth.api)),
+        *live.routes(settings, service, api_auth),
         (r"/healthz", HealthHandler, {"source": health}),
         (r"/openapi.yaml", OpenApiHandler),
     ]
@@ -64,7 +69,13 @@ def make_app(settings: Settings, service: Service, health: HealthSource, *,
         routes, default_handler_class=NotFoundHandler,
         log_function=log_request if on_request is None else _logged_then(on_request),
         compress_response=False, xsrf_cookies=False, http_date=HttpDate(),
-        security_headers=bool(settings.server.tls_cert and settings.server.tls_key))
+        security_headers=bool(settings.server.tls_cert and settings.server.tls_key),
+        # What the HTTP server checks on the headers, before any body is read (web.limits).
+        edge_rules=[
+            PathRule("/notification", notify_auth), PathRule("/notification/area", notify_auth),
+            PathRule("/live/", api_auth,
+                     min(LIVE_MAX_BODY_BYTES, settings.server.max_body_bytes)),
+        ])
     app.in_flight = 0  # type: ignore[attr-defined]  # requests not finished yet (drain)
     return app
 

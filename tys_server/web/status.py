@@ -1,4 +1,4 @@
-"""GET /metrics and GET /status: the operator's view (API auth on both)."""
+"""GET /metrics and GET /status: the operator's view (auth.monitor on both)."""
 
 from __future__ import annotations
 
@@ -195,8 +195,9 @@ class StatusHandler(BaseHandler):
 
 
 def routes(settings: Settings, metrics: Metrics, page: StatusPage) -> list[Any]:
-    """The route table entries for make_app's extra_routes."""
-    auth = BasicAuth(settings.auth.api)
+    """The route table entries for make_app's extra_routes, behind the monitoring pair."""
+    # Its own pair: a password given to Prometheus cannot register or delete users.
+    auth = BasicAuth(settings.auth.monitor)
     return [
         (r"/metrics", MetricsHandler, {"auth": auth, "metrics": metrics}),
         (r"/status/?", StatusHandler, {"auth": auth, "page": page}),
