@@ -13,18 +13,23 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import psycopg2
 import tornado.httpserver
+import tornado.ioloop
 import tornado.web
 
 from tys_server.config import DEFAULT_CONFIG, ConfigError, Settings, load_settings
+from tys_server.core.gate import GateParams
 from tys_server.core.state import RECENT_S, State
 from tys_server.core.tracking import FilterParams
+from tys_server.feeds.spaces_firehose import FirehoseConsumer, FirehoseOptions
 from tys_server.lookup.cmx_api import CmxClient, configure_http_client
+from tys_server.lookup.observed import ObservedIps
 from tys_server.ops import sdnotify
+from tys_server.ops.feeds import FeedBoard, FirehoseWatch, Health, ReceiverWatch
 from tys_server.ops.metrics import Metrics
 from tys_server.ops.startup import StartupError, embedded_failure, failure_line, first_line
 from tys_server.service import Service
@@ -46,6 +51,7 @@ FREEZE_AFTER_TRACKS = 100_000
 FINAL_FLUSH_ATTEMPTS = 5
 FINAL_FLUSH_PAUSE_STEP_S = 2.0
 FINAL_FLUSH_PAUSE_MAX_S = 5.0
+FORGET_SIGHTINGS_EVERY_S = 60.0  # expired IP sightings leave memory this often
 
 
 def final_flush_pause_s(attempt: int) -> float:
@@ -121,19 +127,73 @@ def _no_passphrase() -> bytes:
 class Runtime:
     """The assembled service: database, state, CMX client, flusher, HTTP server."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
+        self.clock = clock  # the feeds' and the service's "now" (tests move it)
         self.embedded: EmbeddedPostgres | None = None
         self.store: Store | None = None
+        # IP → device as the feeds saw it: registration asks it before any CMX host.
+        self.observed = ObservedIps(settings.lookup.observed_ttl_s)
         self.state = State(FilterParams(settings.tracking.max_speed_mps,
                                         settings.tracking.max_moving_angle_deg),
-                           settings.tracking.timezone)
-        self.metrics = Metrics(self.state)
+                           settings.tracking.timezone,
+                           gate=GateParams(settings.gate_ft(),
+                                           settings.tracking.max_uncertainty_ft),
+                           max_devices=settings.tracking.max_devices,
+                           on_ip_seen=self.observed.saw)
+        self.loaded_cursors: dict[str, int] = {}  # feed → cursor_ms read at start-up
+        self.feeds, self.cmx_feed, self.meraki_feed = self._receivers()
+        self.firehose: FirehoseConsumer | None = None
+        self._forget_sightings: tornado.ioloop.PeriodicCallback | None = None
+        self.metrics = Metrics(self.state, feeds=self.feeds)
         self.cmx: CmxClient | None = None
         self.service: Service | None = None
         self.flusher: Flusher | None = None
         self.http: tornado.httpserver.HTTPServer | None = None
         self.app: tornado.web.Application | None = None
+
+    def _receivers(self) -> tuple[FeedBoard, ReceiverWatch | None, ReceiverWatch | None]:
+        """The board of enabled feeds, with a watch for each feed that POSTs to TYS."""
+        feeds = self.settings.feeds
+        board = FeedBoard()
+        watches: list[ReceiverWatch | None] = []
+        for name, on, quiet_after_s in (
+                ("cmx", feeds.cmx.enabled, feeds.cmx.quiet_after_s),
+                ("meraki", feeds.meraki.enabled, feeds.meraki.quiet_after_s)):
+            watch = ReceiverWatch(quiet_after_s, clock=self.clock) if on else None
+            if watch is not None:
+                board.add(name, watch)
+            watches.append(watch)
+        return board, watches[0], watches[1]
+
+    def _start_feeds(self) -> None:
+        """The Firehose consumer (resuming from its stored cursor) and sighting expiry."""
+        spaces = self.settings.feeds.spaces_firehose
+        if spaces.enabled:
+            options = FirehoseOptions(
+                url=spaces.url, api_key=spaces.api_key, coordinate_unit=spaces.coordinate_unit,
+                resume_overlap_s=spaces.resume_overlap_s, stall_timeout_s=spaces.stall_timeout_s,
+                hash_key=self.settings.cmx.mac_hash_key, quiet_after_s=spaces.quiet_after_s)
+            self.firehose = FirehoseConsumer(
+                options, self.state, clock=self.clock,
+                initial_cursor_ms=self.loaded_cursors.get("spaces_firehose"))
+            self.feeds.add("spaces_firehose", FirehoseWatch(self.firehose))
+            self.firehose.start()
+        self._forget_sightings = tornado.ioloop.PeriodicCallback(
+            lambda: self.observed.forget_old(self.clock()), FORGET_SIGHTINGS_EVERY_S * 1000)
+        self._forget_sightings.start()
+
+    def feed_cursors(self) -> dict[str, int]:
+        """The Flusher's cursors: each feed's position, matching the state it snapshots."""
+        cursor_ms = self.firehose.cursor_for_flush() if self.firehose is not None else None
+        return {} if cursor_ms is None else {"spaces_firehose": cursor_ms}
+
+    async def _stop_feeds(self) -> None:
+        """End the stream before the final flush, so the cursor written matches the state."""
+        if self._forget_sightings is not None:
+            self._forget_sightings.stop()
+        if self.firehose is not None:
+            await self.firehose.stop()
 
     async def open_database(self) -> str:
         """Embedded PostgreSQL unless database.dsn is set; returns the DSN."""
@@ -166,19 +226,24 @@ class Runtime:
                  len(self.state.owners), len(self.state.tracks), time.perf_counter() - started)
         configure_http_client(self.settings.cmx.max_clients)
         self.cmx = CmxClient(self.settings.cmx, on_lookup=self.metrics.observe_lookup)
-        self.service = Service(self.settings, self.state, self.store, self.cmx)
+        self.service = Service(self.settings, self.state, self.store, self.cmx, self.clock,
+                               observed=self.observed, on_lookup=self.metrics.count_lookup)
         self.flusher = Flusher(self.state, self.store, db.flush_interval_s,
                                on_flush=self.metrics.observe_flush)
         self.metrics.watch(self.flusher, self.cmx)
         self.flusher.last_success_s = time.time()
         self.flusher.start()
+        self._start_feeds()
 
     def application(self) -> tornado.web.Application:
         """The Tornado app over this runtime."""
         assert self.service is not None and self.flusher is not None
-        page = status.StatusPage(self.service, self.flusher, self.cmx)
-        self.app = make_app(self.settings, self.service, self.flusher,
-                            on_batch=self.metrics.observe_batch,
+        health = Health(self.flusher, self.feeds)
+        page = status.StatusPage(self.service, health, self.cmx, feeds=self.feeds)
+        self.app = make_app(self.settings, self.service, health,
+                            on_batch=self.cmx_feed.observe if self.cmx_feed else None,
+                            on_meraki_batch=self.meraki_feed.observe if self.meraki_feed
+                            else None,
                             on_request=self.metrics.on_request,
                             extra_routes=status.routes(self.settings, self.metrics, page))
         return self.app
@@ -211,6 +276,7 @@ class Runtime:
             self.http.stop()
             await self._drain()
         flushed = True
+        await self._stop_feeds()
         if self.flusher is not None:
             await self.flusher.stop()
             flushed = await self._final_flush()

@@ -115,14 +115,14 @@ class Service:
     def __init__(self, settings: Settings, state: State, store: UserStore, cmx: MacLookup,
                  clock: Callable[[], float] = time.time, *,
                  observed: SeenDevices | None = None,
-                 on_lookup: Callable[[str, float], None] | None = None) -> None:
+                 on_lookup: Callable[[str], None] | None = None) -> None:
         self.settings = settings
         self.state = state
         self.store = store
         self.cmx = cmx
         self.clock = clock
         self.observed = observed  # IPs the feeds saw: asked before any CMX host
-        self._on_lookup = on_lookup  # (outcome, seconds) of look-ups no CMX host answered
+        self._on_lookup = on_lookup  # the outcome of a look-up no CMX host was asked for
         excluded = settings.leaderboard.exclude_email_domains
         self._excluded = tuple("@" + d.lower().lstrip("@") for d in excluded)
         self.boards = Boards(state, self.is_ranked, settings.leaderboard.refresh_interval_s)
@@ -181,7 +181,7 @@ class Service:
 
     def _looked_up(self, outcome: str) -> None:
         if self._on_lookup is not None:
-            self._on_lookup(outcome, 0.0)  # memory only: no time worth a bucket
+            self._on_lookup(outcome)
 
     # -- use cases ------------------------------------------------------------------
 

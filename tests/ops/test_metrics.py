@@ -14,6 +14,7 @@ from tests.web.test_notify import movement
 from tys_server.core.events import Batch
 from tys_server.core.state import State
 from tys_server.core.tracking import FilterParams
+from tys_server.ops.feeds import FeedBoard, ReceiverWatch
 from tys_server.ops.metrics import Metrics
 
 MACS = ("00:11:22:33:44:01", "00:11:22:33:44:02", "00:11:22:33:44:03")
@@ -102,9 +103,11 @@ async def test_scrape_counts_known_traffic_without_private_labels(post: Any,
 
 
 def test_each_server_has_its_own_registry() -> None:
-    first = Metrics(State(FilterParams(), "UTC"))
+    board, cmx = FeedBoard(), ReceiverWatch(300.0)
+    board.add("cmx", cmx)
+    first = Metrics(State(FilterParams(), "UTC"), feeds=board)
     second = Metrics(State(FilterParams(), "UTC"))  # same names: no "Duplicated timeseries"
-    first.observe_batch(Batch([], 2, 0, 0, {("movement", "accepted"): 2}))
+    cmx.observe(Batch([], 2, 0, 0, {("movement", "accepted"): 2}))
     assert value(samples(first.exposition().decode()), "tys_notifications_total",
                  type="movement", outcome="accepted") == 2
     assert ("tys_notifications_total", (("outcome", "accepted"), ("type", "movement"))) \

@@ -1,8 +1,8 @@
 """Prometheus metrics of one server: counters fed by hooks, gauges read at scrape time.
 
 Every label value comes from a bounded set the server chooses (handler class names,
-status codes, notification type labels, look-up outcomes): never a MAC, an IP, a
-username or a CMX host name. Hot paths (one call per request, per batch) add to plain
+status codes, feed names, type labels, feed states, look-up outcomes): never a MAC, an
+IP, a username or a CMX host name. Hot paths (one call per request, per batch) add to plain
 numbers in dicts, read out at scrape time: no prometheus-client child and no lock per
 request (the server is one thread), which cost about 2% of a notification's CPU.
 """
@@ -24,8 +24,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.utils import floatToGoString
 
-from tys_server.core.events import Batch
 from tys_server.core.state import State
+from tys_server.ops.feeds import FeedBoard
 from tys_server.ops.sources import HostSource
 
 # Notification batches are answered in well under a millisecond: start the buckets low.
@@ -78,7 +78,8 @@ class _RequestChild:
 class Metrics:
     """One registry per server, so several apps in one process never collide."""
 
-    def __init__(self, state: State, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, state: State, *, feeds: FeedBoard | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.flush_seconds = Histogram("tys_flush_duration_seconds",
@@ -88,18 +89,20 @@ class Metrics:
                                       "the database.", registry=r)
         self.flush_rows = Counter("tys_flush_rows_written", "Rows written by successful "
                                   "flushes.", registry=r)
-        self.lookups = Counter("tys_cmx_lookups", "CMX IP to MAC look-ups, by outcome.",
+        # The name predates the feeds: outcome "observed" is a feed's sighting, no CMX asked.
+        self.lookups = Counter("tys_cmx_lookups", "IP to MAC look-ups, by outcome.",
                                ["outcome"], registry=r)
         self.lookup_seconds = Histogram("tys_cmx_lookup_duration_seconds",
                                         "Time of one CMX look-up, fail-over included.",
                                         buckets=LOOKUP_BUCKETS_S, registry=r)
         self._request_children: dict[tuple[str, int], _RequestChild] = {}
         self._request_histograms: dict[str, _Histogram] = {}
-        self._notification_counts: dict[tuple[str, str], int] = {}
         self._lookup_children: dict[str, Any] = {}
+        self.feeds = feeds if feeds is not None else FeedBoard()
         self._gauges = _ScrapeGauges(state, clock)
         r.register(self._gauges)
         r.register(_HotPathCounts(self))
+        r.register(_FeedFamilies(self.feeds, state, clock))
 
     def watch(self, flusher: FlushSource | None, cmx: HostSource | None) -> None:
         """Read the flusher and the CMX hosts at scrape time (they exist after start-up)."""
@@ -125,12 +128,6 @@ class Metrics:
         self.observe_request(type(handler).__name__, handler.get_status(),
                              handler.request.request_time())
 
-    def observe_batch(self, batch: Batch) -> None:
-        """One parsed CMX batch (type labels are bounded by notifications._label)."""
-        counts = self._notification_counts
-        for key, count in batch.by_type.items():
-            counts[key] = counts.get(key, 0) + count
-
     def observe_flush(self, seconds: float, rows: int, ok: bool) -> None:
         """The flusher's on_flush hook."""
         self.flush_seconds.observe(seconds)
@@ -141,11 +138,16 @@ class Metrics:
 
     def observe_lookup(self, outcome: str, seconds: float) -> None:
         """The CMX client's on_lookup hook."""
+        self.count_lookup(outcome)
+        self.lookup_seconds.observe(seconds)
+
+    def count_lookup(self, outcome: str) -> None:
+        """A look-up answered without a CMX host (the service's hook): ``observed`` (a
+        feed's sighting), or ``not_found``/``not_private`` with no host configured."""
         child = self._lookup_children.get(outcome)
         if child is None:
             child = self._lookup_children[outcome] = self.lookups.labels(outcome)
         child.inc()
-        self.lookup_seconds.observe(seconds)
 
     # -- scrape -----------------------------------------------------------------------
 
@@ -175,12 +177,71 @@ class _HotPathCounts:
         for handler, histogram in m._request_histograms.items():
             seconds.add_metric([handler], histogram.buckets(), histogram.sum)
         yield seconds
+
+
+class _FeedFamilies:
+    """Per-feed counts and states (ops.feeds), and the state's refusals, read at scrape."""
+
+    def __init__(self, feeds: FeedBoard, state: State, clock: Callable[[], float]) -> None:
+        self.feeds = feeds
+        self.state = state
+        self.clock = clock
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterable[Metric]:
+        # CMX's entries keep their own family too: dashboards were built on it.
         notifications = CounterMetricFamily(
             "tys_notifications", "CMX notification entries received, by type and outcome.",
             labels=["type", "outcome"])
-        for (kind, outcome), count in m._notification_counts.items():
+        cmx = self.feeds.get("cmx")
+        for (kind, outcome), count in (cmx.by_type.items() if cmx is not None else ()):
             notifications.add_metric([kind, outcome], count)
         yield notifications
+        events = CounterMetricFamily(
+            "tys_feed_events", "Entries received from each feed, by type and outcome.",
+            labels=["feed", "type", "outcome"])
+        future = CounterMetricFamily(
+            "tys_feed_future_timestamps", "Event times more than 5 minutes ahead of the "
+            "server's clock, replaced by the receive time (clock skew).", labels=["feed"])
+        states = GaugeMetricFamily("tys_feed_state", "1 for each feed's current state.",
+                                   labels=["feed", "state"])
+        lag = GaugeMetricFamily("tys_feed_lag_seconds", "Receive time minus event time of "
+                                "each feed's newest event.", labels=["feed"])
+        age = GaugeMetricFamily("tys_feed_last_event_age_seconds", "Seconds since each "
+                                "feed's newest event arrived.", labels=["feed"])
+        reconnects = CounterMetricFamily("tys_feed_reconnects", "Feed connections that "
+                                         "ended and were retried.", labels=["feed"])
+        bad_lines = CounterMetricFamily("tys_feed_bad_lines", "Stream lines that were no "
+                                        "event (not JSON, cut short, too long).",
+                                        labels=["feed"])
+        now_s = self.clock()
+        for name, feed in self.feeds:
+            for (kind, outcome), count in list(feed.by_type.items()):
+                events.add_metric([name, kind, outcome], count)
+            future.add_metric([name], feed.future_ts)
+            current = feed.state
+            for known in feed.states:
+                states.add_metric([name, known], 1 if known == current else 0)
+            if feed.lag_s is not None:
+                lag.add_metric([name], feed.lag_s)
+            if feed.last_event_at is not None:
+                age.add_metric([name], max(0.0, now_s - feed.last_event_at))
+            if feed.reconnects is not None:
+                reconnects.add_metric([name], feed.reconnects)
+            if feed.bad_lines is not None:
+                bad_lines.add_metric([name], feed.bad_lines)
+        yield from (events, future, states, lag, age, reconnects, bad_lines)
+        state = self.state
+        for name, documentation, value in (
+                ("tys_devices_refused", "New devices refused past tracking.max_devices.",
+                 state.refused_devices),
+                ("tys_stale_movements", "Fixes older than their track's newest point, "
+                 "dropped.", state.stale_movements),
+                ("tys_stale_visits", "Zone visits older than memory's window, counted "
+                 "and not written.", state.stale_visits)):
+            yield CounterMetricFamily(name, documentation, value=value)
 
 
 class _ScrapeGauges:

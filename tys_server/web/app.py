@@ -12,7 +12,7 @@ from tys_server.config import Settings
 from tys_server.core.events import Batch
 from tys_server.ops.sources import HealthSource
 from tys_server.service import Service
-from tys_server.web import live
+from tys_server.web import live, meraki
 from tys_server.web.base import BaseHandler, BasicAuth, HttpDate
 from tys_server.web.limits import PathRule
 from tys_server.web.notify import NotificationHandler
@@ -49,21 +49,37 @@ def _logged_then(on_request: Callable[[tornado.web.RequestHandler], None]
 def make_app(settings: Settings, service: Service, health: HealthSource, *,
              clock: Callable[[], float] | None = None,
              on_batch: Callable[[Batch], None] | None = None,
+             on_meraki_batch: Callable[[Batch], None] | None = None,
              on_request: Callable[[tornado.web.RequestHandler], None] | None = None,
              extra_routes: list[Any] | None = None) -> tornado.web.Application:
-    """Build the Tornado application over an assembled service."""
+    """Build the Tornado application over an assembled service.
+
+    on_batch sees each CMX batch applied, on_meraki_batch each Meraki POST's (metrics).
+    """
     notify_auth = BasicAuth(settings.auth.notification)
     api_auth = BasicAuth(settings.auth.api)
     notify_ctx: dict[str, Any] = {"auth": notify_auth, "sink": service.state,
                                   "on_batch": on_batch}
     if clock is not None:
         notify_ctx["clock"] = clock
+    feeds = settings.feeds
     routes: list[Any] = [
-        (r"/notification(/area)?/?", NotificationHandler, notify_ctx),
         *live.routes(settings, service, api_auth),
         (r"/healthz", HealthHandler, {"source": health}),
         (r"/openapi.yaml", OpenApiHandler),
     ]
+    rules = [PathRule("/live/", api_auth, min(LIVE_MAX_BODY_BYTES, settings.server.max_body_bytes))]
+    if feeds.cmx.enabled:  # a Spaces- or Meraki-only site has no /notification to guard
+        # First in the table: the busiest route is matched first.
+        routes.insert(0, (r"/notification(/area)?/?", NotificationHandler, notify_ctx))
+        rules += [PathRule("/notification", notify_auth),
+                  PathRule("/notification/area", notify_auth)]
+    if feeds.meraki.enabled:  # its secret is in the body: its own cap, checked first
+        routes += meraki.routes(
+            service.state, validator=feeds.meraki.validator, secret=feeds.meraki.secret,
+            hash_key=settings.cmx.mac_hash_key, max_variance_m=feeds.meraki.max_variance_m,
+            path=feeds.meraki.path, clock=clock, on_batch=on_meraki_batch)
+        rules.append(PathRule(feeds.meraki.path, max_body_bytes=feeds.meraki.max_body_bytes))
     routes.extend(extra_routes or [])
     app = tornado.web.Application(
         routes, default_handler_class=NotFoundHandler,
@@ -71,11 +87,7 @@ def make_app(settings: Settings, service: Service, health: HealthSource, *,
         compress_response=False, xsrf_cookies=False, http_date=HttpDate(),
         security_headers=bool(settings.server.tls_cert and settings.server.tls_key),
         # What the HTTP server checks on the headers, before any body is read (web.limits).
-        edge_rules=[
-            PathRule("/notification", notify_auth), PathRule("/notification/area", notify_auth),
-            PathRule("/live/", api_auth,
-                     min(LIVE_MAX_BODY_BYTES, settings.server.max_body_bytes)),
-        ])
+        edge_rules=rules)
     app.in_flight = 0  # type: ignore[attr-defined]  # requests not finished yet (drain)
     return app
 

@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from tys_server.config import Settings
 from tys_server.core.state import MINUTE_S, RECENT_S
 from tys_server.core.units import km, steps
+from tys_server.ops.feeds import FeedBoard
 from tys_server.ops.metrics import Metrics
 from tys_server.ops.sources import HealthSource, HostSource
 from tys_server.service import Service
@@ -32,6 +33,8 @@ HISTORY_TIMEOUT_S = 2.0
 REGISTERED_POINTS = 120
 TOP_ZONES = 10
 TOP_LEADERS = 10
+FEED_NAMES = {"cmx": "CMX notifications", "spaces_firehose": "Cisco Spaces Firehose",
+              "meraki": "Meraki Scanning API"}
 
 
 def step_series(points: Sequence[tuple[float, float]], start_s: float, end_s: float,
@@ -54,12 +57,13 @@ class StatusPage:
     """The /status HTML, drawn from memory (and hourly history from the database)."""
 
     def __init__(self, service: Service, health: HealthSource, cmx: HostSource | None,
-                 *, clock: Callable[[], float] = time.time,
+                 *, feeds: FeedBoard | None = None, clock: Callable[[], float] = time.time,
                  cache_s: float = CACHE_S) -> None:
         self.service = service
         self.state = service.state
         self.health = health
         self.cmx = cmx
+        self.feeds = feeds if feeds is not None else FeedBoard()
         self.clock = clock
         self.cache_s = cache_s
         self.loader = tornado.template.Loader(str(TEMPLATE_DIR))
@@ -131,7 +135,26 @@ class StatusPage:
             "hosts": [{"host": h.host, "status": h.status, "error": h.last_error or "",
                        "since": self._clock_text(h.last_change_s, "%H:%M:%S")}
                       for h in (self.cmx.hosts if self.cmx is not None else [])],
+            "feeds": self._feed_rows(now_s),
         }
+
+    def _feed_rows(self, now_s: float) -> list[dict[str, str]]:
+        """Each enabled feed: its state, how old its newest event is, and how late it was."""
+        rows = []
+        for name, feed in self.feeds:
+            last_at, lag_s = feed.last_event_at, feed.lag_s
+            details = [f"last event: {_age_text(None if last_at is None else now_s - last_at)}"]
+            if lag_s is not None:
+                details.append(f"lag {lag_s:.1f} s")
+            if feed.future_ts:
+                details.append(f"{feed.future_ts:,} future times replaced (clock skew?)")
+            if feed.reconnects:
+                details.append(f"{feed.reconnects:,} reconnects")
+            if feed.last_error:
+                details.append(feed.last_error)
+            rows.append({"name": FEED_NAMES.get(name, name), "state": feed.state,
+                         "details": " · ".join(details)})
+        return rows
 
     def _registered_chart(self, now_s: float) -> str:
         points = list(self._history)
