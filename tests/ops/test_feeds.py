@@ -1,0 +1,97 @@
+"""ops/feeds: each feed's state and counts as /healthz, /status and the metrics read them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.support.clock import Clock
+from tys_server.core.events import Batch, Fix, IpSeen
+from tys_server.ops.feeds import FIREHOSE_STATES, FeedBoard, FirehoseWatch, Health, ReceiverWatch
+
+NOW_S = 1_800_000_000.0
+QUIET_S = 300.0
+
+
+def batch(*events: Any, future_ts: int = 0) -> Batch:
+    return Batch(list(events), len(events), 0, 0, {("fix", "accepted"): len(events)} if events
+                 else {}, future_ts)
+
+
+def test_a_receiver_is_ok_through_the_start_up_grace_then_quiet() -> None:
+    clock = Clock(NOW_S)
+    watch = ReceiverWatch(QUIET_S, clock=clock)
+    assert watch.state == "ok"  # nothing yet, but the server only just started
+    clock.now_s += QUIET_S - 1
+    assert watch.state == "ok"
+    clock.now_s += 1
+    assert watch.state == "quiet"
+
+
+def test_a_batch_wakes_a_quiet_receiver_until_quiet_after_s_passes_again() -> None:
+    clock = Clock(NOW_S)
+    watch = ReceiverWatch(QUIET_S, clock=clock)
+    clock.now_s += 2 * QUIET_S
+    assert watch.state == "quiet"
+    watch.observe(batch())  # a POST with nothing in it still says the feed is there
+    assert watch.state == "ok"
+    clock.now_s += QUIET_S
+    assert watch.state == "quiet"
+
+
+def test_a_receiver_counts_types_future_times_and_the_lag_of_the_newest_event() -> None:
+    clock = Clock(NOW_S)
+    watch = ReceiverWatch(QUIET_S, clock=clock)
+    assert (watch.lag_s, watch.last_event_at) == (None, None)
+    fix = Fix("00:11:22:33:44:55", 1, 0.0, 0.0, None, NOW_S - 30.0)
+    watch.observe(batch(fix, IpSeen("10.0.0.1", fix.mac, NOW_S - 12.5), future_ts=1))
+    clock.now_s += 5
+    watch.observe(batch(fix))
+    assert watch.by_type == {("fix", "accepted"): 3}
+    assert watch.future_ts == 1
+    assert watch.last_event_at == NOW_S + 5
+    assert watch.lag_s == 35.0  # received 5 s later than the first time, same event time
+    assert (watch.reconnects, watch.bad_lines, watch.last_error) == (None, None, None)
+
+
+class FakeConsumer:
+    """The attributes of a FirehoseConsumer that the watch reads."""
+
+    class Reader:
+        future_ts = 4
+
+    reader = Reader()
+    state = "backing_off"
+    by_type = {("DEVICE_LOCATION_UPDATE", "accepted"): 9}
+    lag_s = 2.5
+    last_event_at = NOW_S
+    reconnects = 3
+    bad_lines = 1
+    last_error = "HTTP 503"
+
+
+def test_the_firehose_watch_reads_the_consumer_and_its_reader() -> None:
+    watch = FirehoseWatch(FakeConsumer())
+    assert (watch.state, watch.future_ts, watch.reconnects, watch.bad_lines) == \
+        ("backing_off", 4, 3, 1)
+    assert (watch.lag_s, watch.last_event_at, watch.last_error) == (2.5, NOW_S, "HTTP 503")
+    assert watch.by_type == FakeConsumer.by_type
+    assert watch.states == FIREHOSE_STATES and "unauthorized" in watch.states
+
+
+class DatabaseDown:
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        return False, {"database": "down", "last_flush_age_s": 40.0, "backlog": 7}
+
+
+def test_health_adds_every_feed_state_and_leaves_the_verdict_to_the_database() -> None:
+    clock = Clock(NOW_S)
+    board = FeedBoard()
+    board.add("cmx", ReceiverWatch(QUIET_S, clock=clock))
+    board.add("spaces_firehose", FirehoseWatch(FakeConsumer()))
+    clock.now_s += QUIET_S
+    ok, details = Health(DatabaseDown(), board).health()
+    assert ok is False
+    assert details == {"database": "down", "last_flush_age_s": 40.0, "backlog": 7,
+                       "feeds": {"cmx": "quiet", "spaces_firehose": "backing_off"}}
+    assert [name for name, _ in board] == ["cmx", "spaces_firehose"]
+    assert board.get("meraki") is None
