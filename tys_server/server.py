@@ -31,7 +31,13 @@ from tys_server.lookup.observed import ObservedIps
 from tys_server.ops import sdnotify
 from tys_server.ops.feeds import FeedBoard, FirehoseWatch, Health, ReceiverWatch
 from tys_server.ops.metrics import Metrics
-from tys_server.ops.startup import StartupError, embedded_failure, failure_line, first_line
+from tys_server.ops.startup import (
+    StartupError,
+    check_writable_dir,
+    embedded_failure,
+    failure_line,
+    first_line,
+)
 from tys_server.service import Service
 from tys_server.store.database import Store, StoreError
 from tys_server.store.embedded import EmbeddedPostgres
@@ -316,6 +322,8 @@ async def serve(settings: Settings) -> int:
     runtime: Runtime | None = None
     try:
         tls = tls_context(settings)  # before the database starts: nothing to undo yet
+        # Found out now, not at a shutdown with the database down (when the spill is needed).
+        check_writable_dir("database.spill_dir", settings.database.spill_dir)
         runtime = Runtime(settings)
         await start_runtime(runtime)
         runtime.listen(tls)

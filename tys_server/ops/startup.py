@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,16 @@ class StartupError(Exception):
 
     def __init__(self, what: str, detail: str) -> None:
         super().__init__(f"{what}: {detail}")
+
+
+def check_writable_dir(key: str, path: Path | str) -> None:
+    """The directory exists (made if missing) and takes a new file, else StartupError."""
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".tys-write-check-"):
+            pass
+    except OSError as exc:
+        raise StartupError(f"{key} {path}", exc.strerror or str(exc)) from None
 
 
 def first_line(exc: BaseException) -> str:
@@ -59,7 +70,8 @@ def scrub(text: str, settings: Settings) -> str:
     """text with every secret setting's value (and the DSN's password) masked."""
     if _INVALID_DSN in text:
         # Whatever libpq quoted may be the password: keep the reason, drop the quote.
-        text = text.split('"', 1)[0].rstrip(" :") + " (database.dsn not shown)"
+        text = (text.split('"', 1)[0].rstrip(" :")
+                + " ... (value not shown: database.dsn is a secret)")
     for secret in sorted(secret_values(settings), key=len, reverse=True):
         text = text.replace(secret, _MASK)
     return " ".join(text.split())  # one line, whatever the detail held
@@ -88,18 +100,18 @@ def _collect(node: Any, key: str, found: set[str]) -> None:
 
 
 def embedded_failure(exc: subprocess.SubprocessError, data_dir: Path | str) -> StartupError:
-    """pg_ctl could not start the embedded server: its last FATAL line, and where its log is."""
+    """pg_ctl could not start the embedded server: what its log said last, and where it is."""
     log_path = Path(data_dir).resolve() / "log"
     why = "pg_ctl timed out" if isinstance(exc, subprocess.TimeoutExpired) else (
         f"pg_ctl exited {getattr(exc, 'returncode', '?')}")
-    fatal = last_fatal(log_path)
-    detail = f"{why}: {fatal}" if fatal else why
+    said = last_words(log_path)
+    detail = f"{why}: {said}" if said else why
     return StartupError(f"embedded PostgreSQL in {Path(data_dir).resolve()}",
                         f"{detail} (log: {log_path})")
 
 
-def last_fatal(log_path: Path) -> str | None:
-    """The text of the last FATAL line in the server's log, if it can be read."""
+def last_words(log_path: Path) -> str | None:
+    """The server log's last FATAL message, else its last line; None when unreadable."""
     try:
         with log_path.open("rb") as log:
             size = log.seek(0, 2)
@@ -107,5 +119,8 @@ def last_fatal(log_path: Path) -> str | None:
             tail = log.read().decode("utf-8", "replace")
     except OSError:
         return None
-    fatal = [line for line in tail.splitlines() if "FATAL:" in line]
-    return fatal[-1].split("FATAL:", 1)[1].strip() if fatal else None
+    lines = [line.strip() for line in tail.splitlines() if line.strip()]
+    fatal = [line for line in lines if "FATAL:" in line]
+    if fatal:
+        return fatal[-1].split("FATAL:", 1)[1].strip()
+    return lines[-1] if lines else None
