@@ -25,7 +25,7 @@ from tys_server.config import Settings, load_settings
 from tys_server.server import Runtime
 from tys_server.store.embedded import EmbeddedPostgres
 
-TABLES = ("devices", "users", "distance", "distance_history", "count", "zone")
+TABLES = ("devices", "users", "distance", "distance_history", "count", "zone", "feed_cursor")
 CMX_AUTH = ("cmx", "change-me-cmx")
 API_AUTH = ("frontend", "change-me-api")
 MONITOR_AUTH = ("monitor", "change-me-monitor")
@@ -121,10 +121,12 @@ def with_overrides(settings: Settings, **overrides: Any) -> Settings:
 
 
 @pytest.fixture
-def settings(db: TestDatabase) -> Settings:
-    """The shipped default config pointed at the test database, flushed only on demand."""
+def settings(db: TestDatabase, tmp_path: Path) -> Settings:
+    """The shipped default config pointed at the test database, flushed only on demand,
+    with a spill directory of the test's own (never the checkout's var/spill)."""
     base = load_settings("conf/tys.yaml", environ={})
-    return with_overrides(base, **{"database.dsn": db.dsn, "database.flush_interval_s": 3600.0})
+    return with_overrides(base, **{"database.dsn": db.dsn, "database.flush_interval_s": 3600.0,
+                                   "database.spill_dir": str(tmp_path / "spill")})
 
 
 @pytest.fixture

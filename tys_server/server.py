@@ -22,7 +22,9 @@ import tornado.ioloop
 import tornado.web
 
 from tys_server.config import DEFAULT_CONFIG, ConfigError, Settings, load_settings
+from tys_server.core import restore
 from tys_server.core.gate import GateParams
+from tys_server.core.snapshot import Unflushed
 from tys_server.core.state import RECENT_S, State
 from tys_server.core.tracking import FilterParams
 from tys_server.feeds.spaces_firehose import FirehoseConsumer, FirehoseOptions
@@ -39,6 +41,7 @@ from tys_server.ops.startup import (
     first_line,
 )
 from tys_server.service import Service
+from tys_server.store import spill
 from tys_server.store.database import Store, StoreError
 from tys_server.store.embedded import EmbeddedPostgres
 from tys_server.store.flusher import Flusher
@@ -52,9 +55,10 @@ log = logging.getLogger("tys_server")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Below this many tracks a full GC pass is a few ms: not worth freezing start-up objects.
 FREEZE_AFTER_TRACKS = 100_000
-# The shutdown flush: tries, and the pauses between them (2, 4, 5, 5 s); systemd's
-# TimeoutStopSec must outlast them all (tests/ops/test_systemd_units.py reads these).
-FINAL_FLUSH_ATTEMPTS = 5
+# The shutdown flush: tries, and the pauses between them (2, 4 s), then the spill file;
+# systemd's TimeoutStopSec must outlast them all (tests/ops/test_systemd_units.py reads
+# these).
+FINAL_FLUSH_ATTEMPTS = 3
 FINAL_FLUSH_PAUSE_STEP_S = 2.0
 FINAL_FLUSH_PAUSE_MAX_S = 5.0
 FORGET_SIGHTINGS_EVERY_S = 60.0  # expired IP sightings leave memory this often
@@ -223,19 +227,28 @@ class Runtime:
         # A million long-lived objects: GC passes during the load could free none of them.
         gc.disable()
         try:
-            self.state.seed(await self.store.load(recent_since_s=time.time() - RECENT_S))
+            loaded = await self.store.load(self.state, recent_since_s=self.clock() - RECENT_S)
             if len(self.state.tracks) >= FREEZE_AFTER_TRACKS:
                 gc.freeze()  # and no later pass needs to walk them: no 100 ms GC pauses
         finally:
             gc.enable()
-        log.info("loaded %d users, %d devices, %d tracks in %.1f s", len(self.state.users),
-                 len(self.state.owners), len(self.state.tracks), time.perf_counter() - started)
+        log.info("loaded %d users, %d devices, %d tracks, %d day rows in %.1f s",
+                 len(self.state.users), len(self.state.owners), len(self.state.tracks),
+                 len(self.state.days), time.perf_counter() - started)
+        self.loaded_cursors = dict(loaded.cursors)
+        spilled = await asyncio.to_thread(spill.read, db.spill_dir)
+        if spilled is not None:  # newer than the database: a shutdown could not write it
+            restore.apply_unflushed(self.state, spilled)
+            self.loaded_cursors.update(spilled.cursors)
         configure_http_client(self.settings.cmx.max_clients)
         self.cmx = CmxClient(self.settings.cmx, on_lookup=self.metrics.observe_lookup)
         self.service = Service(self.settings, self.state, self.store, self.cmx, self.clock,
                                observed=self.observed, on_lookup=self.metrics.count_lookup)
         self.flusher = Flusher(self.state, self.store, db.flush_interval_s,
-                               on_flush=self.metrics.observe_flush)
+                               on_flush=self.metrics.observe_flush, cursors=self._cursors)
+        self.flusher.written_cursors = dict(loaded.cursors)
+        if spilled is not None:
+            await self._write_spill(spilled)
         self.metrics.watch(self.flusher, self.cmx)
         self.flusher.last_success_s = time.time()
         self.flusher.start()
@@ -276,8 +289,21 @@ class Runtime:
         log.info("serving on %s://%s:%d", "https" if server.tls_cert else "http",
                  server.host, server.port)
 
+    async def _write_spill(self, spilled: Unflushed) -> None:
+        """Flush what a spill file put back; only then remove the file."""
+        assert self.flusher is not None
+        if not await self.flusher.flush_once():
+            raise StoreError(f"cannot write the {len(spilled)} rows of the spill file to the "
+                             "database; the file is kept for the next start")
+        await asyncio.to_thread(spill.remove, self.settings.database.spill_dir)
+        log.info("wrote the %d rows of the spill file and removed it", len(spilled))
+
+    def _cursors(self) -> dict[str, int]:
+        # A feed that has not moved since start-up keeps the cursor it was loaded with.
+        return {**self.loaded_cursors, **self.feed_cursors()}
+
     async def stop(self) -> bool:
-        """Stop accepting, drain, final flush, close; True when everything was flushed."""
+        """Stop accepting, drain, final flush (or spill), close; True when nothing is lost."""
         if self.http is not None:
             self.http.stop()
             await self._drain()
@@ -306,10 +332,24 @@ class Runtime:
                 log.info("final flush done")
                 return True
             log.error("final flush failed (attempt %d of %d)", attempt, FINAL_FLUSH_ATTEMPTS)
-            if attempt < FINAL_FLUSH_ATTEMPTS:  # no pause before giving up
+            if attempt < FINAL_FLUSH_ATTEMPTS:  # no pause before the spill file
                 await asyncio.sleep(final_flush_pause_s(attempt))
-        log.error("giving up: %d dirty keys were not written", len(self.state.dirty))
-        return False
+        return await self._spill()
+
+    async def _spill(self) -> bool:
+        """Write what the database did not get to the spill file; True when written."""
+        assert self.flusher is not None
+        content = spill.unflushed(self.state, self.flusher.unflushed(), self._cursors())
+        directory = self.settings.database.spill_dir
+        try:
+            path = await asyncio.to_thread(spill.write, directory, content)
+        except OSError as exc:
+            log.error("cannot write the spill file in %s (%s): %d unflushed rows are lost",
+                      directory, exc.strerror or exc, len(content))
+            return False
+        log.warning("database unreachable: wrote %d unflushed rows to %s; the next start "
+                    "writes them", len(content), path)
+        return True
 
 
 async def serve(settings: Settings) -> int:

@@ -160,9 +160,11 @@ def test_flush_chunks_carry_the_state_s_values_whatever_their_size() -> None:
              for step in range(3) for i in range(700)]
     state.ingest(notifications.Batch(moves, len(moves), 0, 0, {}), NOW_S)
     dirty = state.take_dirty()
-    whole = list(flush_chunks(state, dirty, chunk_rows=len(dirty)))
-    chunks = list(flush_chunks(state, dirty, chunk_rows=256))
-    assert max(len(c) for c in chunks) <= 256
+    whole = list(flush_chunks(state, dirty, chunk_devices=len(dirty)))
+    chunks = list(flush_chunks(state, dirty, chunk_devices=256))
+    # At most 256 devices a chunk, each device's day rows with its track row.
+    assert max(len(c.tracks[0]) for c in chunks if c.tracks) <= 256
+    assert all(set(c.days[1]) <= set(c.tracks[0]) for c in chunks if c.days)
     for part in ("tracks", "days"):
         merged, one = ([row for c in parts if getattr(c, part)
                         for row in zip(*getattr(c, part), strict=True)]

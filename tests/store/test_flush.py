@@ -197,3 +197,53 @@ async def test_retries_back_off_doubling_up_to_the_cap(rig: Rig) -> None:
     await rig.proxy.up()
     assert await rig.flusher.flush_once()
     assert rig.flusher.next_delay_s() == INTERVAL_S
+
+
+class Interleaving:
+    """The rig's store, with `between()` run each time the flush asks for its next chunk:
+    what requests answered while a statement runs do to the state."""
+
+    def __init__(self, store: Store, between: Any) -> None:
+        self.store = store
+        self.between = between
+
+    async def flush(self, chunks: Any) -> int:
+        def interleaved() -> Iterator[Any]:
+            for chunk in chunks():
+                yield chunk
+                self.between()
+
+        return await self.store.flush(interleaved)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_each_device_is_written_from_one_moment_while_steps_arrive_between_chunks(
+        rig: Rig) -> None:
+    macs = [f"02:f1:00:00:{i >> 8:02x}:{i & 255:02x}" for i in range(2500)]  # 3 chunks
+    step = [0]
+
+    def everyone_steps() -> None:
+        k = step[0]
+        step[0] += 1
+        ingest(rig.state, *(Movement(mac, 1, 50.0 * k, 0.0, 50.0, NOW_S - 900 + 15 * k)
+                            for mac in macs))
+
+    for _ in range(4):
+        everyone_steps()  # two legs credited, one pending
+    flusher = Flusher(rig.state, Interleaving(rig.store, everyone_steps), INTERVAL_S,
+                      clock=rig.clock)
+    assert await flusher.flush_once()
+    # As after a kill -9 right after that commit: the database is all that is left.
+    rows = rig.db.query("SELECT d.mac::text, d.mtrs, d.time, sum(h.mtrs) FROM distance d "
+                        "JOIN distance_history h USING (mac) GROUP BY 1, 2, 3")
+    assert len(rows) == len(macs)
+    unequal = [(mac, total, days) for mac, total, _, days in rows
+               if days != pytest.approx(total, rel=1e-6)]
+    assert unequal == []
+    # And each total is the filter's over the points up to the one its row names.
+    for mac, total, newest, _ in rows[:50]:
+        k = round((newest.timestamp() - (NOW_S - 900)) / 15)
+        assert total == pytest.approx(max(k - 1, 0) * LEG_M, rel=1e-6), mac

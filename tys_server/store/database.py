@@ -14,9 +14,10 @@ import psycopg2
 import psycopg2.errors
 
 from tys_server.core.snapshot import Loaded
+from tys_server.core.state import State
 from tys_server.store import users
 from tys_server.store.flush_sql import FlushChunk, statements
-from tys_server.store.load import read_snapshot
+from tys_server.store.load import read_into
 from tys_server.store.users import StoredUser
 
 log = logging.getLogger(__name__)
@@ -158,9 +159,10 @@ class Store:
 
     # -- start-up load ----------------------------------------------------------
 
-    async def load(self, *, recent_since_s: float) -> Loaded:
-        """Read users, devices, tracks, day totals and recent counters (store/load.py)."""
-        return await self._run(functools.partial(read_snapshot, recent_since_s=recent_since_s),
+    async def load(self, state: State, *, recent_since_s: float) -> Loaded:
+        """Seed state from the database in one snapshot (store/load.py); what was read."""
+        return await self._run(functools.partial(read_into, state=state,
+                                                 recent_since_s=recent_since_s),
                                transaction=True)
 
     # -- flush ------------------------------------------------------------------

@@ -19,17 +19,20 @@ class FlushChunk:
 
     tracks: mac, total_m, floor, x1_ft, y1_ft, x2_ft, y2_ft, pending_m, held_m, last_ts;
     days: day start (epoch s), mac, metres; counts: (minute (epoch s), users, devices,
-    notifications) rows; zones: (minute (epoch s), zone name, visits) rows.
+    notifications) rows; zones: (minute (epoch s), zone name, visits) rows; cursors:
+    (feed, cursor_ms) rows.
     """
 
     tracks: tuple[list[Any], ...] = ()
     days: tuple[list[Any], ...] = ()
     counts: list[tuple[float, int, int, int]] = field(default_factory=list)
     zones: list[tuple[float, str, int]] = field(default_factory=list)
+    cursors: list[tuple[str, int]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return ((len(self.tracks[0]) if self.tracks else 0)
-                + (len(self.days[0]) if self.days else 0) + len(self.counts) + len(self.zones))
+                + (len(self.days[0]) if self.days else 0) + len(self.counts) + len(self.zones)
+                + len(self.cursors))
 
 
 _UPSERT_TRACKS = """
@@ -62,6 +65,13 @@ FROM unnest(%s::float8[], %s::text[], %s::int[]) AS r(t, n, c)
 ON CONFLICT (time, name) DO UPDATE SET count = EXCLUDED.count
 """
 
+_UPSERT_CURSORS = """
+INSERT INTO feed_cursor (feed, cursor_ms, updated)
+SELECT f, c, now() FROM unnest(%s::text[], %s::bigint[]) AS r(f, c)
+ON CONFLICT (feed) DO UPDATE SET cursor_ms = EXCLUDED.cursor_ms, updated = EXCLUDED.updated
+"""
+
+
 def statements(chunks: Iterable[FlushChunk]) -> Iterator[tuple[str, tuple[Any, ...], int]]:
     """(statement, arguments, rows) for each non-empty part of each chunk, built lazily."""
     for chunk in chunks:
@@ -75,6 +85,9 @@ def statements(chunks: Iterable[FlushChunk]) -> Iterator[tuple[str, tuple[Any, .
         if chunk.zones:
             yield (_UPSERT_ZONES, tuple(map(list, zip(*chunk.zones, strict=True))),
                    len(chunk.zones))
+        if chunk.cursors:
+            yield (_UPSERT_CURSORS, tuple(map(list, zip(*chunk.cursors, strict=True))),
+                   len(chunk.cursors))
 
 
 def _array_literal(values: Sequence[float | int | str | None]) -> str:

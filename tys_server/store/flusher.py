@@ -23,12 +23,17 @@ class Flusher:
 
     def __init__(self, state: State, store: Store, interval_s: float, *,
                  clock: Callable[[], float] = time.time,
-                 on_flush: Callable[[float, int, bool], None] | None = None) -> None:
+                 on_flush: Callable[[float, int, bool], None] | None = None,
+                 cursors: Callable[[], dict[str, int]] | None = None) -> None:
         self.state = state
         self.store = store
         self.interval_s = interval_s
         self.clock = clock
         self.on_flush = on_flush  # (seconds, rows, ok) for metrics
+        # feed → cursor_ms describing the state handed to it so far: read before the
+        # flush's first await, written in its transaction (resume points of the feeds).
+        self.cursors = cursors
+        self.written_cursors: dict[str, int] = {}  # as the database holds them
         self.last_success_s: float | None = None
         self.failing_since_s: float | None = None
         self.failures = 0
@@ -47,15 +52,17 @@ class Flusher:
         """Write every dirty key as an absolute value; True when it reached the database."""
         async with self._lock:
             fresh = self.state.take_dirty()
+            cursors = self._changed_cursors()
             dirty = Dirty(fresh.tracks | self._unconfirmed.tracks,
                           fresh.days | self._unconfirmed.days, fresh.minutes, fresh.zones)
             started = time.perf_counter()
-            rows = len(dirty)
+            rows = len(dirty) + len(cursors)
             self._writing = len(fresh)
             try:
                 if rows:
                     # Built chunk by chunk while they are written: the loop keeps serving.
-                    await self.store.flush(lambda: flush_chunks(self.state, dirty))
+                    await self.store.flush(
+                        lambda: flush_chunks(self.state, dirty, cursors=cursors))
                 else:
                     await self.store.ping()
             except (StoreError, OSError) as exc:
@@ -79,6 +86,7 @@ class Flusher:
                 log.warning("database reachable again after %.0f s; flushed %d rows",
                             now - self.failing_since_s, rows)
             self._unconfirmed = Dirty(tracks=fresh.tracks, days=fresh.days)
+            self.written_cursors.update(cursors)
             self.last_success_s = now
             self.failing_since_s = None
             self.failures = 0
@@ -86,6 +94,19 @@ class Flusher:
             self.state.forget_old(now)
             self._report(started, rows, True)
             return True
+
+    def _changed_cursors(self) -> dict[str, int]:
+        if self.cursors is None:
+            return {}
+        written = self.written_cursors
+        return {feed: ms for feed, ms in self.cursors().items() if written.get(feed) != ms}
+
+    def unflushed(self) -> Dirty:
+        """Keys not known to be durable: the dirty ones, and those of the last flush
+        (its commit was asynchronous); what a spill file must hold."""
+        dirty, last = self.state.dirty, self._unconfirmed
+        return Dirty(dirty.tracks | last.tracks, dirty.days | last.days, set(dirty.minutes),
+                     set(dirty.zones))
 
     def _failed(self, exc: BaseException) -> None:
         self.failures += 1

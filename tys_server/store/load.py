@@ -1,12 +1,19 @@
-"""The start-up load: what memory is seeded from, read in one transaction."""
+"""The start-up load: memory seeded from the database, read in one snapshot.
+
+The two big tables, `distance` and `distance_history`, are read in keyset pages, so
+each statement stays within statement_timeout whatever their size, and day rows go
+into memory page by page instead of being held all at once.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from tys_server.core import restore
 from tys_server.core.snapshot import Loaded
+from tys_server.core.state import State
 
-# Rows per keyset page of `distance`: each round trip stays bounded for a million devices.
+# Rows per keyset page: each round trip stays bounded for a million devices.
 LOAD_PAGE_ROWS = 100_000
 
 # Loaded.tracks' order, NULLs coalesced in SQL. "distance.mac", not "mac": that would name
@@ -17,7 +24,14 @@ SELECT mac::text, coalesce(mtrs, 0), floor_id, point_1[0], point_1[1], point_2[0
        coalesce(distance_1to2, 0), coalesce(held_m, 0), extract(epoch FROM time)::float8
 FROM distance WHERE %s::macaddr IS NULL OR mac > %s::macaddr ORDER BY distance.mac LIMIT %s
 """
-_SELECT_DAYS = "SELECT mac::text, extract(epoch FROM time)::float8, mtrs FROM distance_history"
+# Pages in primary key order (time, mac); the key of the next page is the last row's
+# epoch, which to_timestamp turns back into the same microsecond.
+_SELECT_DAYS = """
+SELECT mac::text, extract(epoch FROM time)::float8, mtrs FROM distance_history
+WHERE %s::float8 IS NULL
+   OR (distance_history.time, distance_history.mac) > (to_timestamp(%s), %s::macaddr)
+ORDER BY distance_history.time, distance_history.mac LIMIT %s
+"""
 # count.time and zone.time are UTC.
 _SELECT_COUNTS = """
 SELECT extract(epoch FROM time AT TIME ZONE 'UTC')::float8, coalesce(user_count, 0),
@@ -30,20 +44,40 @@ FROM zone WHERE time >= to_timestamp(%s) AT TIME ZONE 'UTC'
 """
 
 
-async def read_snapshot(cur: Any, *, recent_since_s: float) -> Loaded:
-    """Users, devices, tracks, day totals, and the counters since recent_since_s."""
+async def read_into(cur: Any, state: State, *, recent_since_s: float) -> Loaded:
+    """Seed state with users, devices, tracks, day totals and the counters since
+    recent_since_s; returns what was read, less the tracks and days (now in state)."""
+    if state.users or state.tracks or state.days:
+        from tys_server.store.database import StoreError  # it imports this module
+
+        # A connection lost mid-load is retried on a new one: never seed twice.
+        raise StoreError("the start-up load was interrupted (connection lost); start again")
+    # One snapshot for every page of every table.
+    await cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
     await cur.execute("SELECT email, nickname FROM users")
     users = await cur.fetchall()
     await cur.execute("SELECT mac::text, owner FROM devices WHERE owner IS NOT NULL")
     devices = await cur.fetchall()
     tracks = await _read_tracks(cur)
-    await cur.execute(_SELECT_DAYS)
-    days = await cur.fetchall()
     await cur.execute(_SELECT_COUNTS, (recent_since_s,))
     counts = await cur.fetchall()
     await cur.execute(_SELECT_ZONES, (recent_since_s,))
     zones = await cur.fetchall()
-    return Loaded(users, devices, tracks, days, counts, zones)
+    await cur.execute("SELECT feed, cursor_ms FROM feed_cursor")
+    cursors = {feed: int(cursor_ms) for feed, cursor_ms in await cur.fetchall()}
+    loaded = Loaded(users, devices, tracks, [], counts, zones, cursors)
+    state.seed(loaded)  # the tracks first: day rows share their MAC strings
+    loaded.tracks = tracks = []  # a million rows: not held while the days are read
+    add_days = restore.day_seeder(state)
+    last: tuple[Any, ...] | None = None
+    while True:
+        key = (None, None, None) if last is None else (last[1], last[1], last[0])
+        await cur.execute(_SELECT_DAYS, (*key, LOAD_PAGE_ROWS))
+        page = await cur.fetchall()
+        add_days(page)
+        if len(page) < LOAD_PAGE_ROWS:
+            return loaded
+        last = page[-1]
 
 
 async def _read_tracks(cur: Any) -> list[tuple[Any, ...]]:

@@ -50,3 +50,11 @@ CREATE TABLE IF NOT EXISTS zone (
     count integer DEFAULT 0,              -- devices seen in that zone in that minute
     PRIMARY KEY (time, name)
 );
+
+-- Added: where each feed that can replay (the Spaces Firehose) resumes after a restart,
+-- written in the flush transaction that writes the state it describes.
+CREATE TABLE IF NOT EXISTS feed_cursor (
+    feed text PRIMARY KEY,
+    cursor_ms bigint NOT NULL,             -- epoch ms of the newest event in the state
+    updated timestamptz
+);
