@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import json_of
+from tests.conftest import json_of, with_overrides
 from tests.web.test_live_cmx import Hosts, cmx_overrides
 from tools.cmx_sim import fake_firehose
 from tools.cmx_sim.fake_cmx import FakeCmx
@@ -195,3 +195,36 @@ class TestLookupOrder:
         assert (unseen.code, json_of(unseen)["mac"]) == \
             (201, hash_mac("00:52:bf:74:0b:02", KEY))
         assert hosts.fakes[0].seen_ips == ["10.20.0.6"]
+
+
+@gen_test
+async def test_a_restart_resumes_the_stream_from_the_cursor_the_final_flush_stored(
+        firehose: tuple[FakeFirehose, str], settings: Any, db: Any) -> None:
+    fake, url = firehose
+    config = with_overrides(settings, **{"cmx.hosts": (), "cmx.mac_hash_key": KEY,
+                                         **SPACES_ONLY, "feeds.spaces_firehose.url": url})
+    first = Runtime(config)
+    await first.start()
+    await SpacesFeed(fake, first).walk(RAW_MAC, IP, time.time() - 600)
+    walked_m = first.state.total_m(hash_mac(RAW_MAC, KEY))
+    cursor_ms = first.firehose.cursor_ms if first.firehose is not None else None
+    assert cursor_ms is not None and walked_m == pytest.approx(WALKED_M)
+    assert await first.stop()  # the stream ends first, then the final flush writes the cursor
+    assert db.query("SELECT feed, cursor_ms FROM feed_cursor") == [("spaces_firehose",
+                                                                    cursor_ms)]
+
+    second = Runtime(config)
+    await second.start()
+    try:
+        consumer = second.firehose
+        assert consumer is not None
+        await fake.wait_for(lambda fake: len(fake.connections) == 2)
+        overlap_ms = int(config.feeds.spaces_firehose.resume_overlap_s * 1000)
+        assert fake.connections[1].from_timestamp == cursor_ms - overlap_ms
+        replayed = ("DEVICE_LOCATION_UPDATE", "accepted")
+        await until(lambda: consumer.by_type.get(replayed) == 5)  # the overlap's 5 fixes...
+        assert consumer.cursor_ms == cursor_ms
+        assert second.state.total_m(hash_mac(RAW_MAC, KEY)) == pytest.approx(walked_m)
+    finally:  # ...and credited nothing twice
+        assert await second.stop()
+    assert db.query("SELECT mtrs FROM distance")[0][0] == pytest.approx(walked_m, abs=1e-3)
