@@ -258,8 +258,9 @@ class Runtime:
         """The Tornado app over this runtime."""
         assert self.service is not None and self.flusher is not None
         health = Health(self.flusher, self.feeds)
-        page = status.StatusPage(self.service, health, self.cmx, feeds=self.feeds)
-        self.app = make_app(self.settings, self.service, health,
+        page = status.StatusPage(self.service, health, self.cmx, feeds=self.feeds,
+                                 clock=self.clock)
+        self.app = make_app(self.settings, self.service, health, clock=self.clock,
                             on_batch=self.cmx_feed.observe if self.cmx_feed else None,
                             on_meraki_batch=self.meraki_feed.observe if self.meraki_feed
                             else None,
