@@ -7,6 +7,7 @@ import dataclasses
 import os
 import shutil
 import tempfile
+import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
@@ -136,9 +137,16 @@ def overrides() -> dict[str, Any]:
 
 
 @pytest.fixture
-def runtime(io_loop: Any, settings: Settings, overrides: dict[str, Any]) -> Iterator[Runtime]:
+def runtime_clock() -> Callable[[], float]:
+    """The runtime's "now" (feeds, receive times, the service): a test may give a Clock."""
+    return time.time
+
+
+@pytest.fixture
+def runtime(io_loop: Any, settings: Settings, overrides: dict[str, Any],
+            runtime_clock: Callable[[], float]) -> Iterator[Runtime]:
     """A started runtime (database, state, service) on the test database."""
-    rt = Runtime(with_overrides(settings, **overrides))
+    rt = Runtime(with_overrides(settings, **overrides), clock=runtime_clock)
     io_loop.run_sync(rt.start)
     try:
         yield rt

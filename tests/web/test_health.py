@@ -12,12 +12,11 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import CMX_AUTH, MONITOR_AUTH, json_of, with_overrides
+from tests.conftest import CMX_AUTH, MONITOR_AUTH, json_of
 from tests.support.clock import Clock
 from tests.web.test_notify import straight_walk
 from tools.cmx_sim import fake_firehose
 from tools.cmx_sim.fake_firehose import FakeFirehose
-from tys_server.config import Settings
 from tys_server.server import Runtime
 
 NOW_S = 1_800_000_000.0  # the feeds' and the service's clock: moved by hand
@@ -38,15 +37,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def runtime(io_loop: Any, settings: Settings, overrides: dict[str, Any],
-            clock: Clock) -> Iterator[Runtime]:
-    """conftest's runtime, with the test's clock for the feeds."""
-    rt = Runtime(with_overrides(settings, **overrides), clock=clock)
-    io_loop.run_sync(rt.start)
-    try:
-        yield rt
-    finally:
-        io_loop.run_sync(rt.stop)
+def runtime_clock(clock: Clock) -> Clock:
+    return clock
 
 
 async def health(post: Any) -> tuple[int, dict[str, Any]]:
