@@ -18,6 +18,7 @@ from tests.support.pgproxy import PgProxy
 from tys_server.core.events import Batch, Movement, ZoneVisit
 from tys_server.core.state import State
 from tys_server.core.tracking import FilterParams
+from tys_server.core.zones import OPEN_MINUTES
 from tys_server.store.database import Store
 from tys_server.store.flusher import MAX_BACKOFF_S, UNHEALTHY_AFTER_INTERVALS, Flusher
 
@@ -247,3 +248,85 @@ async def test_each_device_is_written_from_one_moment_while_steps_arrive_between
     for mac, total, newest, _ in rows[:50]:
         k = round((newest.timestamp() - (NOW_S - 900)) / 15)
         assert total == pytest.approx(max(k - 1, 0) * LEG_M, rel=1e-6), mac
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_feed_cursors_are_read_at_the_flush_start_and_written_in_its_transaction(
+        rig: Rig) -> None:
+    cursors = {"spaces_firehose": 1_000}
+
+    def later_events() -> None:  # the feed moves on while the flush runs
+        cursors["spaces_firehose"] += 500
+        ingest(rig.state, *walk(MAC, 10 + cursors["spaces_firehose"] // 500, 1))
+
+    flusher = Flusher(rig.state, Interleaving(rig.store, later_events), INTERVAL_S,
+                      clock=rig.clock, cursors=lambda: dict(cursors))
+    ingest(rig.state, *walk(MAC, 0, 3))
+    assert await flusher.flush_once()
+    # The cursor read before the first await, with the rows of that flush.
+    assert rig.db.query("SELECT feed, cursor_ms FROM feed_cursor") == [("spaces_firehose", 1000)]
+    [(written_at,)] = rig.db.query("SELECT updated FROM feed_cursor")
+
+    await rig.proxy.down()
+    assert not await flusher.flush_once()
+    assert rig.db.query("SELECT cursor_ms FROM feed_cursor") == [(1000,)]
+    await rig.proxy.up()
+    flusher.store = rig.store  # no more interleaving: the cursor stays put from here
+    assert await flusher.flush_once()
+    moved = cursors["spaces_firehose"]
+    assert moved > 1000
+    assert rig.db.query("SELECT cursor_ms FROM feed_cursor") == [(moved,)]
+    [(rewritten_at,)] = rig.db.query("SELECT updated FROM feed_cursor")
+    assert await flusher.flush_once()  # unchanged: not written again
+    assert rig.db.query("SELECT cursor_ms, updated FROM feed_cursor") == [(moved, rewritten_at)]
+    assert rewritten_at > written_at
+
+    loaded = await rig.store.load(State(FilterParams(), "UTC"), recent_since_s=NOW_S - 3600)
+    assert loaded.cursors == {"spaces_firehose": moved}
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_memory_stays_bounded_through_a_long_outage(rig: Rig) -> None:
+    """100 failed flush intervals (17 minutes) of new devices, steps and zone visits."""
+    max_devices = 300
+    rig.state.max_devices = max_devices
+    await rig.proxy.down()
+    zones = ("Hall A", "Hall B")
+    sizes = []
+    for interval in range(100):
+        now_s = NOW_S + INTERVAL_S * interval
+        rig.clock.now_s = now_s
+        # Every interval 20 new devices arrive, and every tracked device steps and is
+        # seen in both zones.
+        macs = [f"02:0b:00:00:{(interval * 20 + i) >> 8:02x}:{(interval * 20 + i) & 255:02x}"
+                for i in range(20)] + list(rig.state.tracks)
+        events: list[Any] = [Movement(mac, 1, 50.0 * interval, 0.0, 50.0, now_s)
+                             for mac in macs]
+        events += [ZoneVisit(mac, zone, now_s) for mac in macs for zone in zones]
+        rig.state.ingest(Batch(events, len(events), 0, 0, {}), now_s)
+        assert not await rig.flusher.flush_once()
+        dirty = rig.state.dirty
+        sizes.append((len(rig.state.tracks), len(dirty.tracks), len(dirty.days),
+                      len(dirty.minutes), len(dirty.zones), rig.state.visits.minutes(),
+                      len(rig.state.visits)))
+    minutes = len({int(NOW_S + INTERVAL_S * i) // 60 for i in range(100)})  # 17
+    tracks, dirty_tracks, dirty_days, dirty_minutes, dirty_zones, open_minutes, seen = \
+        map(max, zip(*sizes, strict=True))
+    assert (tracks, dirty_tracks) == (max_devices, max_devices)
+    assert dirty_days <= max_devices * 2  # the outage spans at most two event days
+    # Per-minute counters grow by one row a minute of outage (zones: one per zone),
+    # never with the traffic.
+    assert (dirty_minutes, dirty_zones) == (minutes, minutes * len(zones))
+    # Who was counted in a zone: only the open minutes (10 behind, 5 ahead), each at
+    # most every device in every zone.
+    assert open_minutes <= OPEN_MINUTES
+    assert seen <= OPEN_MINUTES * (max_devices + 20) * len(zones)
+    assert rig.state.refused_devices == 100 * 20 - max_devices
+    assert rig.state.stale_visits == 0
+    print(f"outage: {len(sizes)} failed flushes, at most {tracks} tracks, {dirty_days} dirty "
+          f"days, {seen} zone de-duplication entries in {open_minutes} minutes")  # -rP
+
+    await rig.proxy.up()
+    assert await rig.flusher.flush_once()
+    assert rig.db.query("SELECT count(*) FROM distance") == [(max_devices,)]
+    assert rig.db.query("SELECT count(*) FROM zone") == [(minutes * len(zones),)]
