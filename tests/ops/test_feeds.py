@@ -41,14 +41,15 @@ def test_a_batch_wakes_a_quiet_receiver_until_quiet_after_s_passes_again() -> No
 def test_a_receiver_counts_types_future_times_and_the_lag_of_the_newest_event() -> None:
     clock = Clock(NOW_S)
     watch = ReceiverWatch(QUIET_S, clock=clock)
-    assert (watch.lag_s, watch.last_event_at) == (None, None)
+    assert (watch.lag_s, watch.last_event_age_s) == (None, None)
     fix = Fix("00:11:22:33:44:55", 1, 0.0, 0.0, None, NOW_S - 30.0)
     watch.observe(batch(fix, IpSeen("10.0.0.1", fix.mac, NOW_S - 12.5), future_ts=1))
     clock.now_s += 5
     watch.observe(batch(fix))
     assert watch.by_type == {("fix", "accepted"): 3}
     assert watch.future_ts == 1
-    assert watch.last_event_at == NOW_S + 5
+    clock.now_s += 2
+    assert watch.last_event_age_s == 2.0
     assert watch.lag_s == 35.0  # received 5 s later than the first time, same event time
     assert (watch.reconnects, watch.bad_lines, watch.last_error) == (None, None, None)
 
@@ -63,17 +64,19 @@ class FakeConsumer:
     state = "backing_off"
     by_type = {("DEVICE_LOCATION_UPDATE", "accepted"): 9}
     lag_s = 2.5
-    last_event_at = NOW_S
     reconnects = 3
     bad_lines = 1
     last_error = "HTTP 503"
+
+    def status(self) -> dict[str, object]:
+        return {"state": self.state, "last_event_age_s": 12.0}
 
 
 def test_the_firehose_watch_reads_the_consumer_and_its_reader() -> None:
     watch = FirehoseWatch(FakeConsumer())
     assert (watch.state, watch.future_ts, watch.reconnects, watch.bad_lines) == \
         ("backing_off", 4, 3, 1)
-    assert (watch.lag_s, watch.last_event_at, watch.last_error) == (2.5, NOW_S, "HTTP 503")
+    assert (watch.lag_s, watch.last_event_age_s, watch.last_error) == (2.5, 12.0, "HTTP 503")
     assert watch.by_type == FakeConsumer.by_type
     assert watch.states == FIREHOSE_STATES and "unauthorized" in watch.states
 

@@ -53,8 +53,8 @@ class FeedSource(Protocol):
         ...
 
     @property
-    def last_event_at(self) -> float | None:
-        """Receive time (epoch s) of the newest event."""
+    def last_event_age_s(self) -> float | None:
+        """Seconds since the newest event arrived, on the feed's own clock (None: never)."""
         ...
 
     @property
@@ -119,6 +119,11 @@ class ReceiverWatch:
             return None
         return self.last_event_at - self.last_event_ts
 
+    @property
+    def last_event_age_s(self) -> float | None:
+        """Seconds since the newest event arrived."""
+        return None if self.last_event_at is None else self.clock() - self.last_event_at
+
 
 class FirehoseWatch:
     """The Firehose consumer as a FeedSource (its reader counts replaced timestamps)."""
@@ -131,7 +136,7 @@ class FirehoseWatch:
     state = property(lambda self: self.consumer.state)
     by_type = property(lambda self: self.consumer.by_type)
     lag_s = property(lambda self: self.consumer.lag_s)
-    last_event_at = property(lambda self: self.consumer.last_event_at)
+    last_event_age_s = property(lambda self: self.consumer.status()["last_event_age_s"])
     future_ts = property(lambda self: self.consumer.reader.future_ts)
     reconnects = property(lambda self: self.consumer.reconnects)
     bad_lines = property(lambda self: self.consumer.bad_lines)

@@ -102,7 +102,7 @@ class Metrics:
         self._gauges = _ScrapeGauges(state, clock)
         r.register(self._gauges)
         r.register(_HotPathCounts(self))
-        r.register(_FeedFamilies(self.feeds, state, clock))
+        r.register(_FeedFamilies(self.feeds, state))
 
     def watch(self, flusher: FlushSource | None, cmx: HostSource | None) -> None:
         """Read the flusher and the CMX hosts at scrape time (they exist after start-up)."""
@@ -182,10 +182,9 @@ class _HotPathCounts:
 class _FeedFamilies:
     """Per-feed counts and states (ops.feeds), and the state's refusals, read at scrape."""
 
-    def __init__(self, feeds: FeedBoard, state: State, clock: Callable[[], float]) -> None:
+    def __init__(self, feeds: FeedBoard, state: State) -> None:
         self.feeds = feeds
         self.state = state
-        self.clock = clock
 
     def describe(self) -> Iterable[Metric]:
         return []
@@ -216,7 +215,6 @@ class _FeedFamilies:
         bad_lines = CounterMetricFamily("tys_feed_bad_lines", "Stream lines that were no "
                                         "event (not JSON, cut short, too long).",
                                         labels=["feed"])
-        now_s = self.clock()
         for name, feed in self.feeds:
             for (kind, outcome), count in list(feed.by_type.items()):
                 events.add_metric([name, kind, outcome], count)
@@ -226,8 +224,9 @@ class _FeedFamilies:
                 states.add_metric([name, known], 1 if known == current else 0)
             if feed.lag_s is not None:
                 lag.add_metric([name], feed.lag_s)
-            if feed.last_event_at is not None:
-                age.add_metric([name], max(0.0, now_s - feed.last_event_at))
+            last_event_age_s = feed.last_event_age_s
+            if last_event_age_s is not None:
+                age.add_metric([name], max(0.0, last_event_age_s))
             if feed.reconnects is not None:
                 reconnects.add_metric([name], feed.reconnects)
             if feed.bad_lines is not None:

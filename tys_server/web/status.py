@@ -135,15 +135,15 @@ class StatusPage:
             "hosts": [{"host": h.host, "status": h.status, "error": h.last_error or "",
                        "since": self._clock_text(h.last_change_s, "%H:%M:%S")}
                       for h in (self.cmx.hosts if self.cmx is not None else [])],
-            "feeds": self._feed_rows(now_s),
+            "feeds": self._feed_rows(),
         }
 
-    def _feed_rows(self, now_s: float) -> list[dict[str, str]]:
+    def _feed_rows(self) -> list[dict[str, str]]:
         """Each enabled feed: its state, how old its newest event is, and how late it was."""
         rows = []
         for name, feed in self.feeds:
-            last_at, lag_s = feed.last_event_at, feed.lag_s
-            details = [f"last event: {_age_text(None if last_at is None else now_s - last_at)}"]
+            lag_s = feed.lag_s
+            details = [f"last event: {_age_text(feed.last_event_age_s)}"]
             if lag_s is not None:
                 details.append(f"lag {lag_s:.1f} s")
             if feed.future_ts:
