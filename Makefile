@@ -23,8 +23,10 @@ test: venv
 bench-quick: venv
 	$(PY) -m pytest -m bench
 
+# make demo [FEED=cmx|firehose|meraki]: the walk scenario through one feed (tools/demo.sh).
+FEED ?= cmx
 demo: venv
-	tools/demo.sh
+	DEMO_FEED=$(FEED) tools/demo.sh
 
 bench: venv
 	$(PY) tools/bench.py

@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
-# make demo: a TYS server on a fresh embedded PostgreSQL, a fake CMX, and about a minute
-# of simulated venue traffic (200 walkers + 100 stationary devices, 30 simulated minutes
-# at speed-up 30); then the server's leaderboard and the ground-truth accuracy report.
+# make demo [FEED=cmx|firehose|meraki]: a TYS server on a fresh embedded PostgreSQL and
+# about a minute of simulated venue traffic through one feed (200 walkers + 100 stationary
+# devices, 30 simulated minutes at speed-up 30); then the server's leaderboard and the
+# ground-truth accuracy report.
 #
-#   tools/demo.sh [extra walk options, e.g. --speedup 60 --attendees 500]
+#   tools/demo.sh [extra walk options, e.g. --speedup 60 --attendees 500 --noise correlated]
 #
 # Environment knobs:
-#   DEMO_CMX=fake   (default) walk serves a fake CMX in-process; the server looks the
-#                   registering IPs up there (random MACs, as real phones have)
+#   DEMO_FEED=cmx   (default) CMX POSTs notifications to /notification
+#   DEMO_FEED=firehose  the walk serves a fake Cisco Spaces Firehose that the server reads
+#                   (a Spaces-only site: no CMX, IP -> device learnt from the stream)
+#   DEMO_FEED=meraki    the walk POSTs Scanning API v3 to /meraki once a simulated minute
+#                   (a Meraki-only site)
+#   DEMO_CMX=fake   (default, CMX feed) walk serves a fake CMX in-process; the server looks
+#                   the registering IPs up there (random MACs, as real phones have)
 #   DEMO_CMX=test   the server's built-in CMX test mode (MAC 02:00:<IP octets>)
 #   DEMO_HASH_KEY=K MAC hashing with salt K on both sides (cmx.mac_hash_key)
 #   DEMO_KEEP=1     keep the work directory (server log, report JSON, database)
@@ -19,6 +25,7 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 CONFIG=${CONFIG:-conf/tys.yaml}
 DEMO_CMX=${DEMO_CMX:-fake}
+DEMO_FEED=${DEMO_FEED:-cmx}
 START_TIMEOUT_S=${DEMO_START_TIMEOUT_S:-120}
 
 log() { printf 'demo: %s\n' "$*" >&2; }
@@ -62,8 +69,38 @@ PORT=$(free_port)
 URL="http://127.0.0.1:$PORT"
 # A database of its own, so earlier runs' distances do not mix into this report.
 export TYS_DATABASE_EMBEDDED_DIR="$WORK/pgdata"
-WALK_ARGS=(--attendees 200 --stationary 100 --duration-min 30 --speedup 30 --leaderboard 10)
+WALK_ARGS=(--attendees 200 --stationary 100 --duration-min 30 --speedup 30 --leaderboard 10
+           --feed "$DEMO_FEED")
+# Simulated time is squeezed: the walk's first sightings are ~30 minutes old by the
+# server's clock when the walkers register, so the IP sightings must outlive that.
+feed_site() {
+    export TYS_CMX_HOSTS= TYS_FEEDS_CMX_ENABLED=false TYS_LOOKUP_OBSERVED_TTL_S=7200
+    WALK_ARGS+=(--mac-mode random)
+}
+case $DEMO_FEED in
+    cmx) ;;
+    firehose)
+        feed_site
+        FIREHOSE_PORT=$(free_port)
+        export TYS_FEEDS_SPACES_FIREHOSE_ENABLED=true
+        export TYS_FEEDS_SPACES_FIREHOSE_URL="http://127.0.0.1:$FIREHOSE_PORT/api/partners/v1/firehose/events"
+        export TYS_FEEDS_SPACES_FIREHOSE_API_KEY=${TYS_FEEDS_SPACES_FIREHOSE_API_KEY:-demo-firehose-key}
+        WALK_ARGS+=(--serve-firehose "127.0.0.1:$FIREHOSE_PORT")
+        ;;
+    meraki)
+        feed_site
+        export TYS_FEEDS_MERAKI_ENABLED=true
+        export TYS_FEEDS_MERAKI_SECRET=${TYS_FEEDS_MERAKI_SECRET:-demo-meraki-secret}
+        export TYS_FEEDS_MERAKI_VALIDATOR=${TYS_FEEDS_MERAKI_VALIDATOR:-demo-validator}
+        ;;
+    *)
+        log "DEMO_FEED must be cmx, firehose or meraki, got '$DEMO_FEED'"
+        exit 2
+        ;;
+esac
+[[ $DEMO_FEED == cmx ]] || DEMO_CMX=none
 case $DEMO_CMX in
+    none) ;;
     fake)
         CMX_PORT=$(free_port)
         export TYS_CMX_HOSTS="127.0.0.1:$CMX_PORT"
@@ -86,7 +123,7 @@ fi
 
 SERVER_ARGS=(--port "$PORT")
 [[ -f $CONFIG ]] && SERVER_ARGS=(--config "$CONFIG" "${SERVER_ARGS[@]}")
-log "starting the server on $URL (CMX: $DEMO_CMX; log: $WORK/server.log)"
+log "starting the server on $URL (feed: $DEMO_FEED; CMX: $DEMO_CMX; log: $WORK/server.log)"
 "$PY" -m tys_server "${SERVER_ARGS[@]}" >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 

@@ -189,10 +189,23 @@ def test_report_figures_and_targets() -> None:
     assert result["walkers"]["worst_username"] == "c"
     assert result["stationary"]["mean_credited_m"] == 20.0
     assert result["stationary"]["share_of_mean_walker_pct"] == 2.0
-    assert result["targets"] == {"median_walker_error_within_15pct": True,
-                                 "stationary_under_5pct_of_walker": True}
+    # Issue 14's targets: |median| <= 5 %, p90 |error| <= 12 %, stationary < 2 %.
+    assert result["walkers"]["p90_abs_error_pct"] == 30.0
+    assert result["targets"] == {"median_walker_error_within_5pct": False,
+                                 "p90_abs_walker_error_within_12pct": False,
+                                 "stationary_under_2pct_of_walker": False}
+    close = [report.Row("a", "walker", "m1", 1000.0, 960.0),
+             report.Row("b", "walker", "m2", 1000.0, 1110.0),
+             report.Row("d", "stationary", "m4", 0.0, 19.0)]
+    near = report.build_report(close, {}, {})
+    assert near["walkers"]["median_error_pct"] == 3.5
+    assert near["targets"] == {"median_walker_error_within_5pct": True,
+                               "p90_abs_walker_error_within_12pct": True,
+                               "stationary_under_2pct_of_walker": True}
     text = report.format_report(result)
-    assert "median error -10.0%" in text and "PASS" in text
+    assert "median error -10.0%" in text and "FAIL" in text
+    assert "Traffic (cmx): 9 notifications" in text
+    assert "PASS" in report.format_report(near)
 
 
 # --- fake CMX over HTTP ------------------------------------------------------------------

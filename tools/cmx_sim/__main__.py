@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from tools.cmx_sim import fake_cmx, fake_firehose, load, report, walk
+from tools.cmx_sim.cadence import FEEDS
 from tools.cmx_sim.devices import MAC_MODES, load_devices, make_devices
-from tools.cmx_sim.venue import VenueConfig
+from tools.cmx_sim.venue import NOISE_MODELS, VenueConfig
 
 _Formatter = argparse.ArgumentDefaultsHelpFormatter
 
@@ -122,6 +123,11 @@ def _add_fake_firehose(sub: Any, devices: argparse.ArgumentParser) -> None:
                    help="the N-th connection goes silent without closing")
     g.add_argument("--ipv4", choices=("plain", "empty", "not_applicable"), default="plain")
     g.add_argument("--unpadded-macs", action="store_true", help='"00:52:bf:74:b:00"')
+    g = p.add_argument_group("benchmark stream")
+    g.add_argument("--prebuilt", metavar="FILE", help="send this NDJSON file whole to each "
+                   "connection (then KEEP_ALIVEs), instead of the simulated venue")
+    g.add_argument("--hold", action="store_true",
+                   help="with --prebuilt: each stream waits for POST /fake/release")
 
 
 def _add_walk(sub: Any, devices: argparse.ArgumentParser) -> None:
@@ -130,6 +136,9 @@ def _add_walk(sub: Any, devices: argparse.ArgumentParser) -> None:
                        help="simulate a venue against a server and report accuracy",
                        description=walk.__doc__)
     p.add_argument("--server", default="http://127.0.0.1:8080", help="TYS server base URL")
+    p.add_argument("--feed", choices=FEEDS, default="cmx",
+                   help="cmx: POST /notification; firehose: serve a fake Cisco Spaces "
+                        "Firehose the server reads; meraki: POST Scanning API v3 to /meraki")
     p.add_argument("--notify-user", default=_env("TYS_AUTH_NOTIFICATION_USERNAME", "cmx"))
     p.add_argument("--notify-password", help="default: $TYS_AUTH_NOTIFICATION_PASSWORD, "
                    "else change-me-cmx (the server's default)")
@@ -144,15 +153,21 @@ def _add_walk(sub: Any, devices: argparse.ArgumentParser) -> None:
                    help="pause at each waypoint")
     g.add_argument("--floor-change-prob", type=_share, default=d.floor_change_prob,
                    help="chance of changing floor at a waypoint")
-    g = p.add_argument_group("CMX model")
+    g = p.add_argument_group("location engine (CMX, Spaces or Meraki)")
+    g.add_argument("--noise", choices=NOISE_MODELS, default=d.noise_model,
+                   help="independent: a fresh error per estimate; correlated: an error that "
+                        "drifts (Ornstein-Uhlenbeck per axis)")
     g.add_argument("--noise-ft", type=_non_negative, default=d.noise_ft,
-                   help="gaussian sigma per axis of every location estimate")
+                   help="standard deviation per axis of the location error")
+    g.add_argument("--noise-corr-s", type=float, default=d.noise_corr_s,
+                   help="correlation time of --noise correlated")
     g.add_argument("--outlier-rate", type=_share, default=d.outlier_rate,
                    help="share of estimates that jump away")
     g.add_argument("--outlier-ft", type=_non_negative, default=d.outlier_ft,
                    help="a jump lands between half this and this far away")
     g.add_argument("--compute-interval-s", type=float, default=d.compute_interval_s,
-                   help="CMX re-computes each device's location this often")
+                   help="CMX re-computes each device's location this often (Spaces: 2-6 s, "
+                        "Meraki: 5-15 s)")
     g.add_argument("--movement-distance-ft", type=float,
                    default=float(_env("TYS_CMX_MOVEMENT_DISTANCE_FT", "50")),
                    help="notify when the estimate moved this far (cmx.movement_distance_ft)")
@@ -178,6 +193,17 @@ def _add_walk(sub: Any, devices: argparse.ArgumentParser) -> None:
                    help="Basic auth the in-process fake CMX requires (empty: none)")
     g.add_argument("--cmx-password", help="default: $TYS_CMX_PASSWORD")
     g.add_argument("--devices-file", help="also write the IP/MAC map here (for fake-cmx)")
+    g = p.add_argument_group("Firehose and Meraki feeds")
+    g.add_argument("--serve-firehose", type=_host_port, default=("127.0.0.1", 8282),
+                   metavar="[HOST:]PORT", help="--feed firehose: serve the fake Firehose here "
+                   "(the server's feeds.spaces_firehose.url is http://HOST:PORT"
+                   f"{fake_firehose.PATH})")
+    g.add_argument("--firehose-api-key", help="the X-API-KEY it requires (default: "
+                   "$TYS_FEEDS_SPACES_FIREHOSE_API_KEY, else fake-firehose-key)")
+    g.add_argument("--meraki-url", help="--feed meraki: where to POST (default: "
+                   "SERVER + $TYS_FEEDS_MERAKI_PATH, else SERVER/meraki)")
+    g.add_argument("--meraki-secret", help="the secret in each POST (default: "
+                   "$TYS_FEEDS_MERAKI_SECRET)")
     g.add_argument("--progress-s", type=_non_negative, default=5.0,
                    help="real seconds between progress lines (0: none)")
     g.add_argument("--leaderboard", type=int, default=0, metavar="N",
@@ -223,23 +249,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def venue_config(args: argparse.Namespace) -> VenueConfig:
+    """The venue of walk's (or accuracy's) arguments."""
+    return VenueConfig(
+        floors=args.floors, width_ft=args.width_ft, depth_ft=args.depth_ft,
+        speed_mps=tuple(args.speed_mps), pause_s=tuple(args.pause_s),
+        floor_change_prob=args.floor_change_prob, noise_ft=args.noise_ft,
+        outlier_rate=args.outlier_rate, outlier_ft=args.outlier_ft,
+        compute_interval_s=args.compute_interval_s,
+        movement_distance_ft=args.movement_distance_ft, noise_model=args.noise,
+        noise_corr_s=args.noise_corr_s)
+
+
 def _walk_options(args: argparse.Namespace) -> walk.WalkOptions:
-    venue = VenueConfig(args.floors, args.width_ft, args.depth_ft, tuple(args.speed_mps),
-                        tuple(args.pause_s), args.floor_change_prob, args.noise_ft,
-                        args.outlier_rate, args.outlier_ft, args.compute_interval_s,
-                        args.movement_distance_ft)
+    meraki_url = args.meraki_url or (args.server.rstrip("/")
+                                     + _env("TYS_FEEDS_MERAKI_PATH", "/meraki"))
     return walk.WalkOptions(
-        args.server,
-        (args.notify_user,
-         _secret(args.notify_password, "TYS_AUTH_NOTIFICATION_PASSWORD", "change-me-cmx")),
-        (args.api_user, _secret(args.api_password, "TYS_AUTH_API_PASSWORD", "change-me-api")),
-        args.attendees, args.stationary, args.seed, args.mac_mode,
-        _secret(args.hash_key, "TYS_CMX_MAC_HASH_KEY", ""), venue,
-        args.duration_min * 60, args.speedup, args.batch_size, args.batch_interval_s,
-        args.register_share, args.user_prefix, args.serve_cmx,
-        (args.cmx_username, _secret(args.cmx_password, "TYS_CMX_PASSWORD", "")),
-        args.devices_file, args.progress_s,
-        args.leaderboard, args.table_rows, args.timeout_s)
+        server=args.server,
+        notify_auth=(args.notify_user, _secret(args.notify_password,
+                                               "TYS_AUTH_NOTIFICATION_PASSWORD",
+                                               "change-me-cmx")),
+        api_auth=(args.api_user, _secret(args.api_password, "TYS_AUTH_API_PASSWORD",
+                                         "change-me-api")),
+        attendees=args.attendees, stationary=args.stationary, seed=args.seed,
+        mac_mode=args.mac_mode, hash_key=_secret(args.hash_key, "TYS_CMX_MAC_HASH_KEY", ""),
+        venue=venue_config(args), duration_s=args.duration_min * 60, speedup=args.speedup,
+        batch_size=args.batch_size, batch_interval_s=args.batch_interval_s,
+        register_share=args.register_share, user_prefix=args.user_prefix,
+        serve_cmx=args.serve_cmx,
+        cmx_auth=(args.cmx_username, _secret(args.cmx_password, "TYS_CMX_PASSWORD", "")),
+        devices_file=args.devices_file, progress_s=args.progress_s,
+        leaderboard=args.leaderboard, table_rows=args.table_rows, timeout_s=args.timeout_s,
+        feed=args.feed, serve_firehose=args.serve_firehose,
+        firehose_api_key=_secret(args.firehose_api_key, "TYS_FEEDS_SPACES_FIREHOSE_API_KEY",
+                                 fake_firehose.API_KEY),
+        meraki_url=meraki_url,
+        meraki_secret=_secret(args.meraki_secret, "TYS_FEEDS_MERAKI_SECRET", ""))
 
 
 def _save_json(path: str | None, data: dict[str, Any]) -> None:
@@ -270,11 +315,14 @@ def _run_fake_firehose(args: argparse.Namespace) -> int:
     for item in args.fail_connect:
         number, _, status = item.partition(":")
         fails[int(number)] = int(status)
+    prebuilt = Path(args.prebuilt).read_bytes() if args.prebuilt else b""
     fake = fake_firehose.FakeFirehose(
         _secret(args.api_key, "TYS_FEEDS_SPACES_FIREHOSE_API_KEY", fake_firehose.API_KEY),
         args.keepalive_s, args.split_lines, args.bad_line_every, args.repeat_every,
         args.reorder_window, fail_connects=fails, retry_after=args.retry_after,
-        stall_connects=frozenset(args.stall_connect))
+        stall_connects=frozenset(args.stall_connect), prebuilt=prebuilt, hold=args.hold)
+    if prebuilt:
+        devices = []  # the stream is the file's
     quirks = fake_firehose.Quirks(args.ipv4, args.unpadded_macs)
     venue = VenueConfig(floors=args.floors, compute_interval_s=args.interval_s)
     print(f"fake Firehose on http://{args.host}:{args.port}{fake_firehose.PATH} with "

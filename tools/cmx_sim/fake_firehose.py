@@ -1,24 +1,24 @@
 """A fake Cisco Spaces Firehose (``GET /api/partners/v1/firehose/events``): tests and simulator.
 
-The reply never ends: newline-delimited JSON, one ``EventRecord`` per line, a
-``KEEP_ALIVE`` about every ``keepalive_s``. ``X-API-KEY`` is checked (401 otherwise);
-``fromTimestamp`` replays the stored events with ``recordTimestamp`` ≥ it (0 or none:
-live events only), as Cisco's HTTP Streaming page says. Event shapes follow Cisco's
-Sample Events page and a public capture: the location chain FLOOR → BUILDING → CAMPUS
-→ ROOT, ``mapId: ""``, ``latitude``/``longitude`` −999, MACs raw. Switches reproduce the
-quirks of real output; a ``FakeFirehose`` records every connection and what it asked.
+The reply never ends: newline-delimited JSON, one ``EventRecord`` per line (shapes in
+``firehose_events``), a ``KEEP_ALIVE`` about every ``keepalive_s``. ``X-API-KEY`` is
+checked (401 otherwise); ``fromTimestamp`` replays the stored events with
+``recordTimestamp`` ≥ it (0 or none: live events only), as Cisco's HTTP Streaming page
+says. Switches reproduce the quirks of real output; a ``FakeFirehose`` records every
+connection and what it asked. For the benchmark it can also send a pre-built stream
+(bytes) to each connection, held until ``POST /fake/release``; ``GET /fake/status`` says
+how many streams are open.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import itertools
 import signal
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 import tornado.web
@@ -27,94 +27,29 @@ from tornado.iostream import StreamClosedError
 from tornado.testing import bind_unused_port
 
 from tools.cmx_sim.devices import Device
-from tools.cmx_sim.venue import Fix, Venue, VenueConfig
+from tools.cmx_sim.firehose_events import (
+    TENANT,
+    IpQuirk,
+    Quirks,
+    device_exit,
+    floor_location_id,
+    from_fix,
+    keep_alive,
+    location_chain,
+    location_update,
+    next_uid,
+)
+from tools.cmx_sim.venue import Venue, VenueConfig
+
+__all__ = ["API_KEY", "PATH", "TENANT", "Connection", "FakeFirehose", "IpQuirk", "Quirks",
+           "device_exit", "floor_location_id", "from_fix", "keep_alive", "location_chain",
+           "location_update", "make_app", "next_uid", "serve_forever", "start", "stream_venue"]
 
 PATH = "/api/partners/v1/firehose/events"
 API_KEY = "fake-firehose-key"
-TENANT = {"spacesTenantId": "spaces-tenant-5a1e", "spacesTenantName": "TYS Simulation",
-          "partnerTenantId": "tys-sim"}
-IpQuirk = Literal["plain", "empty", "not_applicable"]
 _ERRORS = {400: "bad fromTimestamp", 401: "invalid API key", 429: "too many requests"}
-_uids = itertools.count(1)
-
-
-@dataclasses.dataclass(frozen=True)
-class Quirks:
-    """Variations of real DEVICE_LOCATION_UPDATE output (−999 lat/lng and mapId "" always)."""
-
-    ipv4: IpQuirk = "plain"  # "empty": "", "not_applicable": "NOT APPLICABLE"
-    unpadded_mac: bool = False  # "00:52:bf:74:b:00": octets without their leading zero
-    mac_withheld: bool = False  # macAddress "" (Spaces' privacy settings): deviceId only
-
-
-def next_uid(prefix: str = "event") -> str:
-    """A recordUid no other event of this process has."""
-    return f"{prefix}-{next(_uids):08x}"
-
-
-def floor_location_id(floor: int) -> str:
-    """The Spaces locationId of simulated floor `floor`."""
-    return f"location-fl{floor:04d}"
-
-
-def location_chain(floor: int) -> dict[str, Any]:
-    """The ``location`` of an event on `floor`: FLOOR with its parents up to ROOT."""
-    node: dict[str, Any] = {"locationId": "location-root", "name": "Root",
-                            "inferredLocationTypes": ["ROOT"], "sourceLocationId": ""}
-    for location_id, name, kind in (("location-campus", "Campus", "CAMPUS"),
-                                    ("location-bldg", "Building", "BUILDING"),
-                                    (floor_location_id(floor), f"Floor {floor}", "FLOOR")):
-        node = {"locationId": location_id, "name": name, "inferredLocationTypes": [kind],
-                "parent": node, "sourceLocationId": ""}
-    return node
-
-
-def _record(kind: str, uid: str, record_ms: int) -> dict[str, Any]:
-    return {"recordUid": uid, "recordTimestamp": record_ms, **TENANT, "eventType": kind}
-
-
-def _device(mac: str, quirks: Quirks) -> dict[str, Any]:
-    shown = mac
-    if quirks.unpadded_mac:
-        shown = ":".join(octet[1:] if octet[0] == "0" else octet for octet in mac.split(":"))
-    return {"deviceId": "device-" + mac.replace(":", ""), "userId": "", "tags": [],
-            "macAddress": "" if quirks.mac_withheld else shown, "manufacturer": "",
-            "os": "", "type": "NOT_AVAILABLE"}
-
-
-def location_update(mac: str, floor: int, x: float, y: float, *, record_ms: int,
-                    last_seen_ms: int | None = None, ip: str = "", uid: str | None = None,
-                    quirks: Quirks = Quirks()) -> dict[str, Any]:
-    """A DEVICE_LOCATION_UPDATE; x/y in the unit the test or simulator means (feet usually)."""
-    ipv4 = {"plain": ip, "empty": "", "not_applicable": "NOT APPLICABLE"}[quirks.ipv4]
-    record = _record("DEVICE_LOCATION_UPDATE", uid or next_uid(), record_ms)
-    record["deviceLocationUpdate"] = {
-        "device": _device(mac, quirks), "location": location_chain(floor), "ssid": "#tys",
-        "rawUserId": "", "visitId": "visit-" + mac.replace(":", ""),
-        "lastSeen": record_ms if last_seen_ms is None else last_seen_ms,
-        "deviceClassification": "", "mapId": "", "xPos": x, "yPos": y,
-        "confidenceFactor": 56.0, "latitude": -999.0, "longitude": -999.0, "unc": 0.0,
-        "maxDetectedRssi": -61, "ipv4": ipv4, "ipv6": []}
-    return record
-
-
-def device_exit(mac: str, *, record_ms: int, uid: str | None = None) -> dict[str, Any]:
-    """A DEVICE_EXIT: Spaces saw no activity of the device for hours."""
-    record = _record("DEVICE_EXIT", uid or next_uid(), record_ms)
-    record["deviceExit"] = {"device": _device(mac, Quirks()), "visitId": "visit-0",
-                            "visitDurationMinutes": 95, "deviceClassification": ""}
-    return record
-
-
-def keep_alive(record_ms: int) -> dict[str, Any]:
-    """The KEEP_ALIVE Spaces sends about every 15 s."""
-    return _record("KEEP_ALIVE", next_uid("keepalive"), record_ms)
-
-
-def from_fix(fix: Fix, device: Device, epoch_ms: int, quirks: Quirks = Quirks()) -> dict[str, Any]:
-    """A simulated fix (x/y in feet) as the DEVICE_LOCATION_UPDATE Spaces would send."""
-    return location_update(device.mac, fix.floor, round(fix.x_ft, 5), round(fix.y_ft, 5),
-                           record_ms=epoch_ms, ip=device.ip, quirks=quirks)
+_PREBUILT_PIECE = 256 * 1024
+PLAIN = Quirks()  # real output's usual shape
 
 
 @dataclasses.dataclass
@@ -143,6 +78,8 @@ class FakeFirehose:
     stall_connects: frozenset[int] = frozenset()  # silent after the replay, never closed
     clock: Callable[[], float] = time.time
     retain: int = 500_000  # stored events for replay (the oldest are forgotten)
+    prebuilt: bytes = b""  # NDJSON sent whole to each stream, before any live event
+    hold: bool = False  # the prebuilt bytes wait for release()
     connections: list[Connection] = dataclasses.field(default_factory=list)
     lines_sent: int = 0
 
@@ -169,6 +106,18 @@ class FakeFirehose:
                 self._broadcast(group[::-1])
         else:
             self._broadcast(list(events))
+
+    @property
+    def pending_events(self) -> int:
+        """Event groups pushed but not yet written to their streams."""
+        return sum(stream.queue.qsize() for stream in self._streams)
+
+    def release(self) -> int:
+        """Let the streams that hold the prebuilt bytes send them; how many were waiting."""
+        waiting = [s for s in self._streams if not s.released.is_set()]
+        for stream in waiting:
+            stream.released.set()
+        return len(waiting)
 
     def stall(self) -> None:
         """Make every open stream go silent (no events, no KEEP_ALIVE) without closing."""
@@ -201,6 +150,7 @@ class _Stream:
         self.stalled = False
         self.closed = False  # by the client
         self.sent = 0  # event lines sent on this stream
+        self.released = asyncio.Event()
 
 
 class _EventsHandler(tornado.web.RequestHandler):
@@ -210,6 +160,7 @@ class _EventsHandler(tornado.web.RequestHandler):
 
     def on_connection_close(self) -> None:
         self.stream.closed = True
+        self.stream.released.set()
         self.stream.queue.put_nowait(None)
 
     async def get(self) -> None:
@@ -249,6 +200,12 @@ class _EventsHandler(tornado.web.RequestHandler):
         if from_ms:
             since_ms = from_ms - fake.replay_slack_s * 1000
             await self._send([e for e in fake.events if e["recordTimestamp"] >= since_ms])
+        if fake.prebuilt:
+            if fake.hold:
+                await stream.released.wait()
+            for first in range(0, len(fake.prebuilt), _PREBUILT_PIECE):
+                self.write(fake.prebuilt[first:first + _PREBUILT_PIECE])
+                await self.flush()
         if connection.number in fake.stall_connects:
             stream.stalled = True
         while True:
@@ -278,13 +235,36 @@ class _EventsHandler(tornado.web.RequestHandler):
                 pieces.append(line[:len(line) // 2] + b"\n")  # a line cut short
             for piece in pieces:
                 self.write(piece)
-                await self.flush()
+                if fake.split_lines:
+                    await self.flush()
             fake.lines_sent += 1
+        await self.flush()  # one flush per group: a walk pushes thousands of events a second
+
+
+class _ReleaseHandler(tornado.web.RequestHandler):
+    def initialize(self, fake: FakeFirehose) -> None:
+        self.fake = fake
+
+    def post(self) -> None:
+        self.finish({"released": self.fake.release()})
+
+
+class _StatusHandler(tornado.web.RequestHandler):
+    def initialize(self, fake: FakeFirehose) -> None:
+        self.fake = fake
+
+    def get(self) -> None:
+        fake = self.fake
+        self.finish({"open_streams": fake.open_streams, "connections": len(fake.connections),
+                     "lines_sent": fake.lines_sent})
 
 
 def make_app(fake: FakeFirehose) -> tornado.web.Application:
-    """The fake Firehose as a Tornado application."""
-    return tornado.web.Application([(PATH, _EventsHandler, {"fake": fake})],
+    """The fake Firehose as a Tornado application (with its two control routes)."""
+    context = {"fake": fake}
+    return tornado.web.Application([(PATH, _EventsHandler, context),
+                                    ("/fake/release", _ReleaseHandler, context),
+                                    ("/fake/status", _StatusHandler, context)],
                                    log_function=lambda handler: None)
 
 
@@ -297,7 +277,7 @@ def start(fake: FakeFirehose) -> tuple[HTTPServer, str]:
 
 
 async def stream_venue(fake: FakeFirehose, devices: Sequence[Device], cfg: VenueConfig,
-                       seed: int, quirks: Quirks = Quirks(), tick_s: float = 1.0) -> None:
+                       seed: int, quirks: Quirks = PLAIN, tick_s: float = 1.0) -> None:
     """Push the simulated devices' fixes in real time: one per device per compute interval.
 
     Spaces reports on a timer, not on movement, so every computed estimate is sent.
@@ -312,11 +292,11 @@ async def stream_venue(fake: FakeFirehose, devices: Sequence[Device], cfg: Venue
 
 
 async def serve_forever(host: str, port: int, fake: FakeFirehose, devices: Sequence[Device],
-                        cfg: VenueConfig, seed: int, quirks: Quirks = Quirks()) -> None:
-    """Run the fake Firehose with the simulated venue until SIGTERM or SIGINT."""
+                        cfg: VenueConfig, seed: int, quirks: Quirks = PLAIN) -> None:
+    """Run the fake Firehose (with the simulated venue, given devices) until SIGTERM or SIGINT."""
     server = make_app(fake).listen(port, address=host)
     venue = asyncio.get_running_loop().create_task(
-        stream_venue(fake, devices, cfg, seed, quirks))
+        stream_venue(fake, devices, cfg, seed, quirks)) if devices else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -326,7 +306,8 @@ async def serve_forever(host: str, port: int, fake: FakeFirehose, devices: Seque
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
-        venue.cancel()
+        if venue is not None:
+            venue.cancel()
         fake.end_streams()
         server.stop()
         await server.close_all_connections()

@@ -9,9 +9,10 @@ from typing import Any
 
 from tools.cmx_sim.devices import STATIONARY, WALKER
 
-# Issue 4's accuracy targets.
-MEDIAN_ERROR_TARGET_PCT = 15.0
-STATIONARY_TARGET_PCT = 5.0
+# Issue 14's accuracy targets (required for location noise up to 20 ft, DESIGN 14).
+MEDIAN_ERROR_TARGET_PCT = 5.0
+P90_ABS_ERROR_TARGET_PCT = 12.0
+STATIONARY_TARGET_PCT = 2.0
 _MIN_TRUE_M = 1.0  # a walker who barely moved has no meaningful relative error
 
 
@@ -73,10 +74,12 @@ def build_report(rows: list[Row], scenario: dict[str, Any],
     report["stationary"] = fixed_part
     targets: dict[str, bool] = {}
     if "median_error_pct" in walker_part:
-        targets["median_walker_error_within_15pct"] = (
+        targets["median_walker_error_within_5pct"] = (
             abs(walker_part["median_error_pct"]) <= MEDIAN_ERROR_TARGET_PCT)
+        targets["p90_abs_walker_error_within_12pct"] = (
+            walker_part["p90_abs_error_pct"] <= P90_ABS_ERROR_TARGET_PCT)
     if "share_of_mean_walker_pct" in fixed_part:
-        targets["stationary_under_5pct_of_walker"] = (
+        targets["stationary_under_2pct_of_walker"] = (
             fixed_part["share_of_mean_walker_pct"] < STATIONARY_TARGET_PCT)
     report["targets"] = targets
     report["devices"] = [dataclasses.asdict(r) | {"error_pct": r.error_pct} for r in rows]
@@ -92,6 +95,17 @@ def _table(rows: list[Row]) -> list[str]:
     return lines
 
 
+def _traffic(feed: str, t: dict[str, Any]) -> str:
+    """What went out through the feed, and what the server said of it."""
+    sent = t.get("notifications", 0)
+    if feed == "firehose":  # a stream: the server answers nothing per event
+        return f"Traffic (firehose): {sent} location events streamed"
+    what = "fixes" if feed == "meraki" else "notifications"
+    return (f"Traffic ({feed}): {sent} {what} in {t.get('posts', 0)} POSTs, "
+            f"{t.get('post_errors', 0)} failed; server accepted {t.get('accepted', 0)}, "
+            f"ignored {t.get('ignored', 0)}, rejected {t.get('rejected', 0)}")
+
+
 def format_report(report: dict[str, Any], table_rows: int = 10) -> str:
     """A readable summary: the worst walkers, the most-credited stationary devices, figures."""
     rows = [Row(d["username"], d["kind"], d["device_id"], d["true_m"], d["server_m"])
@@ -105,10 +119,7 @@ def format_report(report: dict[str, Any], table_rows: int = 10) -> str:
     out = ["", f"Ground truth vs server: {w['evaluated']} walkers, {s['evaluated']} stationary "
            f"devices evaluated" + (" (largest deviations first)" if table_rows > 0 else "")]
     out += _table(walkers + fixed)
-    out.append(f"Traffic: {t.get('notifications', 0)} notifications in {t.get('posts', 0)} "
-               f"POSTs, {t.get('post_errors', 0)} failed; server accepted "
-               f"{t.get('accepted', 0)}, ignored {t.get('ignored', 0)}, "
-               f"rejected {t.get('rejected', 0)}")
+    out.append(_traffic(report["scenario"].get("feed", "cmx"), t))
     if "median_error_pct" in w:
         out.append(f"Walkers: median error {w['median_error_pct']:+.1f}% (median |error| "
                    f"{w['median_abs_error_pct']:.1f}%, p90 |error| {w['p90_abs_error_pct']:.1f}%)"

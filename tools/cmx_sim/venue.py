@@ -1,12 +1,21 @@
-"""The venue model (pure, seeded): true walks, CMX-like noisy estimates, movement triggers.
+"""The venue model (pure, seeded): true walks, noisy location estimates, the fixes a feed sends.
 
 Every device has a true position. Walkers go from waypoint to waypoint at 1.0-1.6 m/s and
-pause at each; stationary devices never move. Like CMX, the location of each device is
-re-computed every ``compute_interval_s`` (each device at its own phase): the estimate is
-the true position plus gaussian noise per axis, and now and then an outlier jump. A fix
-(a movement notification) is emitted on the first estimate (``moveDistanceInFt`` 10000,
-as CMX does), on a floor change, and whenever the estimate is ``movement_distance_ft``
-or more from the last notified estimate.
+pause at each; stationary devices never move. The location engine re-computes each
+device's position on its own timer (CMX: every ``compute_interval_s``, each device at its
+own phase; Spaces and Meraki: every ``compute_interval_s`` .. ``compute_interval_max_s``,
+drawn anew each time): the estimate is the true position plus noise per axis, and now and
+then an outlier jump. Noise is ``independent`` (a fresh gaussian draw per estimate) or
+``correlated`` (an Ornstein-Uhlenbeck drift per axis with correlation time
+``noise_corr_s``: real location error wanders, it does not jump each fix); ``noise_ft`` is
+its standard deviation per axis either way. A share ``repeat_share`` of estimates repeats
+the previous report (a location engine that did not update). A fix is emitted on the
+first estimate (``moveDistanceInFt`` 10000, as CMX does), on a floor change, and whenever
+the estimate is ``movement_distance_ft`` or more from the last fix (0: every estimate, as
+the timer feeds send them).
+
+Each device draws from random streams of its own (its walk; its estimates), so the same
+seed gives the same true walks whatever the feed, its cadence or the noise model.
 """
 
 from __future__ import annotations
@@ -16,16 +25,19 @@ import heapq
 import math
 import random
 from collections.abc import Sequence
+from typing import Literal
 
 from tools.cmx_sim.devices import WALKER, Device
 
 M_PER_FT = 0.3048
 FIRST_FIX_MOVE_FT = 10000.0  # what CMX reports as moveDistanceInFt on a device's first fix
+NoiseModel = Literal["independent", "correlated"]
+NOISE_MODELS: tuple[NoiseModel, ...] = ("independent", "correlated")
 
 
 @dataclasses.dataclass(frozen=True)
 class VenueConfig:
-    """Geometry, walking behaviour and the CMX noise model; units in the names."""
+    """Geometry, walking behaviour and the location engine's model; units in the names."""
 
     floors: int = 3
     width_ft: float = 600.0
@@ -33,16 +45,30 @@ class VenueConfig:
     speed_mps: tuple[float, float] = (1.0, 1.6)
     pause_s: tuple[float, float] = (10.0, 120.0)
     floor_change_prob: float = 0.05  # per waypoint reached
-    noise_ft: float = 7.0  # gaussian sigma per axis of each location estimate
+    noise_ft: float = 7.0  # standard deviation per axis of each location estimate
     outlier_rate: float = 0.01  # share of estimates that jump (multipath, a far AP)
     outlier_ft: float = 60.0  # a jump lands outlier_ft/2 .. outlier_ft from the true point
     compute_interval_s: float = 5.0
     movement_distance_ft: float = 50.0
+    compute_interval_max_s: float | None = None  # None: exactly every compute_interval_s
+    repeat_share: float = 0.0  # share of estimates that repeat the previous report
+    noise_model: NoiseModel = "independent"
+    noise_corr_s: float = 30.0  # correlation time of the correlated noise
+
+    def __post_init__(self) -> None:
+        if self.noise_model not in NOISE_MODELS:
+            raise ValueError(f"noise_model must be one of {NOISE_MODELS}, "
+                             f"got {self.noise_model!r}")
+        if self.compute_interval_s <= 0 or self.noise_corr_s <= 0:
+            raise ValueError("compute_interval_s and noise_corr_s must be > 0")
+        if (self.compute_interval_max_s is not None
+                and self.compute_interval_max_s < self.compute_interval_s):
+            raise ValueError("compute_interval_max_s must be >= compute_interval_s")
 
 
 @dataclasses.dataclass(frozen=True)
 class Fix:
-    """One movement notification: a device's estimate at simulated time t_s."""
+    """One reported position: a device's estimate at simulated time t_s."""
 
     device: int
     t_s: float
@@ -112,36 +138,78 @@ class Mover:
                 self.t = t_to
 
 
-class Venue:
-    """All devices, their true movers and CMX's view of them; step() yields fixes in order."""
+class Estimator:
+    """One device's location engine: its timer, noise state, outliers and repeats."""
 
-    def __init__(self, devices: Sequence[Device], cfg: VenueConfig, seed: int) -> None:
-        self.cfg = cfg
-        self.rng = random.Random(f"venue-{seed}")
-        self.devices = list(devices)
-        self.movers = [Mover(cfg, self.rng, min(d.floor, cfg.floors), d.kind == WALKER)
-                       for d in self.devices]
-        self._notified: list[tuple[int, float, float] | None] = [None] * len(self.devices)
-        self._heap = [(self.rng.uniform(0, cfg.compute_interval_s), i)
-                      for i in range(len(self.devices))]
-        heapq.heapify(self._heap)
+    __slots__ = ("cfg", "rng", "error_x", "error_y", "last_t", "last_report")
 
-    def _estimate(self, mover: Mover) -> tuple[float, float]:
+    def __init__(self, cfg: VenueConfig, rng: random.Random) -> None:
+        self.cfg, self.rng = cfg, rng
+        self.error_x = self.error_y = 0.0
+        self.last_t: float | None = None
+        self.last_report: tuple[float, float] | None = None
+
+    def first_time_s(self) -> float:
+        """When the device's first estimate is computed (its phase)."""
+        return self.rng.uniform(0, self.cfg.compute_interval_max_s or self.cfg.compute_interval_s)
+
+    def interval_s(self) -> float:
+        """Seconds to the device's next estimate."""
+        cfg = self.cfg
+        if cfg.compute_interval_max_s is None:
+            return cfg.compute_interval_s
+        return self.rng.uniform(cfg.compute_interval_s, cfg.compute_interval_max_s)
+
+    def _error(self, t_s: float) -> tuple[float, float]:
+        cfg, rng, sigma = self.cfg, self.rng, self.cfg.noise_ft
+        if cfg.noise_model == "independent" or self.last_t is None:
+            # The drift starts from its stationary distribution.
+            self.error_x, self.error_y = rng.gauss(0.0, sigma), rng.gauss(0.0, sigma)
+        else:
+            rho = math.exp(-(t_s - self.last_t) / cfg.noise_corr_s)
+            step = sigma * math.sqrt(1.0 - rho * rho)
+            self.error_x = rho * self.error_x + rng.gauss(0.0, step)
+            self.error_y = rho * self.error_y + rng.gauss(0.0, step)
+        self.last_t = t_s
+        return self.error_x, self.error_y
+
+    def estimate(self, t_s: float, x_ft: float, y_ft: float) -> tuple[float, float]:
+        """The reported position of a device truly at (x_ft, y_ft) at t_s."""
         cfg, rng = self.cfg, self.rng
-        x = mover.x + rng.gauss(0.0, cfg.noise_ft)
-        y = mover.y + rng.gauss(0.0, cfg.noise_ft)
+        repeat = cfg.repeat_share > 0 and rng.random() < cfg.repeat_share
+        error_x, error_y = self._error(t_s)  # the drift goes on under a repeat
+        if repeat and self.last_report is not None:
+            return self.last_report
+        x, y = x_ft + error_x, y_ft + error_y
         if cfg.outlier_rate > 0 and rng.random() < cfg.outlier_rate:
             angle = rng.uniform(0, 2 * math.pi)
             jump_ft = rng.uniform(cfg.outlier_ft / 2, cfg.outlier_ft)
             x += jump_ft * math.cos(angle)
             y += jump_ft * math.sin(angle)
-        # CMX snaps estimates onto the floor map.
-        return min(max(x, 0.0), cfg.width_ft), min(max(y, 0.0), cfg.depth_ft)
+        # Location engines snap estimates onto the floor map.
+        report = (min(max(x, 0.0), cfg.width_ft), min(max(y, 0.0), cfg.depth_ft))
+        self.last_report = report
+        return report
+
+
+class Venue:
+    """All devices, their true movers and the feed's view of them; step() yields fixes."""
+
+    def __init__(self, devices: Sequence[Device], cfg: VenueConfig, seed: int) -> None:
+        self.cfg = cfg
+        self.devices = list(devices)
+        self.movers = [Mover(cfg, random.Random(f"walk-{seed}-{d.index}"),
+                             min(d.floor, cfg.floors), d.kind == WALKER) for d in self.devices]
+        self.estimators = [Estimator(cfg, random.Random(f"estimates-{seed}-{d.index}"))
+                           for d in self.devices]
+        self._notified: list[tuple[int, float, float] | None] = [None] * len(self.devices)
+        self._heap = [(e.first_time_s(), i) for i, e in enumerate(self.estimators)]
+        heapq.heapify(self._heap)
 
     def _compute(self, index: int, t_s: float) -> Fix | None:
         mover = self.movers[index]
         mover.advance(t_s)
-        x, y = self._estimate(mover)
+        x, y = self.estimators[index].estimate(t_s, mover.x, mover.y)
         last = self._notified[index]
         if last is None:
             move_ft = FIRST_FIX_MOVE_FT
@@ -155,13 +223,13 @@ class Venue:
     def step(self, t_to: float) -> list[Fix]:
         """Run every location computation due up to simulated time t_to; fixes in time order."""
         fixes = []
-        heap, interval = self._heap, self.cfg.compute_interval_s
+        heap, estimators = self._heap, self.estimators
         while heap and heap[0][0] <= t_to:
             t_s, index = heap[0]
             fix = self._compute(index, t_s)
             if fix is not None:
                 fixes.append(fix)
-            heapq.heapreplace(heap, (t_s + interval, index))
+            heapq.heapreplace(heap, (t_s + estimators[index].interval_s(), index))
         return fixes
 
     def finish(self, t_end: float) -> None:

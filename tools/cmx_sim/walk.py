@@ -1,11 +1,21 @@
-"""The ``walk`` scenario: register devices, stream CMX notifications, compare with the truth.
+"""The ``walk`` scenario: register devices, send their fixes through a feed, compare with the truth.
+
+The same ground-truth walkers go through the chosen feed (``--feed``): CMX notifications
+POSTed to /notification (a fix each 50 ft of estimated movement); a fake Cisco Spaces
+Firehose served by the walk, which the server reads (every estimate, each 2-6 s, some
+late); Meraki Scanning API v3 POSTs to /meraki, one per simulated minute with the fixes
+since the last. On CMX the devices register first (the server looks their IPs up in CMX);
+on Firehose and Meraki the server learns IP → device from the feed, so they register once
+every device has been reported.
 
 Simulated time: the simulation covers ``duration_s`` of simulated time, run ``speedup``
-times faster than real time (0 = as fast as possible). Timestamps in the notifications
-are simulated time, and the server replaces a timestamp more than 5 minutes ahead of its
+times faster than real time (0 = as fast as possible). Timestamps in the feeds are
+simulated time, and the server replaces a timestamp more than 5 minutes ahead of its
 clock by the receive time, so simulated time must never run ahead of the wall clock: the
 simulation starts at ``now - duration_s * (1 - 1/speedup)`` (``now - duration_s`` when as
-fast as possible), which makes the simulated window end when the run ends, ~now.
+fast as possible), which makes the simulated window end when the run ends, ~now. (So a
+sighting at the start is up to ``duration_s`` old by the server's clock: a server whose
+``lookup.observed_ttl_s`` is shorter forgets it before registration asks.)
 """
 
 from __future__ import annotations
@@ -17,15 +27,16 @@ import random
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any, TextIO
 
-import orjson
-
-from tools.cmx_sim import fake_cmx, notify, report
+from tools.cmx_sim import fake_cmx, fake_firehose, report
 from tools.cmx_sim.api import ApiError, LiveApi
+from tools.cmx_sim.cadence import Feed, for_feed
 from tools.cmx_sim.devices import Device, MacMode, hash_mac, make_devices, save_devices
-from tools.cmx_sim.httpclient import HttpConnection, HttpError, basic_auth, encode_request
-from tools.cmx_sim.venue import Fix, Venue, VenueConfig
+from tools.cmx_sim.emitters import CmxEmitter, Emitter, FirehoseEmitter, MerakiEmitter
+from tools.cmx_sim.httpclient import HttpError
+from tools.cmx_sim.venue import Venue, VenueConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +55,7 @@ class WalkOptions:
     duration_s: float = 1800.0
     speedup: float = 30.0  # 0 = as fast as possible
     batch_size: int = 50
-    batch_interval_s: float = 1.0  # simulated seconds between CMX flushes
+    batch_interval_s: float = 1.0  # simulated seconds between sends
     register_share: float = 1.0
     user_prefix: str = "sim"
     serve_cmx: tuple[str, int] | None = None  # (host, port) of an in-process fake CMX
@@ -54,6 +65,11 @@ class WalkOptions:
     leaderboard: int = 0
     table_rows: int = 10
     timeout_s: float = 10.0
+    feed: Feed = "cmx"
+    serve_firehose: tuple[str, int] = ("127.0.0.1", 8282)  # where the fake Firehose listens
+    firehose_api_key: str = fake_firehose.API_KEY
+    meraki_url: str | None = None  # default: <server>/meraki
+    meraki_secret: str = ""
 
 
 def sim_start_epoch(now_s: float, duration_s: float, speedup: float) -> float:
@@ -66,42 +82,18 @@ def username_for(device: Device, prefix: str) -> str:
     return f"{prefix}-{device.mac.replace(':', '')}"
 
 
-class Sender:
-    """POSTs CMX envelopes to /notification in order on one keep-alive connection."""
-
-    def __init__(self, opts: WalkOptions) -> None:
-        self.url = opts.server.rstrip("/") + "/notification"
-        self.headers = basic_auth(*opts.notify_auth)
-        self.conn = HttpConnection(opts.server, opts.timeout_s)
-        self.tally: Counter[str] = Counter()
-        self.last_error = ""
-
-    async def post(self, notifications: list[dict[str, Any]]) -> None:
-        """Send one batch (one retry on a dropped connection); failures are counted."""
-        raw = encode_request("POST", self.url, self.headers,
-                             notify.envelope(notifications))
-        self.tally["posts"] += 1
-        self.tally["notifications"] += len(notifications)
-        for attempt in (1, 2):
-            try:
-                status, body = await self.conn.request(raw)
-                break
-            except HttpError as exc:
-                if attempt == 2:
-                    self.tally["post_errors"] += 1
-                    self.last_error = str(exc)
-                    return
-        if status != 200:
-            self.tally["post_errors"] += 1
-            self.last_error = f"HTTP {status} {body[:120]!r}"
-            return
-        try:
-            counts = orjson.loads(body)
-            for key in ("accepted", "ignored", "rejected"):
-                self.tally[key] += int(counts.get(key, 0))
-        except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
-            self.tally["post_errors"] += 1
-            self.last_error = f"unexpected reply {body[:120]!r}"
+def make_emitter(opts: WalkOptions, devices: list[Device], device_ids: list[str],
+                 start_epoch: float, api: LiveApi) -> Emitter:
+    """The sender of opts.feed."""
+    if opts.feed == "firehose":
+        return FirehoseEmitter(opts.serve_firehose, opts.firehose_api_key, devices,
+                               start_epoch, api, seed=opts.seed)
+    if opts.feed == "meraki":
+        url = opts.meraki_url or opts.server.rstrip("/") + "/meraki"
+        return MerakiEmitter(url, opts.meraki_secret, devices, start_epoch, seed=opts.seed,
+                             timeout_s=opts.timeout_s)
+    return CmxEmitter(opts.server, opts.notify_auth, devices, device_ids, start_epoch,
+                      batch_size=opts.batch_size, timeout_s=opts.timeout_s)
 
 
 async def _register(api: LiveApi, devices: list[Device], opts: WalkOptions,
@@ -131,8 +123,11 @@ async def _register(api: LiveApi, devices: list[Device], opts: WalkOptions,
     for text, count in failures.most_common():
         print(f"registration failed for {count} device(s): {text}", file=out)
     if failures and any("Connect to" in text for text in failures):
-        print("  hint: the server's CMX does not know these IPs; use --mac-mode test with "
-              "cmx.hosts [test], or --serve-cmx and point cmx.hosts at it", file=out)
+        hint = ("use --mac-mode test with cmx.hosts [test], or --serve-cmx and point cmx.hosts "
+                "at it" if opts.feed == "cmx" else
+                f"the server should have learnt them from the {opts.feed} feed: is it enabled, "
+                f"and lookup.observed_ttl_s longer than the simulated duration?")
+        print(f"  hint: {hint}", file=out)
     if mismatched:
         print(f"warning: {len(mismatched)} registered MACs differ from the notified ones "
               f"(check --mac-mode / --hash-key against the server's cmx settings), "
@@ -149,53 +144,53 @@ def _choose(devices: list[Device], share: float, seed: int) -> list[Device]:
     return sorted(chosen, key=lambda d: d.index)
 
 
-def _progress(out: TextIO, t_s: float, opts: WalkOptions, sender: Sender, real_s: float,
-              behind_s: float) -> None:
-    tally = sender.tally
-    rate = tally["posts"] / real_s if real_s > 0 else 0.0
-    error = f" (last: {sender.last_error})" if sender.last_error else ""
-    print(f"sim {_clock(t_s)}/{_clock(opts.duration_s)}  notifications {tally['notifications']}"
-          f"  posts {tally['posts']} ({rate:.1f}/s)  errors {tally['post_errors']}{error}"
-          f"  behind {max(0.0, behind_s):.1f}s", file=out, flush=True)
-
-
 def _clock(seconds: float) -> str:
     whole = int(seconds)
     return f"{whole // 3600:02d}:{whole // 60 % 60:02d}:{whole % 60:02d}"
 
 
-async def _stream(venue: Venue, devices: list[Device], device_ids: list[str],
-                  opts: WalkOptions, start_epoch: float, sender: Sender, out: TextIO) -> None:
-    """Run simulated time from 0 to duration_s, posting a batch every batch interval."""
-    event_id = 0
-    real_start = time.monotonic()
-    next_progress = real_start + opts.progress_s
-    t_s = 0.0
-    while t_s < opts.duration_s:
-        t_s = min(t_s + opts.batch_interval_s, opts.duration_s)
-        batch: list[dict[str, Any]] = []
-        fix: Fix
-        for fix in venue.step(t_s):
-            event_id += 1
-            device = devices[fix.device]
-            epoch_ms = round((start_epoch + fix.t_s) * 1000)
-            batch.append(notify.movement(fix, device_ids[fix.device], device.ip, event_id,
-                                         epoch_ms))
-            if len(batch) >= opts.batch_size:
-                await sender.post(batch)
-                batch = []
-        if batch:
-            await sender.post(batch)
-        now = time.monotonic()
-        behind_s = 0.0
-        if opts.speedup > 0:
-            behind_s = now - (real_start + t_s / opts.speedup)
-            if behind_s < 0:
-                await asyncio.sleep(-behind_s)
-        if opts.progress_s > 0 and now >= next_progress:
-            _progress(out, t_s, opts, sender, now - real_start, behind_s)
-            next_progress = now + opts.progress_s
-    venue.finish(opts.duration_s)
+class _Stream:
+    """Simulated time from 0 to duration_s, a send every batch interval, paced to speedup."""
+
+    def __init__(self, venue: Venue, emitter: Emitter, opts: WalkOptions, out: TextIO) -> None:
+        self.venue, self.emitter, self.opts, self.out = venue, emitter, opts, out
+        self.t_s = 0.0
+        self.origin = time.monotonic()  # real time of simulated 0 (moved on by pauses)
+        self.real_start = self.origin
+        self.next_progress = self.origin + opts.progress_s
+
+    async def run(self, until: Callable[[], bool] = lambda: False) -> None:
+        """Run until duration_s, or until until() holds after a send."""
+        opts = self.opts
+        while self.t_s < opts.duration_s and not until():
+            self.t_s = min(self.t_s + opts.batch_interval_s, opts.duration_s)
+            await self.emitter.send(self.venue.step(self.t_s), self.t_s)
+            now = time.monotonic()
+            behind_s = 0.0
+            if opts.speedup > 0:
+                behind_s = now - (self.origin + self.t_s / opts.speedup)
+                if behind_s < 0:
+                    await asyncio.sleep(-behind_s)
+            if opts.progress_s > 0 and now >= self.next_progress:
+                self._progress(now, behind_s)
+                self.next_progress = now + opts.progress_s
+
+    def pause(self) -> float:
+        """Stop the pacing clock (registration); resume(returned value) restarts it."""
+        return time.monotonic()
+
+    def resume(self, paused_at: float) -> None:
+        self.origin += time.monotonic() - paused_at
+
+    def _progress(self, now: float, behind_s: float) -> None:
+        tally, opts = self.emitter.tally, self.opts
+        real_s = now - self.real_start
+        rate = tally["notifications"] / real_s if real_s > 0 else 0.0
+        error = f" (last: {self.emitter.last_error})" if self.emitter.last_error else ""
+        print(f"sim {_clock(self.t_s)}/{_clock(opts.duration_s)}  {opts.feed} fixes "
+              f"{tally['notifications']} ({rate:.0f}/s)  posts {tally['posts']}  errors "
+              f"{tally['post_errors']}{error}  behind {max(0.0, behind_s):.1f}s",
+              file=self.out, flush=True)
 
 
 async def run_walk(opts: WalkOptions, out: TextIO = sys.stderr) -> dict[str, Any]:
@@ -212,19 +207,33 @@ async def run_walk(opts: WalkOptions, out: TextIO = sys.stderr) -> dict[str, Any
             devices, username=username, password=password, seed=opts.seed))
         cmx_server = app.listen(opts.serve_cmx[1], address=opts.serve_cmx[0])
     api = LiveApi(opts.server, *opts.api_auth, timeout_s=opts.timeout_s)
-    sender = Sender(opts)
     real_start = time.monotonic()
+    # The Firehose consumer may take a while to connect: simulated time starts after it.
+    start_epoch = 0.0
+    emitter = make_emitter(opts, devices, device_ids, start_epoch, api)
     try:
+        await emitter.start(out)
+        start_epoch = sim_start_epoch(time.time(), opts.duration_s, opts.speedup)
+        emitter.start_epoch = start_epoch
+        venue = Venue(devices, for_feed(opts.venue, opts.feed), opts.seed)
+        stream = _Stream(venue, emitter, opts, out)
         chosen = _choose(devices, opts.register_share, opts.seed)
+        paused_at = 0.0
+        if opts.feed != "cmx":  # the server learns the IPs from the feed: report them first
+            await stream.run(until=lambda: len(emitter.reported) == len(devices))
+            paused_at = stream.pause()
+            await emitter.settle(stream.t_s)
         before = await _register(api, chosen, opts, device_ids, out)
         if chosen and not before:
             raise SystemExit("walk: no device could be registered; nothing to evaluate")
         print(f"registered {len(before)} of {len(chosen)} devices; walking "
               f"{opts.attendees} attendees + {opts.stationary} stationary devices for "
-              f"{_clock(opts.duration_s)} simulated", file=out, flush=True)
-        start_epoch = sim_start_epoch(time.time(), opts.duration_s, opts.speedup)
-        venue = Venue(devices, opts.venue, opts.seed)
-        await _stream(venue, devices, device_ids, opts, start_epoch, sender, out)
+              f"{_clock(opts.duration_s)} simulated through {opts.feed}", file=out, flush=True)
+        if opts.feed != "cmx":
+            stream.resume(paused_at)
+        await stream.run()
+        await emitter.finish(opts.duration_s)
+        venue.finish(opts.duration_s)
         registered = [d for d in chosen if d.index in before]
         after = await api.map(lambda d: api.total_km(username_for(d, opts.user_prefix)),
                               registered)
@@ -234,12 +243,12 @@ async def run_walk(opts: WalkOptions, out: TextIO = sys.stderr) -> dict[str, Any
                 for d, km in zip(registered, after, strict=True)]
         board = await api.leaderboard(opts.leaderboard) if opts.leaderboard > 0 else None
     finally:
-        await sender.conn.aclose()
+        await emitter.aclose()
         await api.aclose()
         if cmx_server is not None:
             cmx_server.stop()
-    traffic = dict(sender.tally) | {"registered": len(before),
-                                    "real_s": round(time.monotonic() - real_start, 1)}
+    traffic = dict(emitter.tally) | {"registered": len(before),
+                                     "real_s": round(time.monotonic() - real_start, 1)}
     result = report.build_report(rows, _scenario(opts, start_epoch), traffic)
     if board is not None:
         result["leaderboard"] = board
@@ -248,9 +257,9 @@ async def run_walk(opts: WalkOptions, out: TextIO = sys.stderr) -> dict[str, Any
 
 def _scenario(opts: WalkOptions, start_epoch: float) -> dict[str, Any]:
     start = datetime.datetime.fromtimestamp(start_epoch, tz=datetime.UTC)
-    return {"attendees": opts.attendees, "stationary": opts.stationary, "seed": opts.seed,
-            "duration_s": opts.duration_s, "speedup": opts.speedup,
+    return {"feed": opts.feed, "attendees": opts.attendees, "stationary": opts.stationary,
+            "seed": opts.seed, "duration_s": opts.duration_s, "speedup": opts.speedup,
             "sim_start": start.isoformat(timespec="seconds"), "mac_mode": opts.mac_mode,
             "mac_hashing": bool(opts.hash_key), "register_share": opts.register_share,
             "batch_size": opts.batch_size, "batch_interval_s": opts.batch_interval_s,
-            **dataclasses.asdict(opts.venue)}
+            **dataclasses.asdict(for_feed(opts.venue, opts.feed))}
