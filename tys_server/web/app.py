@@ -68,7 +68,8 @@ def make_app(settings: Settings, service: Service, health: HealthSource, *,
         (r"/healthz", HealthHandler, {"source": health}),
         (r"/openapi.yaml", OpenApiHandler),
     ]
-    rules = [PathRule("/live/", api_auth, min(LIVE_MAX_BODY_BYTES, settings.server.max_body_bytes))]
+    rules = [PathRule("/live", api_auth, min(LIVE_MAX_BODY_BYTES, settings.server.max_body_bytes),
+                      below=True)]
     if feeds.cmx.enabled:  # a Spaces- or Meraki-only site has no /notification to guard
         # First in the table: the busiest route is matched first.
         routes.insert(0, (r"/notification(/area)?/?", NotificationHandler, notify_ctx))

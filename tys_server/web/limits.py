@@ -7,7 +7,7 @@ as its headers are in, so a client without the right pair, or announcing more
 than the cap, is answered at once in the JSON error shape (with
 ``Connection: close``) and none of its body is buffered.
 
-Each ``PathRule`` names a path (or every path below a prefix ending in "/"), the
+Each ``PathRule`` names a path (or, with ``below``, every path under it), the
 Basic pair it takes and its own body cap; other paths get ``max_body_bytes`` and no
 check here (their handlers still check their pair). A chunked body has no length
 to look at: it is counted as it arrives and refused with the same 413 once it
@@ -57,9 +57,10 @@ def declared_length(headers: httputil.HTTPHeaders) -> int | None:
 class PathRule:
     """What a request to path must show in its headers before its body is read."""
 
-    path: str  # "/notification/area" (with or without a trailing slash), or "/live/" and below
+    path: str  # "/notification/area": with or without a trailing slash
     auth: BasicAuth | None = None  # without this pair: 401 at once
     max_body_bytes: int | None = None  # replaces the server's cap for this path
+    below: bool = False  # every path under path too ("/live" covers "/live/anything")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,9 +91,9 @@ class BodyLimit(httputil.HTTPServerConnectionDelegate):
         every = [*rules, *(PathRule(path, max_body_bytes=cap)
                            for path, cap in (path_caps or {}).items())]
         # Keys without a trailing slash: routes take "/meraki" and "/meraki/" alike.
-        self.exact = {rule.path.rstrip("/"): rule for rule in every
-                      if not rule.path.endswith("/")}
-        self.prefixes = tuple(rule for rule in every if rule.path.endswith("/"))
+        self.exact = {rule.path.rstrip("/"): rule for rule in every}
+        self.prefixes = tuple((rule.path.rstrip("/") + "/", rule) for rule in every
+                              if rule.below)
         extra = [f"{name}: {value}" for name, value in extra_headers]
         self.too_large = _refusal("413 Payload Too Large", TOO_LARGE, extra)
         self.unauthorized = _refusal("401 Unauthorized", UNAUTHORIZED,
@@ -103,8 +104,8 @@ class BodyLimit(httputil.HTTPServerConnectionDelegate):
         path = target.split("?", 1)[0]
         rule = self.exact.get(path.rstrip("/"))
         if rule is None:
-            for candidate in self.prefixes:
-                if path.startswith(candidate.path):
+            for prefix, candidate in self.prefixes:
+                if path.startswith(prefix):
                     return candidate
         return rule
 
