@@ -129,6 +129,13 @@ def test_unwritable_spill_dir_stops_start_up_before_the_database(workdir: Path) 
     assert not (workdir / "pgdata").exists()
 
 
+def test_log_file_that_cannot_be_opened_is_one_line(workdir: Path) -> None:
+    log_file = workdir / "no-such-dir" / "tys.log"
+    line = one_line(start(workdir, TYS_LOGGING_FILE=str(log_file)))
+    assert line == f"tys_server: logging.file {log_file}: No such file or directory"
+    assert not (workdir / "pgdata").exists()
+
+
 # -- the database ----------------------------------------------------------------------
 
 
