@@ -45,7 +45,7 @@ AUTH = basic(CMX_AUTH)
 
 
 def mac_of(walker: int, device: int) -> str:
-    return f"02:fa:17:00:{walker:02x}:{device:02x}"
+    return f"02:fa:17:{walker:02x}:{device >> 8:02x}:{device & 255:02x}"
 
 
 def phase_of(device: int) -> int:
@@ -83,13 +83,16 @@ def reference_m(points: Sequence[int], base_ms: int, phase: int) -> float:
 class Walker(threading.Thread):
     """Posts point k of each of its devices per request until stopped or refused."""
 
-    def __init__(self, server: ServerProcess, number: int, base_ms: int) -> None:
+    def __init__(self, server: ServerProcess, number: int, base_ms: int, *,
+                 devices: int = DEVICES, first: int = 0) -> None:
         super().__init__(daemon=True, name=f"walker-{number}")
         self.server = server
         self.number = number
         self.base_ms = base_ms
-        self.macs = [mac_of(number, d) for d in range(DEVICES)]
-        self.acked: list[float] = []   # acked[k]: when the reply for point k arrived
+        self.devices = devices
+        self.first = first             # the point index of the first request
+        self.macs = [mac_of(number, d) for d in range(devices)]
+        self.acked: list[float] = []   # acked[i]: when the reply for point first + i arrived
         self.in_doubt = False          # point len(acked) was sent and got no reply
         self.failure: str | None = None
         self.warm = threading.Event()
@@ -104,8 +107,8 @@ class Walker(threading.Thread):
     def run(self) -> None:
         conn = self.server.connection()
         try:
-            while not self.halt.is_set() and len(self.acked) < MAX_POINTS:
-                k = len(self.acked)
+            while not self.halt.is_set() and self.first + len(self.acked) < MAX_POINTS:
+                k = self.first + len(self.acked)
                 body = json.dumps({"notifications": [
                     notification(mac, k, self.base_ms, phase_of(d))
                     for d, mac in enumerate(self.macs)]})
@@ -117,7 +120,7 @@ class Walker(threading.Thread):
                 except (OSError, http.client.HTTPException):
                     self.in_doubt = True  # the server is going away: stop here
                     return
-                if reply.status != 200 or json.loads(answer)["accepted"] != DEVICES:
+                if reply.status != 200 or json.loads(answer)["accepted"] != self.devices:
                     self.failure = f"{reply.status} {answer[:200]!r}"
                     return
                 self.acked.append(time.monotonic())
@@ -254,6 +257,9 @@ def test_kill_9_under_load_loses_at_most_one_flush_interval_and_restart_continue
             expected_m = reference_m(range(newest + 1), walker.base_ms, phase_of(d))
             assert tracks[mac][0] == pytest.approx(expected_m, rel=1e-6)
         stored_total += (newest + 1) * DEVICES
+    # Each device's day rows were taken with its track row: they add up to its total.
+    for mac, (total_m, _, days_m) in stored_devices(db).items():
+        assert days_m == pytest.approx(total_m, rel=1e-5), mac
     # The flush builds its rows chunk by chunk while requests keep arriving, so
     # the per-minute counters may already include a few notifications whose
     # points were not yet in the rows written: never fewer than the stored points.
@@ -288,6 +294,116 @@ def test_kill_9_under_load_loses_at_most_one_flush_interval_and_restart_continue
             expected_m = reference_m(points, walker.base_ms, phase_of(d))
             assert final[mac][0] == pytest.approx(expected_m, rel=1e-5), mac
     assert stored_notifications(db) == counted_at_kill + WALKERS * 12 * DEVICES
+
+
+BIG_WALKERS = 4
+BIG_DEVICES = 500             # per walker: 2,000 devices, a flush of two chunks
+KILLS = 5
+# The interval, plus the flush running at the kill and the one before it: with 2,000
+# devices walking, each takes up to ~0.5 s on a busy 2-core machine (measured worst
+# loss: 0.6-1.2 s).
+BIG_LOSS_BOUND_S = FLUSH_S + 1.5
+
+
+@functools.cache
+def reference_totals(history: tuple[tuple[int, int], ...], base_ms: int,
+                     phase: int) -> dict[int, float]:
+    """Point k → the distance the filter credits over `history` (ranges of point indices,
+    in the order the server applied them) up to and including k."""
+    points = [k for first, last in history for k in range(first, last + 1)]
+    body = {"notifications": [notification("02:00:00:00:00:01", k, base_ms, phase)
+                              for k in points]}
+    track: Track | None = None
+    totals = {}
+    for k, event in zip(points, parse_envelope(body, time.time()).events, strict=True):
+        assert isinstance(event, Movement)
+        track, _, _ = advance(track, event, FilterParams())
+        totals[k] = track.total_m
+    return totals
+
+
+def stored_devices(db: TestDatabase) -> dict[str, tuple[float, int, float]]:
+    """mac → (distance.mtrs, newest point's epoch ms, sum of its distance_history.mtrs)."""
+    rows = db.query("SELECT d.mac::text, d.mtrs, extract(epoch FROM d.time)::float8, "
+                    "coalesce(sum(h.mtrs), 0) FROM distance d "
+                    "LEFT JOIN distance_history h USING (mac) GROUP BY 1, 2, 3")
+    return {mac: (mtrs, round(ts * 1000), days) for mac, mtrs, ts, days in rows}
+
+
+def all_stored_since(db: TestDatabase, first: int, base_ms: int) -> bool:
+    """Every device of the big walk has a point from index `first` on stored."""
+    stored = stored_devices(db)
+    return len(stored) == BIG_WALKERS * BIG_DEVICES and all(
+        (ts - base_ms) // STEP_MS >= first for _, ts, _ in stored.values())
+
+
+def test_kill_9_at_many_moments_of_a_large_flush_keeps_each_device_s_rows_one_snapshot(
+        start: Any, db: TestDatabase) -> None:
+    """Five kill -9s of a server flushing 2,000 walking devices every FLUSH_S.
+
+    After each: for every device, the sum of its day rows equals its total, and both
+    equal the reference filter over the points the server had applied up to the newest
+    one stored (and nothing acknowledged more than LOSS_BOUND_S before the kill is
+    missing); the next server continues each walk from the stored state.
+    """
+    base_ms = int(time.time() * 1000) - 3 * 3600 * 1000
+    # Per device: the ranges of point indices the server applied, in order.
+    histories = {(w, d): [] for w in range(BIG_WALKERS) for d in range(BIG_DEVICES)}
+    first = 0
+    worst_loss_s = 0.0
+    for kill in range(KILLS + 1):
+        server = start(f"big{kill}")
+        walkers = [Walker(server, n, base_ms, devices=BIG_DEVICES, first=first)
+                   for n in range(BIG_WALKERS)]
+        warm = [walker.more(10) for walker in walkers]
+        for walker in walkers:
+            walker.start()
+        for event in warm:
+            assert event.wait(timeout=30), server.log()
+        deadline = time.monotonic() + 10
+        while not all_stored_since(db, first, base_ms):  # a flush of this server landed
+            assert time.monotonic() < deadline, server.log()
+            time.sleep(0.02)
+        if kill == KILLS:
+            assert server.terminate() == 0, server.log()
+        else:
+            more = [walker.more(5 + 4 * kill) for walker in walkers]  # a moment of its own
+            for event in more:
+                assert event.wait(timeout=30), server.log()
+            killed_at = time.monotonic()
+            server.kill()
+        stop_walkers(walkers)
+
+        stored = stored_devices(db)
+        for walker in walkers:
+            attempted = walker.first + len(walker.acked) + (1 if walker.in_doubt else 0)
+            for d, mac in enumerate(walker.macs):
+                total_m, newest_ms, days_m = stored[mac]
+                k = (newest_ms - base_ms) // STEP_MS
+                assert k < attempted  # nothing stored that was never sent
+                history = histories[walker.number, d]
+                if k >= walker.first:
+                    history.append((walker.first, k))
+                assert history and history[-1][1] == k, (mac, k, history)
+                # One snapshot per device: its day rows add up to its total...
+                assert days_m == pytest.approx(total_m, rel=1e-5), mac
+                # ...which is the filter's over the points it had applied.
+                expected_m = reference_totals(tuple(history), base_ms, phase_of(d))[k]
+                assert total_m == pytest.approx(expected_m, rel=1e-5), mac
+                if kill == KILLS:
+                    assert k >= attempted - 1 - (1 if walker.in_doubt else 0)
+                    continue
+                for i, acked_at in enumerate(walker.acked):
+                    if acked_at <= killed_at - BIG_LOSS_BOUND_S:
+                        assert walker.first + i <= k, f"point {walker.first + i} acknowledged " \
+                            f"{killed_at - acked_at:.3f} s before kill {kill} is missing"
+                if k + 1 - walker.first < len(walker.acked):
+                    worst_loss_s = max(worst_loss_s,
+                                       killed_at - walker.acked[k + 1 - walker.first])
+        # The devices walked on while the server was down: one point is skipped.
+        first = max(w.first + len(w.acked) + 1 for w in walkers) + 1
+    print(f"kill -9 x {KILLS} during 2,000-device flushes: oldest acknowledged point "  # -rP
+          f"missing was {worst_loss_s:.3f} s old")
 
 
 class ThreadedProxy:
