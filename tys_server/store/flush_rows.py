@@ -7,6 +7,7 @@ builds each chunk only when the previous statement has been sent.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from operator import itemgetter
 from typing import Any
 
 from tys_server.core.state import Dirty, State
@@ -30,33 +31,53 @@ def flush_chunks(state: State, dirty: Dirty, chunk_devices: int = FLUSH_CHUNK_DE
     is also in the new dirty set, so the next flush writes it again (DESIGN 8).
     """
     days = dirty.days
-    ordinals = sorted({ordinal for _, ordinal in days})
-    days_of = _days_by_mac(days) if len(ordinals) > PROBED_DAYS else None
+    ordinals = set(map(itemgetter(1), days))  # C speed: one pass over 100,000 keys is ~5 ms
+    days_of = None if len(ordinals) <= PROBED_DAYS else _days_by_mac(days)
+    starts = {ordinal: state.calendar.day_start(ordinal) for ordinal in sorted(ordinals)}
     macs = list(dirty.tracks)
+    covered = 0
     for i in range(0, len(macs), chunk_devices):
-        yield _device_chunk(state, macs[i:i + chunk_devices], ordinals, days, days_of)
-    # Day keys of devices without a dirty track: none from ingest (a credit always
-    # changes the track), but any caller may mark days alone.
-    alone = sorted({mac for mac, _ in days if mac not in dirty.tracks})
-    for i in range(0, len(alone), chunk_devices):
-        yield _device_chunk(state, alone[i:i + chunk_devices], ordinals, days, days_of)
+        chunk = _device_chunk(state, macs[i:i + chunk_devices], starts, days, days_of)
+        covered += len(chunk.days[0]) if chunk.days else 0
+        yield chunk
+    if covered < len(days):
+        # Day keys of devices without a dirty track: none from ingest (a credit always
+        # changes the track), but any caller may mark days alone. Their track rows (if
+        # any) come along, read in the same step.
+        alone = sorted(set(map(itemgetter(0), days)) - dirty.tracks)
+        tracks = state.tracks
+        for i in range(0, len(alone), chunk_devices):
+            part = alone[i:i + chunk_devices]
+            yield _device_chunk(state, part, starts, days, days_of,
+                                with_tracks=[mac for mac in part if mac in tracks])
     yield FlushChunk(counts=count_rows(state, dirty.minutes),
                      zones=zone_rows(state, dirty.zones),
                      cursors=sorted((cursors or {}).items()))
 
 
-def _device_chunk(state: State, macs: list[str], ordinals: list[int],
-                  dirty_days: set[tuple[str, int]],
-                  days_of: dict[str, list[int]] | None) -> FlushChunk:
-    if days_of is None:
-        keys = [key for mac in macs for ordinal in ordinals
-                if (key := (mac, ordinal)) in dirty_days]
+def _device_chunk(state: State, macs: list[str], starts: dict[int, float],
+                  dirty_days: set[tuple[str, int]], days_of: dict[str, list[int]] | None,
+                  with_tracks: list[str] | None = None) -> FlushChunk:
+    """The track rows of with_tracks (default: every one of macs) and the dirty day rows
+    of macs, read together."""
+    values = state.days
+    if days_of is None:  # a few days: probe each, a comprehension per day
+        day_macs: list[str] = []
+        day_starts: list[float] = []
+        metres: list[float] = []
+        for ordinal, start in starts.items():
+            keys = [key for mac in macs if (key := (mac, ordinal)) in dirty_days]
+            day_macs += [mac for mac, _ in keys]
+            day_starts += [start] * len(keys)
+            metres += [values[key] for key in keys]
     else:
         keys = [(mac, ordinal) for mac in macs for ordinal in days_of.get(mac, ())]
-    tracks = state.tracks
-    with_track = [mac for mac in macs if mac in tracks]
-    return FlushChunk(tracks=_track_columns(state, with_track) if with_track else (),
-                      days=_day_columns(state, keys) if keys else ())
+        day_macs = [mac for mac, _ in keys]
+        day_starts = [starts[ordinal] for _, ordinal in keys]
+        metres = [values[key] for key in keys]
+    tracked = macs if with_tracks is None else with_tracks
+    return FlushChunk(tracks=_track_columns(state, tracked) if tracked else (),
+                      days=(day_starts, day_macs, metres) if metres else ())
 
 
 def _days_by_mac(keys: Iterable[tuple[str, int]]) -> dict[str, list[int]]:
@@ -74,12 +95,6 @@ def _track_columns(state: State, macs: list[str]) -> tuple[list[Any], ...]:
             [t.x2_ft for t in tracks], [t.y2_ft for t in tracks],
             [t.pending_m for t in tracks], [t.held_m for t in tracks],
             [t.last_ts for t in tracks])
-
-
-def _day_columns(state: State, keys: list[tuple[str, int]]) -> tuple[list[Any], ...]:
-    rows = day_rows(state, keys)
-    return [start for _, start, _ in rows], [mac for mac, _, _ in rows], \
-        [metres for _, _, metres in rows]
 
 
 def day_rows(state: State, keys: Iterable[tuple[str, int]]) -> list[tuple[str, float, float]]:
