@@ -250,9 +250,12 @@ def test_keep_alive_is_counted_and_moves_the_cursor() -> None:
 def test_other_types_are_counted_and_ignored_under_bounded_labels() -> None:
     profile = {"recordUid": "p1", "recordTimestamp": RECORD_MS, "eventType": "PROFILE_UPDATE"}
     odd = {"recordUid": "p2", "recordTimestamp": RECORD_MS, "eventType": 42}
-    batch, _ = read(profile, odd, {"recordUid": "p3"})
-    assert batch.events == []
-    assert batch.by_type == {("other", "ignored"): 1, ("unknown", "ignored"): 2}
+    unhashable = [{"recordUid": f"p{i}", "eventType": kind}
+                  for i, kind in enumerate(([], {"a": 1}, ["DEVICE_EXIT"]), 4)]
+    batch, _ = read(profile, odd, {"recordUid": "p3"}, *unhashable, CAPTURE)
+    assert [type(event).__name__ for event in batch.events] == ["Fix", "IpSeen"]  # still read
+    assert batch.by_type == {("other", "ignored"): 1, ("unknown", "ignored"): 5,
+                             ("DEVICE_LOCATION_UPDATE", "accepted"): 1}
 
 
 def test_duplicate_record_uid_is_dropped() -> None:

@@ -181,7 +181,10 @@ class SpacesReader:
                 self.bad_lines += 1
                 continue
             kind = record.get("eventType")
-            label = kind if kind in _LABELS else ("other" if isinstance(kind, str) else "unknown")
+            if type(kind) is str:  # a list or an object is no type and cannot be looked up
+                label = kind if kind in _LABELS else "other"
+            else:
+                label = "unknown"
             uid = record.get("recordUid")
             if type(uid) is str and uid:
                 if uid in seen:
