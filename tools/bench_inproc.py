@@ -112,8 +112,13 @@ async def flush_row(dsn: str, devices: int, unlogged: bool) -> dict[str, Any]:
         await store.close()
 
 
-def fill_devices(dsn: str, devices: int) -> None:
-    """`devices` tracks and one day row each, written by PostgreSQL itself."""
+# Day rows per device in the reload row: a five-day event's worth of distance_history.
+HISTORY_DAYS = 5
+
+
+def fill_devices(dsn: str, devices: int, days: int = HISTORY_DAYS) -> None:
+    """`devices` tracks and `days` day rows each (the last days, adding up to the
+    track's total), written by PostgreSQL itself."""
     from tools import pg_admin
     from tools.bench_env import apply_schema
 
@@ -130,8 +135,9 @@ def fill_devices(dsn: str, devices: int) -> None:
             "FROM generate_series(0, %s - 1) AS i", (FLOOR, devices))
         cur.execute(
             "INSERT INTO distance_history (time, mac, mtrs) "
-            "SELECT date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', mac, mtrs"
-            " FROM distance")
+            "SELECT (date_trunc('day', now() AT TIME ZONE 'UTC') - d * interval '1 day')"
+            " AT TIME ZONE 'UTC', mac, mtrs / %s"
+            " FROM distance, generate_series(0, %s - 1) AS d", (days, days))
         cur.execute("ANALYZE")
 
 
@@ -143,7 +149,8 @@ def _status_kib(field: str) -> int:
 
 
 async def memory_row(dsn: str, devices: int) -> dict[str, Any]:
-    """Start a Runtime over `devices` stored devices: reload time and resident memory."""
+    """Start a Runtime over `devices` stored devices and their day rows: reload time and
+    resident memory."""
     base = load_settings(ROOT / "conf" / "tys.yaml", environ={})
     settings = dataclasses.replace(base, database=dataclasses.replace(
         base.database, dsn=dsn, flush_interval_s=3600.0))
@@ -156,8 +163,9 @@ async def memory_row(dsn: str, devices: int) -> dict[str, Any]:
     gc.collect()
     after_kib = _status_kib("VmRSS")
     tracked = len(runtime.state.tracks)
+    day_rows = len(runtime.state.days)
     await runtime.stop()
-    return {"devices": tracked, "reload_s": round(reload_s, 2),
+    return {"devices": tracked, "day_rows": day_rows, "reload_s": round(reload_s, 2),
             "rss_mib": round(after_kib / 1024, 1),
             "peak_rss_mib": round(_status_kib("VmHWM") / 1024, 1),
             "bytes_per_device": round((after_kib - before_kib) * 1024 / max(tracked, 1))}
