@@ -144,15 +144,20 @@ def test_zone_minutes_are_open_from_ten_minutes_behind_to_five_ahead() -> None:
     assert state.stale_visits == 3
 
 
-def test_minutes_loaded_from_the_database_take_no_more_visits() -> None:
+def test_zone_counts_loaded_from_the_database_take_no_more_visits() -> None:
     state = State(FilterParams(), "UTC")
+    ahead = MINUTE + AHEAD_S  # a count stored a few minutes ahead blocks nothing else
     state.seed(Loaded(users=[], devices=[], tracks=[], days=[], counts=[],
-                      zones=[(float(MINUTE), "Hall A", 3)]))
+                      zones=[(float(MINUTE), "Hall A", 3), (float(ahead), "Hall A", 1)]))
     # Who made those 3 is not known any more: a device among them must not count twice.
     state.ingest(batch(ZoneVisit(MAC, "Hall A", MINUTE + 30),
+                       ZoneVisit(MAC, "Hall B", MINUTE + 30),
                        ZoneVisit(MAC, "Hall A", MINUTE + 60)), NOW_S + 60)
-    assert state.zones == {(MINUTE, "Hall A"): 3, (MINUTE + 60, "Hall A"): 1}
+    assert state.zones == {(MINUTE, "Hall A"): 3, (ahead, "Hall A"): 1, (MINUTE, "Hall B"): 1,
+                           (MINUTE + 60, "Hall A"): 1}
     assert state.stale_visits == 1
+    assert sorted(flushed(state, state.take_dirty())["zones"]) == [
+        (float(MINUTE), "Hall B", 1), (float(MINUTE + 60), "Hall A", 1)]
 
 
 def fixes(mac: str, xs: list[float], start_s: float) -> list[Fix]:

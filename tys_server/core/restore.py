@@ -14,7 +14,6 @@ from tys_server.core.tracking import NO_FLOOR, Track
 if TYPE_CHECKING:
     from tys_server.core.state import State
 
-MINUTE_S = 60
 DayRows = Iterable[tuple[str, float, float | None]]  # mac, day start (epoch s), metres
 
 
@@ -90,11 +89,11 @@ def apply_unflushed(state: State, unflushed: Unflushed) -> None:
 
 
 def _set_zones(state: State, rows: Iterable[tuple[float, str, int]]) -> None:
-    # Who was counted in those minutes is not known any more: they take no more visits,
-    # or a device seen before the restart would count twice.
+    # Who was counted in those zones and minutes is not known any more: they take no
+    # more visits, or a device seen before the restart would count twice.
     for minute, name, visits in rows:
         state.zones[(int(minute), name)] = visits
-        state.visits.close_before(int(minute) + MINUTE_S)
+        state.visits.close(int(minute), name)
 
 
 def track_of(floor: int | None, x1_ft: float | None, y1_ft: float | None,

@@ -26,6 +26,9 @@ BEHIND_S = 10 * MINUTE_S
 # more than 5 minutes ahead by the receive time).
 AHEAD_S = 5 * MINUTE_S
 OPEN_MINUTES = (BEHIND_S + AHEAD_S) // MINUTE_S + 1
+# In place of the devices of a (minute, zone) whose count was stored by an earlier run:
+# who made it up is not known, so it takes no more visits.
+CLOSED: frozenset[str] = frozenset()
 
 
 class VisitWindow:
@@ -36,7 +39,7 @@ class VisitWindow:
     def __init__(self) -> None:
         self.floor_s = 0  # minutes before this are closed (their sets are gone)
         self.now_minute_s = 0
-        self._seen: dict[int, dict[str, set[str]]] = {}
+        self._seen: dict[int, dict[str, set[str] | frozenset[str]]] = {}
 
     def move_to(self, now_minute_s: int) -> None:
         """The current minute is now_minute_s: close the minutes that fell behind."""
@@ -51,6 +54,11 @@ class VisitWindow:
         for old in [m for m in self._seen if m < minute_s]:
             del self._seen[old]
 
+    def close(self, minute_s: int, zone: str) -> None:
+        """No more visits to zone in that minute (its count came from the database)."""
+        if minute_s >= self.floor_s:
+            self._seen.setdefault(minute_s, {})[zone] = CLOSED
+
     def admit(self, minute_s: int, zone: str, mac: str) -> bool | None:
         """True: count this visit; False: the device is already counted; None: stale."""
         if minute_s < self.floor_s or minute_s > self.now_minute_s + AHEAD_S:
@@ -61,11 +69,13 @@ class VisitWindow:
         devices = zones.get(zone)
         if devices is None:
             devices = zones[zone] = set()
+        elif devices is CLOSED:
+            return None
         elif mac in devices:
             return False
         # One string per device for all the minutes that hold it: each event brings a
         # copy of its own (66 bytes), the set entry itself costs about as much.
-        devices.add(sys.intern(mac))
+        devices.add(sys.intern(mac))  # type: ignore[union-attr]
         return True
 
     def minutes(self) -> int:
