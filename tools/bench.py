@@ -4,8 +4,10 @@ One run, one machine: the TYS server (``python -m tys_server``, on a database of
 and the reference Tornado app (tools/bench_reference.py: parse the same JSON, fixed
 reply) are driven the same way by the cmx_sim load generator core, alternating; the
 flush, memory, reload and day-leaderboard rows run the server's code in a process of
-their own (tools/bench_inproc.py). Prints the machine, then one table: absolute figures, the ratio
-TYS / reference where it applies, the target and pass/fail. See docs/benchmarks.md.
+their own (tools/bench_inproc.py); the feed rows (Firehose ingest against a bare reader,
+Meraki POSTs) are tools/bench_feeds.py's. Prints the machine, then one table: absolute
+figures, the ratio TYS / reference where it applies, the target and pass/fail. See
+docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ if __package__ in (None, ""):  # run as a script: python tools/bench.py
 import orjson  # noqa: E402
 
 from tools import bench_env as env  # noqa: E402
+from tools.bench_feeds import feed_rows  # noqa: E402
 from tools.bench_http import (  # noqa: E402
     API_HEADERS,
     NOTIFY_HEADERS,
@@ -67,6 +70,11 @@ class Sizes:
         self.single_pool = 2_000 if quick else 20_000
         self.batch_pool = 200 if quick else 1_000
         self.background_pool = 1_000 if quick else 10_000
+        # The modern feeds (tools/bench_feeds.py).
+        self.firehose_lines = 20_000 if quick else 200_000
+        self.feed_read_s = 1.5 if quick else 8.0  # reads at 300/s during the ingest
+        self.meraki_observations = 200 if quick else 1_000
+        self.meraki_posts = 3 if quick else 10
 
 
 def build_pools(sizes: Sizes) -> dict[str, BodyPool]:
@@ -214,10 +222,11 @@ def run(sizes: Sizes, admin_dsn: str | None, say: Any) -> dict[str, Any]:
         say(f"memory and reload with {sizes.memory_devices} devices")
         memory = inproc("memory", "--dsn", pg.create_database("memory"),
                         "--devices", str(sizes.memory_devices))
+        feeds = feed_rows(sizes, pg, workdir, reads, say)
     say(f"day leaderboards: 60 dates cycled, {sizes.users} users")
     leaderboard = inproc("leaderboard", "--users", str(sizes.users))
     results = {"machine": machine, "quick": sizes.quick, "http": http, "flush": flush,
-               "memory": memory, "leaderboard": leaderboard,
+               "memory": memory, "leaderboard": leaderboard, "feeds": feeds,
                "sizes": {k: v for k, v in vars(sizes).items()},
                "elapsed_s": round(time.perf_counter() - started, 1)}
     results["rows"] = [row.as_dict() for row in rows_from(results)]

@@ -52,6 +52,15 @@ class Postgres:
         self.created.append(name)
         return pg_admin.create_database(self.admin_dsn, name)
 
+    def drop_database(self, dsn: str) -> None:
+        """Drop a database of this run now (by its DSN) rather than at close()."""
+        for name in self.created:
+            if pg_admin.database_dsn(self.admin_dsn, name) == dsn:
+                pg_admin.drop_database(self.admin_dsn, name)
+                self.created.remove(name)
+                return
+        raise ValueError("not a database of this run")
+
     def version(self) -> str:
         """PostgreSQL's server_version."""
         [(version,)] = pg_admin.query(self.admin_dsn, "SHOW server_version")
@@ -181,10 +190,10 @@ class Process:
                 self.proc.wait()
 
 
-def start_tys(dsn: str, workdir: Path) -> Process:
-    """python -m tys_server with the shipped config, on the bench's database."""
+def start_tys(dsn: str, workdir: Path, env: dict[str, str] | None = None) -> Process:
+    """python -m tys_server with the shipped config (and env's TYS_* overrides) on dsn."""
     port = free_port()
-    env = clean_environment(TYS_DATABASE_DSN=dsn)
+    env = clean_environment(TYS_DATABASE_DSN=dsn, **(env or {}))
     argv = [sys.executable, "-m", "tys_server", "--config", "conf/tys.yaml", "--port", str(port)]
     return Process("tys", argv, env, workdir / "tys.log", "/healthz")
 

@@ -12,6 +12,8 @@ RSS_MIB = 1024.0
 BYTES_PER_DEVICE = 1024
 RELOAD_S = 20.0
 DAY_BOARD_RATIO = 0.25
+FIREHOSE_RATIO = 0.5
+MERAKI_POST_MS = 100.0
 
 
 @dataclasses.dataclass
@@ -94,7 +96,24 @@ def rows_from(results: dict[str, Any]) -> list[Row]:
         _below(f"  one day-board build over {board['users']:,} users", "ms",
                board["build_ms"], STALL_MS),
     ]
-    return rows
+    return rows + feed_rows(results["feeds"])
+
+
+def feed_rows(feeds: dict[str, Any]) -> list[Row]:
+    """The Firehose ingest (ref: a bare reader of the same stream) and the Meraki POSTs."""
+    ingest, meraki = feeds["tys"], feeds["meraki"]
+    ratio = float(feeds["ratio"])
+    post = f"{feeds['meraki_observations']:,} observations x 5 fixes"
+    return [
+        Row(f"Firehose ingest, {feeds['events']:,} events (ref: bare split + orjson.loads)",
+            "lines/s", ingest["per_s"], feeds["bare_per_s"], ratio,
+            f">= {FIREHOSE_RATIO:.2f} x ref", ratio >= FIREHOSE_RATIO),
+        _below("  read p99 at 300 reads/s during the ingest", "ms",
+               ingest["reads"]["p99_ms"], LATENCY_P99_MS),
+        _below(f"Meraki POST of {post}, median", "ms", meraki["median_ms"], MERAKI_POST_MS),
+        _below(f"  same, p99 of {meraki['posts']} POSTs", "ms", meraki["p99_ms"],
+               MERAKI_POST_MS),
+    ]
 
 
 def other_load(results: dict[str, Any]) -> float:

@@ -36,6 +36,10 @@ ROWS = (
     "start-up reload of 20,000 devices",
     "day leaderboard, 60 dates cycled",
     "  one day-board build over 300 users",
+    "Firehose ingest, 20,000 events",
+    "  read p99 at 300 reads/s during the ingest",
+    "Meraki POST of 200 observations x 5 fixes, median",
+    "  same, p99 of 3 POSTs",
 )
 
 
@@ -91,3 +95,8 @@ def test_quick_bench_reports_every_row_with_a_verdict_from_its_figures(
     assert results["http"]["batch"]["tys"]["errors"] == 0
     assert results["flush"]["logged"]["insert"]["ok"]
     assert results["flush"]["unlogged"]["update"]["ok"]
+    # The feed rows count only if TYS took the events (its own metrics say so).
+    feeds = results["feeds"]
+    assert feeds["tys"]["accepted"] == 20_000  # every location line; the rest: KEEP_ALIVEs
+    assert feeds["meraki"]["accepted_fixes"] == 4 * 200 * 5  # a warm-up POST and 3 measured
+    assert [run["lines"] for run in feeds["bare"]] == [20_002, 20_002]

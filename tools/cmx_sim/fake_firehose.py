@@ -6,8 +6,8 @@ checked (401 otherwise); ``fromTimestamp`` replays the stored events with
 ``recordTimestamp`` ≥ it (0 or none: live events only), as Cisco's HTTP Streaming page
 says. Switches reproduce the quirks of real output; a ``FakeFirehose`` records every
 connection and what it asked. For the benchmark it can also send a pre-built stream
-(bytes) to each connection, held until ``POST /fake/release``; ``GET /fake/status`` says
-how many streams are open.
+(bytes) to each connection, held until ``POST /fake/release``; ``POST /fake/end`` closes
+every stream, ``GET /fake/status`` says how many are open.
 """
 
 from __future__ import annotations
@@ -241,30 +241,35 @@ class _EventsHandler(tornado.web.RequestHandler):
         await self.flush()  # one flush per group: a walk pushes thousands of events a second
 
 
-class _ReleaseHandler(tornado.web.RequestHandler):
+class _ControlHandler(tornado.web.RequestHandler):
+    """POST /fake/release, POST /fake/end (every stream closes), GET /fake/status."""
+
     def initialize(self, fake: FakeFirehose) -> None:
         self.fake = fake
 
-    def post(self) -> None:
-        self.finish({"released": self.fake.release()})
-
-
-class _StatusHandler(tornado.web.RequestHandler):
-    def initialize(self, fake: FakeFirehose) -> None:
-        self.fake = fake
-
-    def get(self) -> None:
+    def get(self, action: str) -> None:
         fake = self.fake
+        if action != "status":
+            raise tornado.web.HTTPError(405)
         self.finish({"open_streams": fake.open_streams, "connections": len(fake.connections),
                      "lines_sent": fake.lines_sent})
+
+    def post(self, action: str) -> None:
+        if action == "release":
+            self.finish({"released": self.fake.release()})
+        elif action == "end":
+            streams = self.fake.open_streams
+            self.fake.end_streams()
+            self.finish({"ended": streams})
+        else:
+            raise tornado.web.HTTPError(405)
 
 
 def make_app(fake: FakeFirehose) -> tornado.web.Application:
     """The fake Firehose as a Tornado application (with its two control routes)."""
     context = {"fake": fake}
     return tornado.web.Application([(PATH, _EventsHandler, context),
-                                    ("/fake/release", _ReleaseHandler, context),
-                                    ("/fake/status", _StatusHandler, context)],
+                                    (r"/fake/(release|end|status)", _ControlHandler, context)],
                                    log_function=lambda handler: None)
 
 

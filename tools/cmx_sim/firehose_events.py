@@ -53,6 +53,18 @@ def location_chain(floor: int) -> dict[str, Any]:
     return node
 
 
+_SHARED_CHAINS: dict[int, dict[str, Any]] = {}
+
+
+def shared_location_chain(floor: int) -> dict[str, Any]:
+    """location_chain(floor), built once: shared by every record made with it (never change
+    it); the simulator sends hundreds of thousands of events."""
+    chain = _SHARED_CHAINS.get(floor)
+    if chain is None:
+        chain = _SHARED_CHAINS[floor] = location_chain(floor)
+    return chain
+
+
 def _record(kind: str, uid: str, record_ms: int) -> dict[str, Any]:
     return {"recordUid": uid, "recordTimestamp": record_ms, **TENANT, "eventType": kind}
 
@@ -68,12 +80,16 @@ def _device(mac: str, quirks: Quirks) -> dict[str, Any]:
 
 def location_update(mac: str, floor: int, x: float, y: float, *, record_ms: int,
                     last_seen_ms: int | None = None, ip: str = "", uid: str | None = None,
-                    quirks: Quirks = Quirks()) -> dict[str, Any]:
-    """A DEVICE_LOCATION_UPDATE; x/y in the unit the test or simulator means (feet usually)."""
+                    quirks: Quirks = Quirks(),
+                    location: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A DEVICE_LOCATION_UPDATE; x/y in the unit the test or simulator means (feet usually).
+
+    location: the location chain (default: a fresh location_chain(floor)).
+    """
     ipv4 = {"plain": ip, "empty": "", "not_applicable": "NOT APPLICABLE"}[quirks.ipv4]
     record = _record("DEVICE_LOCATION_UPDATE", uid or next_uid(), record_ms)
     record["deviceLocationUpdate"] = {
-        "device": _device(mac, quirks), "location": location_chain(floor), "ssid": "#tys",
+        "device": _device(mac, quirks), "location": location or location_chain(floor), "ssid": "#tys",
         "rawUserId": "", "visitId": "visit-" + mac.replace(":", ""),
         "lastSeen": record_ms if last_seen_ms is None else last_seen_ms,
         "deviceClassification": "", "mapId": "", "xPos": x, "yPos": y,
@@ -98,4 +114,5 @@ def keep_alive(record_ms: int) -> dict[str, Any]:
 def from_fix(fix: Fix, device: Device, epoch_ms: int, quirks: Quirks = Quirks()) -> dict[str, Any]:
     """A simulated fix (x/y in feet) as the DEVICE_LOCATION_UPDATE Spaces would send."""
     return location_update(device.mac, fix.floor, round(fix.x_ft, 5), round(fix.y_ft, 5),
-                           record_ms=epoch_ms, ip=device.ip, quirks=quirks)
+                           record_ms=epoch_ms, ip=device.ip, quirks=quirks,
+                           location=shared_location_chain(fix.floor))

@@ -1,0 +1,293 @@
+"""The feeds' rows: Firehose ingest against a bare reader, reads during it, Meraki POSTs.
+
+Firehose: a pre-built stream (DEVICE_LOCATION_UPDATE lines of the simulated venue at
+Spaces' cadence, a KEEP_ALIVE every 15 s of stream time, and a last event for a probe
+device at an IP nobody else has) is served by the fake Firehose in a process of its own
+(``cmx_sim fake-firehose --prebuilt FILE --hold``), each connection held until released.
+The *bare reader* (this process) reads it through a ``CurlAsyncHTTPClient`` of its own as
+the server's consumer does, only splitting lines and running ``orjson.loads`` on each;
+it runs before and after TYS and its mean rate is the reference. TYS (with
+feeds.spaces_firehose on, no CMX host) is released the same stream while 300 reads/s run
+against its API; it is done when ``/live/ip_username`` knows the probe's IP (the stream
+is read in order). Meraki: POSTs of N observations × 5 fixes to /meraki, each newer than
+the last, one at a time on one connection, after one unmeasured warm-up POST.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+from tornado.curl_httpclient import CurlAsyncHTTPClient
+from tornado.httpclient import HTTPRequest
+
+from tools import bench_env as env
+from tools.bench_http import API_HEADERS, OPEN_CONNECTIONS, measured
+from tools.cmx_sim import fake_firehose, meraki_poster
+from tools.cmx_sim.api import LiveApi
+from tools.cmx_sim.cadence import for_feed
+from tools.cmx_sim.devices import make_devices
+from tools.cmx_sim.httpclient import HttpConnection, basic_auth, encode_request
+from tools.cmx_sim.loadgen import LoadResult, run_load
+from tools.cmx_sim.venue import Fix, Venue, VenueConfig
+
+API_KEY = "bench-firehose-key"
+MERAKI_SECRET = "bench-meraki-secret"
+PROBE_IP = "172.31.255.1"
+STREAM_DEVICES = 2000
+KEEPALIVE_EVERY_S = 15.0
+FIXES_PER_OBSERVATION = 5
+POLL_S = 0.01
+MONITOR_AUTH = ("monitor", "change-me-monitor")  # conf/tys.yaml's pair
+
+
+def build_stream(lines: int, end_epoch_s: float, seed: int = 7) -> bytes:
+    """`lines` location events (NDJSON, the probe's last) of the venue at Spaces' cadence,
+    a KEEP_ALIVE every 15 s of stream time between them, all before end_epoch_s."""
+    devices = make_devices(STREAM_DEVICES, 0, 3, seed, "random")
+    venue = Venue(devices, for_feed(VenueConfig(), "firehose"), seed)
+    fixes: list[Fix] = []
+    t_s = 0.0
+    while len(fixes) < lines - 1:
+        t_s += 1.0
+        fixes += venue.step(t_s)
+    fixes = fixes[:lines - 1]
+    start_epoch = end_epoch_s - t_s - 60.0
+    out = []
+    next_keepalive_s = KEEPALIVE_EVERY_S
+    for fix in fixes:
+        epoch_ms = round((start_epoch + fix.t_s) * 1000)
+        if fix.t_s >= next_keepalive_s:
+            out.append(orjson.dumps(fake_firehose.keep_alive(epoch_ms)))
+            next_keepalive_s += KEEPALIVE_EVERY_S
+        out.append(orjson.dumps(fake_firehose.from_fix(fix, devices[fix.device], epoch_ms)))
+    out.append(orjson.dumps(fake_firehose.location_update(
+        "02:5e:ff:00:00:01", 1, 0.0, 0.0, record_ms=round((start_epoch + t_s) * 1000),
+        ip=PROBE_IP)))
+    return b"\n".join(out) + b"\n"
+
+
+class FakeStream:
+    """The fake Firehose process serving the pre-built stream, and its control routes."""
+
+    def __init__(self, path: Path, workdir: Path) -> None:
+        port = env.free_port()
+        argv = [sys.executable, "-m", "tools.cmx_sim", "fake-firehose", "--prebuilt", str(path),
+                "--hold", "--port", str(port), "--api-key", API_KEY, "--attendees", "0",
+                "--stationary", "0"]
+        self.process = env.Process("fake-firehose", argv, env.clean_environment(),
+                                   workdir / "fake-firehose.log", "/fake/status")
+        self.url = self.process.base_url + fake_firehose.PATH
+        self.conn = HttpConnection(self.process.base_url)
+
+    async def control(self, method: str, action: str) -> dict[str, Any]:
+        status, body = await self.conn.request(encode_request(
+            method, f"{self.process.base_url}/fake/{action}"))
+        if status != 200:
+            raise RuntimeError(f"fake Firehose /fake/{action}: HTTP {status}")
+        return dict(orjson.loads(body))
+
+    async def wait_streams(self, count: int, timeout_s: float = 60.0) -> None:
+        """Until `count` streams are open (held, waiting for release)."""
+        deadline = time.monotonic() + timeout_s
+        while (await self.control("GET", "status"))["open_streams"] < count:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no {count} open Firehose stream(s) within {timeout_s} s")
+            await asyncio.sleep(POLL_S)
+
+    async def close(self) -> None:
+        await self.conn.aclose()
+        self.process.stop()
+
+
+async def bare_reader(stream: FakeStream, lines: int) -> dict[str, Any]:
+    """Read the stream through curl, split lines and orjson.loads each: its rate."""
+    client = CurlAsyncHTTPClient(force_instance=True)
+    done = asyncio.Event()
+    tail = b""
+    seen = 0
+
+    def on_chunk(chunk: bytes) -> None:
+        nonlocal tail, seen
+        parts = (tail + chunk).split(b"\n")
+        tail = parts.pop()
+        for line in parts:
+            if line:
+                orjson.loads(line)
+                seen += 1
+        if seen >= lines:
+            done.set()
+
+    request = HTTPRequest(stream.url, headers={"X-API-KEY": API_KEY}, connect_timeout=10,
+                          request_timeout=0, streaming_callback=on_chunk)
+    fetch = asyncio.ensure_future(client.fetch(request, raise_error=False))
+    try:
+        await stream.wait_streams(1)
+        started = time.perf_counter()
+        await stream.control("POST", "release")
+        await done.wait()
+        elapsed_s = time.perf_counter() - started
+        await stream.control("POST", "end")
+        await fetch
+    finally:
+        client.close()
+    return {"lines": lines, "seconds": round(elapsed_s, 3), "per_s": round(lines / elapsed_s)}
+
+
+async def tys_ingest(stream: FakeStream, tys: env.Process, lines: int,
+                     reads: dict[str, list[bytes]], read_s: float) -> dict[str, Any]:
+    """Release the stream to TYS while 300 reads/s run; its rate and the reads' latency."""
+    await stream.wait_streams(1)
+    api = LiveApi(tys.base_url, *env.API_AUTH, connections=1)
+
+    async def reads_at(name: str, bodies: list[bytes]) -> LoadResult:
+        return await run_load(f"{tys.base_url}/live/{name}", bodies, API_HEADERS,
+                              OPEN_CONNECTIONS, duration_s=read_s, rate_per_s=150)
+
+    async def read_load() -> LoadResult:
+        results = await asyncio.gather(*(reads_at(name, bodies)
+                                         for name, bodies in reads.items()))
+        merged = results[0]
+        for other in results[1:]:
+            merged.latencies_s.extend(other.latencies_s)
+            merged.requests += other.requests
+            merged.ok += other.ok
+            merged.connection_errors += other.connection_errors
+        return merged
+
+    try:
+        load = asyncio.ensure_future(measured(tys, read_load))
+        await asyncio.sleep(0.3)  # the reads settle first
+        started = time.perf_counter()
+        await stream.control("POST", "release")
+        while True:
+            status, data = await api.call("ip_username", {"ip": PROBE_IP})
+            if not (status == 404 and str(data.get("error", "")).startswith("Connect to")):
+                break
+            await asyncio.sleep(POLL_S)
+        elapsed_s = time.perf_counter() - started
+        reads_run = await load
+    finally:
+        await api.aclose()
+    return {"lines": lines, "seconds": round(elapsed_s, 3), "per_s": round(lines / elapsed_s),
+            "reads": reads_run.digest(), "reads_cover_ingest": read_s - 0.3 >= elapsed_s}
+
+
+_EVENTS = re.compile(r"^tys_feed_events_total\{([^}]*)\} (\S+)$", re.MULTILINE)
+_LABEL = re.compile(r'(\w+)="([^"]*)"')
+
+
+async def feed_events(tys: env.Process) -> dict[str, float]:
+    """TYS's tys_feed_events_total by "feed type outcome", from /metrics."""
+    conn = HttpConnection(tys.base_url)
+    try:
+        status, body = await conn.request(encode_request(
+            "GET", tys.base_url + "/metrics", basic_auth(*MONITOR_AUTH)))
+    finally:
+        await conn.aclose()
+    if status != 200:
+        raise RuntimeError(f"/metrics: HTTP {status}")
+    counts = {}
+    for sample in _EVENTS.finditer(body.decode()):
+        labels = dict(_LABEL.findall(sample[1]))
+        key = f"{labels.get('feed')} {labels.get('type')} {labels.get('outcome')}"
+        counts[key] = float(sample[2])
+    return counts
+
+
+def meraki_bodies(observations: int, posts: int, end_epoch_s: float) -> list[bytes]:
+    """posts POST bodies of `observations` clients × 5 fixes, each POST a minute later."""
+    devices = make_devices(observations, 0, 3, 11, "random")
+    bodies = []
+    for number in range(posts):
+        minute_s = end_epoch_s - (posts - number) * 60.0
+        clients = []
+        for device in devices:
+            locations = [meraki_poster.location(meraki_poster.Sighting(
+                device.mac, device.ip, device.floor, 10.0 * fix + device.index % 500,
+                50.0 + number, minute_s + 12.0 * fix), 2.2)
+                for fix in range(FIXES_PER_OBSERVATION)]
+            clients.append(meraki_poster.observation(device.mac, device.ip, locations))
+        bodies.append(orjson.dumps(meraki_poster.body(clients, MERAKI_SECRET)))
+    return bodies
+
+
+async def meraki_posts(tys: env.Process, bodies: list[bytes]) -> dict[str, Any]:
+    """POST each body in turn (the first unmeasured); latency send → answer of the rest."""
+    url = tys.base_url + "/meraki"
+    conn = HttpConnection(tys.base_url, timeout_s=30.0)
+    latencies_ms = []
+    try:
+        for index, body in enumerate(bodies):
+            raw = encode_request("POST", url, None, body)
+            started = time.perf_counter()
+            status, reply = await conn.request(raw)
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            if status != 200:
+                raise RuntimeError(f"/meraki: HTTP {status} {reply[:200]!r}")
+            if index:
+                latencies_ms.append(elapsed_ms)
+    finally:
+        await conn.aclose()
+    ordered = sorted(latencies_ms)
+    return {"posts": len(ordered), "bytes": len(bodies[-1]),
+            "median_ms": round(statistics.median(ordered), 2),
+            "p99_ms": round(ordered[max(0, -(-99 * len(ordered) // 100) - 1)], 2)}
+
+
+def tys_env(url: str) -> dict[str, str]:
+    """TYS with both modern feeds on and no CMX host (IPs learnt from the feeds)."""
+    return {"TYS_CMX_HOSTS": "", "TYS_FEEDS_SPACES_FIREHOSE_ENABLED": "true",
+            "TYS_FEEDS_SPACES_FIREHOSE_URL": url, "TYS_FEEDS_SPACES_FIREHOSE_API_KEY": API_KEY,
+            "TYS_FEEDS_MERAKI_ENABLED": "true", "TYS_FEEDS_MERAKI_SECRET": MERAKI_SECRET,
+            "TYS_FEEDS_MERAKI_VALIDATOR": "bench-validator"}
+
+
+def feed_rows(sizes: Any, pg: env.Postgres, workdir: Path, reads: dict[str, list[bytes]],
+              say: Any) -> dict[str, Any]:
+    """Every feed row (see the module docstring)."""
+    say(f"building a Firehose stream of {sizes.firehose_lines:,} lines")
+    path = workdir / "firehose.ndjson"
+    path.write_bytes(build_stream(sizes.firehose_lines, time.time()))
+    lines = path.read_bytes().count(b"\n")
+    dsn = pg.create_database("feeds")
+    env.apply_schema(dsn)
+    env.seed_users(dsn, sizes.users)
+    bodies = meraki_bodies(sizes.meraki_observations, sizes.meraki_posts + 1, time.time())
+    stream = FakeStream(path, workdir)
+
+    async def rows() -> dict[str, Any]:
+        try:
+            say("bare reader (split lines + orjson.loads) on the stream")
+            before = await bare_reader(stream, lines)
+            tys = env.start_tys(dsn, workdir, env=tys_env(stream.url))
+            try:
+                say("TYS reading the stream while 300 reads/s run")
+                ingest = await tys_ingest(stream, tys, lines, reads, sizes.feed_read_s)
+                say(f"Meraki POSTs of {sizes.meraki_observations:,} observations x 5 fixes")
+                meraki = await meraki_posts(tys, bodies)
+                counted = await feed_events(tys)
+            finally:
+                tys.stop()
+            say("bare reader again")
+            after = await bare_reader(stream, lines)
+        finally:
+            await stream.close()
+        bare_per_s = (before["per_s"] + after["per_s"]) / 2
+        # What TYS's metrics say it took: the figures are only worth something if it did.
+        ingest["accepted"] = counted.get("spaces_firehose DEVICE_LOCATION_UPDATE accepted", 0)
+        meraki["accepted_fixes"] = counted.get("meraki fix accepted", 0)
+        if ingest["accepted"] < lines * 0.9 or not meraki["accepted_fixes"]:
+            raise RuntimeError(f"TYS did not take the feeds' events: {counted}")
+        return {"events": sizes.firehose_lines, "lines": lines,
+                "bare": [before, after], "bare_per_s": round(bare_per_s), "tys": ingest,
+                "ratio": round(ingest["per_s"] / bare_per_s, 3), "meraki": meraki,
+                "meraki_observations": sizes.meraki_observations}
+
+    return asyncio.run(rows())
