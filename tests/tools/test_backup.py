@@ -40,6 +40,8 @@ INSERT INTO count (time, user_count, device_count, notification_count) VALUES
 INSERT INTO zone (time, name, count) VALUES
     ('2026-06-08 17:03:00', 'Hall A', 4),
     ('2026-06-08 17:03:00', 'Hall B / Keynote', 1);
+INSERT INTO feed_cursor (feed, cursor_ms, updated) VALUES
+    ('spaces_firehose', 1780938195000, '2026-06-08 17:03:15+00');
 """
 
 
