@@ -475,7 +475,8 @@ def test_walk_warns_when_the_server_resolves_other_macs(tmp_path: Path) -> None:
 # --- CLI ---------------------------------------------------------------------------------
 
 @pytest.mark.slow
-@pytest.mark.parametrize("command", [[], ["fake-cmx"], ["walk"], ["load"]])
+@pytest.mark.parametrize("command", [[], ["fake-cmx"], ["fake-firehose"], ["walk"],
+                                     ["accuracy"], ["load"]])
 def test_every_subcommand_has_help(command: list[str]) -> None:
     done = subprocess.run([sys.executable, "-m", "tools.cmx_sim", *command, "--help"],
                           cwd=ROOT, capture_output=True, text=True, timeout=30, check=False)

@@ -14,6 +14,7 @@ from tools.cmx_sim import fake_firehose
 from tools.cmx_sim.__main__ import build_parser
 from tools.cmx_sim.devices import make_devices
 from tools.cmx_sim.fake_firehose import FakeFirehose
+from tools.cmx_sim.httpclient import HttpConnection, encode_request
 from tools.cmx_sim.venue import Fix, VenueConfig
 from tys_server.core.events import Fix as FixEvent
 from tys_server.core.events import IpSeen
@@ -216,3 +217,39 @@ def test_cli_reads_the_fault_switches() -> None:
          "--ipv4", "not_applicable", "--unpadded-macs"])
     assert (args.fail_connect, args.stall_connect, args.split_lines) == (["2:429"], [3], True)
     assert (args.ipv4, args.unpadded_macs, args.port) == ("not_applicable", True, 8282)
+
+
+async def _control(url: str, method: str, action: str) -> dict[str, Any]:
+    base = url.removesuffix(fake_firehose.PATH)
+    conn = HttpConnection(base)
+    try:
+        status, body = await conn.request(encode_request(method, f"{base}/fake/{action}"))
+    finally:
+        await conn.aclose()
+    assert status == 200
+    return dict(orjson.loads(body))
+
+
+@gen_test
+async def test_prebuilt_stream_is_held_until_released_then_sent_whole(served, opened) -> None:
+    prebuilt = b"".join(orjson.dumps(update(i)) + b"\n" for i in range(1, 4))
+    fake, url = served(prebuilt=prebuilt, hold=True)
+    stream = await opened(url)
+    await fake.wait_for(lambda f: f.open_streams == 1)
+    assert await _control(url, "GET", "status") == {"open_streams": 1, "connections": 1,
+                                                    "lines_sent": 0}
+    fake.push(update(9))  # live while held: it waits behind the prebuilt bytes
+    assert await _control(url, "POST", "release") == {"released": 1}
+    assert await _control(url, "POST", "release") == {"released": 0}  # nobody left waiting
+    assert [(await stream.line())["recordUid"] for _ in range(4)] == ["u1", "u2", "u3", "u9"]
+
+
+@gen_test
+async def test_end_closes_every_open_stream(served, opened) -> None:
+    fake, url = served(prebuilt=orjson.dumps(update(1)) + b"\n")
+    first, second = await opened(url), await opened(url)
+    await fake.wait_for(lambda f: f.open_streams == 2)
+    assert await _control(url, "POST", "end") == {"ended": 2}
+    assert [orjson.loads(line)["recordUid"] for line in (await first.body()).splitlines()] \
+        == ["u1"]
+    assert await second.body() == orjson.dumps(update(1)) + b"\n"
