@@ -10,7 +10,11 @@ from tys_server.web.base import BaseHandler
 OPENAPI = importlib.resources.files("tys_server.web") / "openapi.yaml"
 
 class HealthHandler(BaseHandler):
-    """200 while the database keeps up, 503 once it has been gone a while; no data."""
+    """200 while the database keeps up, 503 once it has been gone a while; no data.
+
+    The body also holds each enabled feed's state (ops.feeds.Health); a feed's state
+    never changes the status code (docs/operations.md says why).
+    """
 
     source: HealthSource
 
