@@ -108,7 +108,7 @@ def feed_rows(feeds: dict[str, Any]) -> list[Row]:
         Row(f"Firehose ingest, {feeds['events']:,} events (ref: bare split + orjson.loads)",
             "lines/s", ingest["per_s"], feeds["bare_per_s"], ratio,
             f">= {FIREHOSE_RATIO:.2f} x ref", ratio >= FIREHOSE_RATIO),
-        _below("  read p99 at 300 reads/s during the ingest", "ms",
+        _below("  API read p99 at 300 reads/s during the ingest", "ms",
                ingest["reads"]["p99_ms"], LATENCY_P99_MS),
         _below(f"Meraki POST of {post}, median", "ms", meraki["median_ms"], MERAKI_POST_MS),
         _below(f"  same, p99 of {meraki['posts']} POSTs", "ms", meraki["p99_ms"],

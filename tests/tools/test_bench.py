@@ -37,7 +37,7 @@ ROWS = (
     "day leaderboard, 60 dates cycled",
     "  one day-board build over 300 users",
     "Firehose ingest, 20,000 events",
-    "  read p99 at 300 reads/s during the ingest",
+    "  API read p99 at 300 reads/s during the ingest",
     "Meraki POST of 200 observations x 5 fixes, median",
     "  same, p99 of 3 POSTs",
 )
