@@ -13,11 +13,14 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import orjson
 import pytest
 
 from tests.conftest import json_of, with_overrides
+from tests.support import rawhttp
+from tests.support.procserver import free_port
 from tests.web.test_live_cmx import Hosts, cmx_overrides
-from tools.cmx_sim import fake_firehose
+from tools.cmx_sim import fake_firehose, meraki_poster
 from tools.cmx_sim.fake_cmx import FakeCmx
 from tools.cmx_sim.fake_firehose import FakeFirehose
 from tools.cmx_sim.meraki_poster import MerakiPoster, Sighting
@@ -228,3 +231,36 @@ async def test_a_restart_resumes_the_stream_from_the_cursor_the_final_flush_stor
     finally:  # ...and credited nothing twice
         assert await second.stop()
     assert db.query("SELECT mtrs FROM distance")[0][0] == pytest.approx(walked_m, abs=1e-3)
+
+
+class TestMerakiPathThroughListen:
+    """The configured path behind Runtime.listen(): its own body cap, its secret, no auth."""
+
+    SERVER_CAP, MERAKI_CAP, PATH = 64 * 1024, 256 * 1024, "/hook-5e1f0a"
+
+    @pytest.fixture
+    def overrides(self) -> dict[str, Any]:
+        return {"server.port": free_port(), "server.max_body_bytes": self.SERVER_CAP,
+                **MERAKI_ONLY, "feeds.meraki.path": self.PATH,
+                "feeds.meraki.max_body_bytes": self.MERAKI_CAP}
+
+    @gen_test
+    async def test_the_meraki_path_takes_bodies_up_to_its_own_cap(self, runtime: Runtime) -> None:
+        runtime.listen()
+        port = runtime.settings.server.port
+        now_s = time.time()
+        clients = [meraki_poster.observation(f"00:52:bf:74:{i >> 8:02x}:{i & 0xff:02x}",
+                                             f"10.30.{i >> 8}.{i & 0xff}", [
+            meraki_poster.location(Sighting("", "", 1, 10.0, 20.0, now_s - 60), 2.0)])
+            for i in range(1, 300)]
+        raw = orjson.dumps(meraki_poster.body(clients, SECRET))
+        assert self.SERVER_CAP < len(raw) < self.MERAKI_CAP  # over the server's own cap
+        taken = await rawhttp.post(port, self.PATH, None, raw=raw, auth=None)
+        assert (taken.status, taken.json()["accepted"]) == (200, 299)
+        validator = await rawhttp.exchange(port, rawhttp.request_bytes("GET", self.PATH))
+        assert (validator.status, validator.body) == (200, VALIDATOR.encode())
+        too_big = await rawhttp.exchange(port, rawhttp.request_bytes(
+            "POST", self.PATH, b"{}", length=self.MERAKI_CAP + 1))
+        assert (too_big.status, too_big.json()) == (413, {"error": "Request body too large"})
+        other = await rawhttp.post(port, "/meraki", None, raw=raw, auth=None)
+        assert other.status == 413  # any other path keeps server.max_body_bytes
