@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from tys_server.core.snapshot import Loaded, Unflushed
 from tys_server.core.tracking import NO_FLOOR, Track
+from tys_server.core.users import Profile
 
 if TYPE_CHECKING:
     from tys_server.core.state import State
@@ -22,10 +23,13 @@ def seed(state: State, loaded: Loaded) -> None:
     from tys_server.core.state import User, user_key
 
     by_email: dict[str, User] = {}
-    for email, nickname in loaded.users:
+    for email, nickname, *profile in loaded.users:
         user = User(email, nickname or email)
+        if profile:  # team, team_since_s, alias, hidden, disqualified
+            user.take(Profile(*profile))
         by_email[email] = user
         state.users[user_key(user.username)] = user
+        state.index_names(user)
     for mac, email in loaded.devices:
         owner = by_email.get(email)
         if owner is not None:

@@ -10,7 +10,7 @@ from typing import Any
 class Loaded:
     """The database's content, read at start-up to seed memory."""
 
-    users: list[tuple[str, str | None]]          # email, nickname
+    users: list[tuple[Any, ...]]                 # email, nickname[, Profile's fields]
     devices: list[tuple[str, str]]               # mac, owner e-mail
     tracks: list[tuple[Any, ...]]                # mac, total_m, floor, x1, y1, x2, y2,
                                                  # pending_m, held_m, last_ts

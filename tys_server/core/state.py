@@ -11,6 +11,9 @@ from tys_server.core.events import Batch, DeviceExit, Event, Fix, IpSeen, Moveme
 from tys_server.core.gate import GateParams, gate
 from tys_server.core.snapshot import Loaded
 from tys_server.core.tracking import NO_FLOOR, FilterParams, Track, advance
+from tys_server.core.users import Profile, name_key
+from tys_server.core.users import User as User  # re-exported: State's users
+from tys_server.core.users import user_key as user_key
 from tys_server.core.zones import VisitWindow
 
 MINUTE_S = 60
@@ -18,25 +21,6 @@ MINUTE_S = 60
 # page shows them); zone visits are counted for a much shorter window (core/zones.py).
 RECENT_S = 3 * 3600
 DEFAULT_MAX_DEVICES = 2_000_000
-
-
-class User:
-    """A registered visitor and the MACs (as stored) of their devices."""
-
-    __slots__ = ("email", "username", "macs", "revision")
-
-    def __init__(self, email: str, username: str, macs: list[str] | None = None) -> None:
-        self.email = email
-        self.username = username
-        self.macs: list[str] = macs if macs is not None else []
-        # Bumped whenever the user's devices or their distance change: what was worked
-        # out from them before (a dashboard) is stale once it moved.
-        self.revision = 0
-
-
-def user_key(username: str) -> str:
-    """Usernames are unique case-insensitively."""
-    return username.lower()
 
 
 @dataclass
@@ -77,9 +61,10 @@ class State:
         self.zones: dict[tuple[int, str], int] = {}   # (minute, zone) → devices seen
         self.visits = VisitWindow()                   # who was counted, per open minute
         self.users: dict[str, User] = {}              # user_key(username) → user
+        self.names: dict[str, User] = {}              # name_key(username or alias) → user
         self.owners: dict[str, User] = {}             # stored MAC → owner
         self.dirty = Dirty()
-        # Users whose distance or devices changed since the leaderboards last looked.
+        # Users whose distance, devices or profile changed since the boards last looked.
         self.changed_users: set[User] = set()
         # For metrics: movements of new devices refused past max_devices, fixes older
         # than their track's last one, zone visits outside the open minutes.
@@ -183,6 +168,7 @@ class State:
         user = User(email, username, [mac])
         self.users[user_key(username)] = user
         self.owners[mac] = user
+        self.index_names(user)
         self._registrations_changed(now_s, user)
         return user
 
@@ -197,7 +183,33 @@ class State:
         self.users.pop(user_key(user.username), None)
         for mac in user.macs:
             self.owners.pop(mac, None)
+        for name in (user.username, user.alias):
+            if name is not None and self.names.get(name_key(name)) is user:
+                del self.names[name_key(name)]
         self._registrations_changed(now_s, user)
+
+    def name_owner(self, name: str) -> User | None:
+        """The user whose username or alias is name (casefolded), or None."""
+        return self.names.get(name_key(name))
+
+    def index_names(self, user: User) -> None:
+        """Make the user's username and alias known to name_owner (first holder kept)."""
+        self.names.setdefault(name_key(user.username), user)
+        if user.alias is not None:
+            self.names.setdefault(name_key(user.alias), user)
+
+    def set_profile(self, user: User, profile: Profile) -> None:
+        """Hold a profile the database has stored; boards and dashboards follow."""
+        if user.profile == profile:
+            return
+        old = user.alias
+        if old is not None and name_key(old) != name_key(user.username) \
+                and self.names.get(name_key(old)) is user:
+            del self.names[name_key(old)]
+        user.take(profile)
+        self.index_names(user)
+        user.revision += 1
+        self.changed_users.add(user)
 
     def device_count(self) -> int:
         """Registered devices."""
