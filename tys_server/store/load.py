@@ -32,6 +32,12 @@ WHERE %s::float8 IS NULL
    OR (distance_history.time, distance_history.mac) > (to_timestamp(%s), %s::macaddr)
 ORDER BY distance_history.time, distance_history.mac LIMIT %s
 """
+# Loaded.users' order: email, nickname, then core.users.Profile's fields.
+_SELECT_USERS = """
+SELECT email, nickname, team, extract(epoch FROM team_since)::float8, alias, hidden,
+       disqualified
+FROM users
+"""
 # count.time and zone.time are UTC.
 _SELECT_COUNTS = """
 SELECT extract(epoch FROM time AT TIME ZONE 'UTC')::float8, coalesce(user_count, 0),
@@ -54,7 +60,7 @@ async def read_into(cur: Any, state: State, *, recent_since_s: float) -> Loaded:
         raise StoreError("the start-up load was interrupted (connection lost); start again")
     # One snapshot for every page of every table.
     await cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-    await cur.execute("SELECT email, nickname FROM users")
+    await cur.execute(_SELECT_USERS)
     users = await cur.fetchall()
     await cur.execute("SELECT mac::text, owner FROM devices WHERE owner IS NOT NULL")
     devices = await cur.fetchall()

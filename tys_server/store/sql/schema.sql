@@ -11,6 +11,16 @@ CREATE TABLE IF NOT EXISTS users (
 );
 -- Added: usernames are unique case-insensitively (register races end in a 409).
 CREATE UNIQUE INDEX IF NOT EXISTS users_nickname_lower_key ON users (lower(nickname));
+-- Added (DESIGN 15): a team, an alias shown on boards instead of the username, staying
+-- off the boards, and the organisers' disqualification.
+ALTER TABLE users ADD COLUMN IF NOT EXISTS team varchar(64);
+ALTER TABLE users ADD COLUMN IF NOT EXISTS team_since timestamptz;  -- joined that team
+ALTER TABLE users ADD COLUMN IF NOT EXISTS alias varchar(64);
+ALTER TABLE users ADD COLUMN IF NOT EXISTS hidden boolean NOT NULL DEFAULT false;
+ALTER TABLE users ADD COLUMN IF NOT EXISTS disqualified boolean NOT NULL DEFAULT false;
+-- Aliases are unique case-insensitively; an alias equal to another user's username is
+-- refused in the profile's transaction (store/users.py).
+CREATE UNIQUE INDEX IF NOT EXISTS users_alias_lower_key ON users (lower(alias));
 
 CREATE TABLE IF NOT EXISTS devices (
     mac macaddr NOT NULL PRIMARY KEY,
