@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SPEC_PATH = ROOT / "docs" / "openapi.yaml"
 CONFIG_PATH = ROOT / "conf" / "tys.yaml"
 # Where reply texts are written: the service's encoded replies and the web layer.
-TEXT_SOURCES = (ROOT / "tys_server" / "service.py",
+TEXT_SOURCES = (*sorted((ROOT / "tys_server" / "service").glob("*.py")),
                 *sorted((ROOT / "tys_server" / "web").glob("*.py")))
 
 OPERATIONS = {

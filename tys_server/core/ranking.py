@@ -87,6 +87,11 @@ class Ranking:
         # Usernames are unique case-insensitively; if not, the better place wins.
         return min(bisect_left(self._keys, self._by_name[name]) for name in names) + 1
 
+    def exact_place(self, name: str) -> int | None:
+        """1-based place of the name exactly as ranked, None if not ranked."""
+        key = self._by_name.get(name)
+        return None if key is None else bisect_left(self._keys, key) + 1
+
     @property
     def total_m(self) -> float:
         """Sum of every ranked user's total."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, TypedDict
 
 
 class Profile(NamedTuple):
@@ -60,3 +60,14 @@ def user_key(username: str) -> str:
 def name_key(name: str) -> str:
     """Teams, aliases and the usernames an alias may not spoof compare casefolded."""
     return name.casefold()
+
+
+class ProfileChanges(TypedDict, total=False):
+    """What a profile request sets: only the keys given change (None clears a name)."""
+
+    team: str | None
+    alias: str | None
+    hidden: bool
+
+
+NO_PROFILE = Profile()  # a user who set nothing

@@ -15,6 +15,7 @@ import psycopg2.errors
 
 from tys_server.core.snapshot import Loaded
 from tys_server.core.state import State
+from tys_server.core.users import NO_PROFILE, Profile, ProfileChanges
 from tys_server.store import users
 from tys_server.store.flush_sql import FlushChunk, statements
 from tys_server.store.load import read_into
@@ -40,6 +41,10 @@ class UsernameConflict(StoreError):
 
 class DeviceConflict(StoreError):
     """That MAC is already registered."""
+
+
+class AliasConflict(StoreError):
+    """That alias is another user's username or alias."""
 
 
 class DeviceLimit(StoreError):
@@ -203,11 +208,36 @@ class Store:
 
     # -- users and devices --------------------------------------------------------
 
-    async def add_user(self, email: str, username: str, mac: str) -> None:
-        """Insert a user and its first device in one transaction."""
+    async def add_user(self, email: str, username: str, mac: str,
+                       profile: Profile = NO_PROFILE) -> None:
+        """Insert a user (with its team, if any) and its first device in one transaction."""
         await self._write_user(functools.partial(users.insert_user, email=email,
-                                                 username=username, mac=mac),
+                                                 username=username, mac=mac, profile=profile),
                                users.USER_WRITTEN, (mac, email, username))
+
+    async def update_profile(self, email: str, changes: ProfileChanges,
+                             now_s: float) -> Profile | None:
+        """Set the given profile fields; the stored profile, None if the user is gone.
+
+        Raises AliasConflict when the alias is another user's username or alias.
+        """
+        # Absolute values: a transaction run again after a lost COMMIT writes the same.
+        return await self._write_profile(functools.partial(
+            users.update_profile, email=email, changes=changes, now_s=now_s))
+
+    async def set_disqualified(self, email: str, disqualified: bool) -> Profile | None:
+        """Disqualify or requalify a user; the stored profile, None if the user is gone."""
+        return await self._write_profile(functools.partial(
+            users.set_disqualified, email=email, disqualified=disqualified))
+
+    async def _write_profile(self, work: Callable[[Any], Awaitable[Profile | None]]
+                             ) -> Profile | None:
+        try:
+            return await self._run(work, transaction=True)
+        except (users.NameTaken, psycopg2.errors.UniqueViolation) as exc:
+            raise AliasConflict(type(exc).__name__) from None  # the only unique it can hit
+        except psycopg2.Error as exc:
+            raise StoreError(_first_line(exc)) from None
 
     async def add_device(self, email: str, mac: str, max_devices: int) -> None:
         """Attach one more device to a user; DeviceLimit past max_devices."""
@@ -247,6 +277,8 @@ class Store:
                 if constraint.startswith("devices"):
                     raise DeviceConflict(constraint) from None
                 raise UsernameConflict(constraint) from None
+            except users.NameTaken:
+                raise UsernameConflict("another user's alias") from None
             except psycopg2.Error as exc:
                 raise StoreError(_first_line(exc)) from None
             except CommitUnknown as exc:

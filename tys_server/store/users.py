@@ -1,13 +1,20 @@
-"""Users and devices: the statements of the registration transactions, and reading them back.
+"""Users and devices: the statements of the user transactions, and reading them back.
 
 Each function runs inside a transaction that store.database.Store opens and commits.
 The *_WRITTEN queries tell, on a new connection, whether a transaction whose COMMIT
 answer was lost did commit (DESIGN section 13).
+
+Names (DESIGN 15): an alias is unique case-insensitively (a unique index) and may not be
+another user's username, nor may a new username be another user's alias. Those two are
+checked here, in the transaction, under a lock on the name, so concurrent requests
+cannot both pass: memory's check comes first, the database's is the one that holds.
 """
 
 from __future__ import annotations
 
 from typing import Any, NamedTuple
+
+from tys_server.core.users import NO_PROFILE, Profile, ProfileChanges
 
 # Rows as add_user writes them: the user, and its device pointing at it.
 USER_WRITTEN = ("SELECT 1 FROM devices JOIN users ON users.email = devices.owner "
@@ -15,29 +22,58 @@ USER_WRITTEN = ("SELECT 1 FROM devices JOIN users ON users.email = devices.owner
 DEVICE_WRITTEN = "SELECT 1 FROM devices WHERE mac = %s AND owner = %s"
 USER_PRESENT = "SELECT 1 FROM users WHERE email = %s"
 
+# Profile's fields, in its order.
+_PROFILE = "team, extract(epoch FROM team_since)::float8, alias, hidden, disqualified"
 # The user registered under a username (any case) and the owner of a MAC, with every
-# device of each: what memory must hold about one registration.
+# device of each and its profile: what memory must hold about one registration.
 _USERS_OF = (
     "SELECT u.email, u.nickname, "
-    "coalesce(array_agg(d.mac::text ORDER BY d.mac) FILTER (WHERE d.mac IS NOT NULL), '{}') "
+    "coalesce(array_agg(d.mac::text ORDER BY d.mac) FILTER (WHERE d.mac IS NOT NULL), '{}'), "
+    "u.team, extract(epoch FROM u.team_since)::float8, u.alias, u.hidden, u.disqualified "
     "FROM users u LEFT JOIN devices d ON d.owner = u.email "
     "WHERE lower(u.nickname) = lower(%s) "
     "OR u.email = (SELECT owner FROM devices WHERE mac = %s) "
-    "GROUP BY u.email, u.nickname ORDER BY u.email")
+    "GROUP BY u.email ORDER BY u.email")
+# Registrations and alias changes naming the same name (any case) take turns on this
+# lock, so the check after it sees what the other one committed (READ COMMITTED takes a
+# snapshot per statement). The first number keeps TYS's locks apart from anyone else's.
+_LOCK_NAME = "SELECT pg_advisory_xact_lock(1515, hashtext(lower(%s)))"
+# A team named again in another letter case is the same team: the user keeps its place
+# in it (team_since), which decides whose spelling names the team.
+_SET_TEAM = ("team_since = CASE WHEN %(team)s::text IS NULL THEN NULL "
+             "WHEN lower(team) = lower(%(team)s::text) THEN team_since "
+             "ELSE to_timestamp(%(now_s)s) END, team = %(team)s")
 
 
 class StoredUser(NamedTuple):
-    """A user as the database holds it, with the MACs of its devices."""
+    """A user as the database holds it, with the MACs of its devices and its profile."""
 
     email: str
     username: str
     macs: tuple[str, ...]
+    profile: Profile = NO_PROFILE
 
 
-async def insert_user(cur: Any, email: str, username: str, mac: str) -> None:
-    """A new user and its first device."""
-    await cur.execute("INSERT INTO users (email, nickname, admin) VALUES (%s, %s, false)",
-                      (email, username))
+class NameTaken(Exception):
+    """The name is another user's: an alias as a new username, a username or alias as an alias."""
+
+
+async def lock_name(cur: Any, name: str) -> None:
+    """Take turns with every transaction naming the same name (any case)."""
+    await cur.execute(_LOCK_NAME, (name,))
+
+
+async def insert_user(cur: Any, email: str, username: str, mac: str,
+                      profile: Profile = NO_PROFILE) -> None:
+    """A new user, its team if any, and its first device; NameTaken if an alias is that name."""
+    await lock_name(cur, username)
+    await cur.execute("SELECT 1 FROM users WHERE lower(alias) = lower(%s)", (username,))
+    if await cur.fetchone() is not None:
+        raise NameTaken(username)
+    await cur.execute(
+        "INSERT INTO users (email, nickname, admin, team, team_since) "
+        "VALUES (%s, %s, false, %s, to_timestamp(%s))",
+        (email, username, profile.team, profile.team_since_s))
     await cur.execute("INSERT INTO devices (mac, owner) VALUES (%s, %s)", (mac, email))
 
 
@@ -59,6 +95,42 @@ async def insert_device(cur: Any, email: str, mac: str) -> int | None:
     return int(count)
 
 
+async def update_profile(cur: Any, email: str, changes: ProfileChanges,
+                         now_s: float) -> Profile | None:
+    """Set the given profile fields; the profile as stored, None if the user is gone.
+
+    Raises NameTaken when the alias is another user's username or alias.
+    """
+    # The row first, as delete_user does: a deletion waits for us or we find it gone.
+    await cur.execute("SELECT 1 FROM users WHERE email = %s FOR UPDATE", (email,))
+    if await cur.fetchone() is None:
+        return None
+    alias = changes.get("alias")
+    if alias is not None:
+        await lock_name(cur, alias)
+        await cur.execute("SELECT 1 FROM users WHERE email <> %s AND "
+                          "(lower(nickname) = lower(%s) OR lower(alias) = lower(%s))",
+                          (email, alias, alias))
+        if await cur.fetchone() is not None:
+            raise NameTaken(alias)
+    sets = [_SET_TEAM] if "team" in changes else []
+    sets += [f"{field} = %({field})s" for field in ("alias", "hidden") if field in changes]
+    if not sets:
+        sets = ["email = email"]  # nothing to change: read the profile back
+    await cur.execute(f"UPDATE users SET {', '.join(sets)} WHERE email = %(email)s "
+                      f"RETURNING {_PROFILE}",
+                      {**changes, "email": email, "now_s": now_s})
+    return Profile(*await cur.fetchone())
+
+
+async def set_disqualified(cur: Any, email: str, disqualified: bool) -> Profile | None:
+    """Disqualify or requalify a user; the profile as stored, None if the user is gone."""
+    await cur.execute(f"UPDATE users SET disqualified = %s WHERE email = %s "
+                      f"RETURNING {_PROFILE}", (disqualified, email))
+    row = await cur.fetchone()
+    return None if row is None else Profile(*row)
+
+
 async def delete_user(cur: Any, email: str) -> bool:
     """A user and its devices (never its distance); False if it was not there."""
     # Locked first: an add_device waiting on the row then finds the user gone, instead of
@@ -72,5 +144,5 @@ async def delete_user(cur: Any, email: str) -> bool:
 async def users_of(cur: Any, username: str, mac: str) -> list[StoredUser]:
     """The user named username (any case) and the owner of mac, as stored."""
     await cur.execute(_USERS_OF, (username, mac))
-    return [StoredUser(email, nickname, tuple(macs))
-            for email, nickname, macs in await cur.fetchall()]
+    return [StoredUser(email, nickname, tuple(macs), Profile(*profile))
+            for email, nickname, macs, *profile in await cur.fetchall()]

@@ -1,102 +1,42 @@
-"""Use cases of the front-end API: register, delete, dashboard, leaderboard, ip→username.
-
-The service speaks the domain: typed arguments in, results out, and refusals as the
-exceptions below (no status code, no reply text). ``web/`` reads requests into those
-arguments and maps each exception to its HTTP status and text, endpoint by endpoint.
-"""
+"""The Service: register, delete, profile, disqualify, dashboards, boards, ip → username."""
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, NamedTuple, Protocol
-
-import orjson
+from typing import NamedTuple
 
 from tys_server.config import Settings
 from tys_server.core.addresses import is_private, read_address
-from tys_server.core.leaderboard import Board, Boards
+from tys_server.core.leaderboard import Boards
 from tys_server.core.ranking import Ranking
 from tys_server.core.state import State, User
-from tys_server.core.units import km, miles, steps
-
-# The look-up's refusals pass through register() and ip_username() as they are.
-from tys_server.lookup.cmx_api import LocationUnavailable as LocationUnavailable
-from tys_server.lookup.cmx_api import NotOnWifi as NotOnWifi
-from tys_server.store.database import DeviceConflict, DeviceLimit, StoreError, UsernameConflict
+from tys_server.core.users import Profile, ProfileChanges, name_key
+from tys_server.lookup.cmx_api import NotOnWifi
+from tys_server.service.errors import (
+    AliasTaken,
+    DeviceNotRegistered,
+    DeviceOwned,
+    LimitReached,
+    NoDevices,
+    StorageFailed,
+    UsernameTaken,
+    UserNotFound,
+)
+from tys_server.service.ports import MacLookup, SeenDevices, UserStore
+from tys_server.service.replies import Replies
+from tys_server.store.database import (
+    AliasConflict,
+    DeviceConflict,
+    DeviceLimit,
+    StoreError,
+    UsernameConflict,
+)
 from tys_server.store.users import StoredUser
 
 log = logging.getLogger(__name__)
-
-# Dashboards kept for users read again (about 2 KB each for 5 days): bounded, and
-# forgotten all at once when full, which costs one recomputation per user.
-DASHBOARD_CACHE_USERS = 4096
-DATE_FORMAT = "%m/%d/%Y"  # dates in replies, and the leaderboard's `date`
-
-
-class ServiceError(Exception):
-    """A use case refused: an expected outcome for the caller to answer, not a fault."""
-
-
-class UsernameTaken(ServiceError):
-    """Another user already has this username (usernames are unique case-insensitively)."""
-
-
-class DeviceOwned(ServiceError):
-    """The device at this IP is registered to another user."""
-
-
-class LimitReached(ServiceError):
-    """The user already owns registration.max_devices_per_user devices."""
-
-
-class UserNotFound(ServiceError):
-    """No user has this username."""
-
-
-class NoDevices(ServiceError):
-    """The user owns no device (seen in legacy data): there is nothing to show."""
-
-
-class DeviceNotRegistered(ServiceError):
-    """The device at this IP belongs to nobody."""
-
-
-class StorageFailed(ServiceError):
-    """The database did not take the change; memory is left as it was."""
-
-
-class MacLookup(Protocol):
-    """What the service needs of the CMX client."""
-
-    async def lookup_mac(self, ip: str) -> str:
-        """The MAC as stored for this IP; raises NotOnWifi or LocationUnavailable."""
-        ...
-
-
-class SeenDevices(Protocol):
-    """What the service needs of the IPs the feeds saw (lookup.observed.ObservedIps)."""
-
-    def device_at(self, ip: str, now_s: float) -> str | None:
-        """The device seen at ip (canonical text) recently enough, or None."""
-        ...
-
-
-class UserStore(Protocol):
-    """What the service needs of the database."""
-
-    async def add_user(self, email: str, username: str, mac: str) -> None: ...
-
-    async def add_device(self, email: str, mac: str, max_devices: int) -> None: ...
-
-    async def delete_user(self, email: str) -> bool: ...
-
-    async def registrations(self, username: str, mac: str) -> list[StoredUser]: ...
-
-    async def registration_history(self, days: int) -> list[tuple[float, int]]: ...
 
 
 class Registration(NamedTuple):
@@ -126,10 +66,8 @@ class Service:
         excluded = settings.leaderboard.exclude_email_domains
         self._excluded = tuple("@" + d.lower().lstrip("@") for d in excluded)
         self.boards = Boards(state, self.is_ranked, settings.leaderboard.refresh_interval_s)
-        self._dates: dict[int, str] = {}  # ordinal → "MM/DD/YYYY"
-        # user → ((revision, days, today, place), encoded reply): a dashboard read again
-        # before the user's distance or place moved is served as it was.
-        self._dashboards: dict[User, tuple[tuple[int, int, int, int | None], bytes]] = {}
+        self.replies = Replies(state, self.boards, settings.tracking.step_length_ft,
+                               self.is_ranked, clock)
 
     # -- helpers --------------------------------------------------------------------
 
@@ -140,7 +78,9 @@ class Service:
         return f"{username}@{self.settings.registration.email_domain}"
 
     def is_ranked(self, user: User) -> bool:
-        """Staff (excluded e-mail domains) stay off the leaderboard."""
+        """Hidden and disqualified users and staff (excluded e-mail domains) stay off boards."""
+        if user.hidden or user.disqualified:
+            return False
         return not user.email.lower().endswith(self._excluded) if self._excluded else True
 
     def ranking(self) -> Ranking:
@@ -150,14 +90,6 @@ class Service:
     def day_ranking(self, ordinal: int) -> Ranking:
         """One day's ranking, kept like the overall one."""
         return self.boards.day(ordinal).ranking
-
-    def _date_text(self, ordinal: int) -> str:
-        text = self._dates.get(ordinal)
-        if text is None:
-            if len(self._dates) > 1024:
-                self._dates.clear()
-            text = self._dates[ordinal] = dt.date.fromordinal(ordinal).strftime(DATE_FORMAT)
-        return text
 
     async def _lookup(self, ip: str) -> str:
         """The device (MAC as stored) at ip: a feed's fresh sighting, else the CMX hosts.
@@ -185,9 +117,11 @@ class Service:
 
     # -- use cases ------------------------------------------------------------------
 
-    async def register(self, username: str, ip: str, add_device: bool = False) -> Registration:
+    async def register(self, username: str, ip: str, add_device: bool = False,
+                       team: str | None = None) -> Registration:
         """The device at ip becomes the user's: a new user, or (add_device) one more device.
 
+        A new user joins `team` (an existing user keeps theirs: /live/profile changes it).
         Raises NotOnWifi, LocationUnavailable, DeviceOwned, UsernameTaken, LimitReached
         or StorageFailed.
         """
@@ -198,9 +132,10 @@ class Service:
         user = self.state.user(username)
         email = self.email_for(username) if user is None else user.email
         username = username if user is None else user.username
+        profile = Profile(team, self.clock() if team is not None else None)
         try:
             if user is None:
-                await _stored(self.store.add_user(email, username, mac))
+                await _stored(self.store.add_user(email, username, mac, profile))
             else:
                 await _stored(self.store.add_device(
                     email, mac, self.settings.registration.max_devices_per_user))
@@ -212,7 +147,7 @@ class Service:
             if known is not None:
                 return known
             raise
-        self._remember(StoredUser(email, username, (mac,)))
+        self._remember(StoredUser(email, username, (mac,), profile))
         log.info("registered (%d users, %d devices)", len(self.state.users),
                  self.state.device_count())
         return Registration(True, username, email, ip, mac)
@@ -231,7 +166,15 @@ class Service:
                 raise UsernameTaken()
             if len(user.macs) >= self.settings.registration.max_devices_per_user:
                 raise LimitReached()
+        elif self._alias_of_another(username):
+            raise UsernameTaken()
         return None
+
+    def _alias_of_another(self, username: str) -> bool:
+        """True when username is (casefolded) another user's alias."""
+        holder = self.state.name_owner(username)
+        return holder is not None and holder.alias is not None \
+            and name_key(holder.alias) == name_key(username)
 
     async def _recall(self, username: str, mac: str) -> None:
         """Memory learns what the database holds for this username and this device."""
@@ -249,6 +192,7 @@ class Service:
                 continue
             if user is None:
                 user = self.state.add_user(stored.email, stored.username, mac, self.clock())
+                self.state.set_profile(user, stored.profile)
             elif user.email == stored.email:
                 self.state.add_device(user, mac, self.clock())
 
@@ -266,15 +210,13 @@ class Service:
             log.warning("user not deleted: %s", exc)
             raise StorageFailed() from exc
         self.state.remove_user(user, self.clock())
-        self._dashboards.pop(user, None)
+        self.replies.forget(user)
         log.info("user deleted (%d users)", len(self.state.users))
         return user
 
     def dashboard(self, username: str, days: int) -> bytes:
         """Per-device totals and the last `days` days, as username_data's encoded reply.
 
-        Encoded here, not in web: the reply is kept per user and served again until the
-        user's revision, the day or the user's place moves, which only the service sees.
         Raises UserNotFound or NoDevices.
         """
         user = self.state.user(username)
@@ -282,62 +224,57 @@ class Service:
             raise UserNotFound()
         if not user.macs:
             raise NoDevices()
-        place = self.ranking().place(user.username) if self.is_ranked(user) else None
-        today = self.state.calendar.day_of(self.clock())
-        key = (user.revision, days, today, place)
-        cached = self._dashboards.get(user)
-        if cached is None or cached[0] != key:
-            if len(self._dashboards) >= DASHBOARD_CACHE_USERS:
-                self._dashboards.clear()
-            encoded = orjson.dumps(self._device_rows(user, days, today, place))
-            cached = self._dashboards[user] = (key, encoded)
-        return cached[1]
+        return self.replies.dashboard(user, days)
 
-    def _device_rows(self, user: User, days: int, today: int,
-                     place: int | None) -> list[dict[str, Any]]:
-        """username_data's devices: their totals and the last `days` days."""
-        step_ft = self.settings.tracking.step_length_ft
-        day_m = self.state.days.get  # a read per day asked for: skip State.day_m's call
-        devices = []
-        for mac in user.macs:
-            history = []
-            for ordinal in range(today - days + 1, today + 1):
-                metres = day_m((mac, ordinal), 0.0)
-                if metres > 0.0:
-                    history.append({
-                        "date": self._dates.get(ordinal) or self._date_text(ordinal),
-                        "km": round(km(metres), 3), "miles": round(miles(metres), 3),
-                        "steps": steps(metres, step_ft)})
-            total = self.state.total_m(mac)
-            devices.append({
-                "distance_day": history, "mac": mac, "place": place,
-                "total_kilometres": round(km(total), 3), "total_miles": round(miles(total), 3),
-                "total_steps": steps(total, step_ft), "username": user.username})
-        return devices
+    def leaderboard(self, count: int, ordinal: int | None = None, by: str = "user",
+                    rank: str = "total") -> bytes:
+        """The top `count` users, teams ("team") or companies ("domain"), as the encoded
+        reply: overall, or of the day `ordinal`; teams and companies by total or average."""
+        return self.replies.leaderboard(count, ordinal, by, rank)
 
-    def leaderboard(self, count: int, ordinal: int | None = None) -> bytes:
-        """The top `count` overall, or of the day `ordinal`, as the encoded reply.
+    async def profile(self, username: str, changes: ProfileChanges) -> User:
+        """Set the given team, alias and hidden flag; the user with its profile.
 
-        Encoded once per board update and number_leaders (Board.replies), then served as
-        it is: the board knows when it moved, the web layer does not.
+        Raises UserNotFound, AliasTaken or StorageFailed; nothing changes on a refusal.
         """
-        board = self.boards.overall() if ordinal is None else self.boards.day(ordinal)
-        reply = board.replies.get(count)
-        if reply is None:
-            reply = board.replies[count] = orjson.dumps(self._leaderboard_reply(board, count))
-        return reply
+        user = self.state.user(username)
+        if user is None:
+            raise UserNotFound()
+        alias = changes.get("alias")
+        if alias is not None and self.state.name_owner(alias) not in (None, user):
+            raise AliasTaken()
+        try:
+            stored = await self.store.update_profile(user.email, changes, self.clock())
+        except AliasConflict:
+            raise AliasTaken() from None  # memory had not seen it yet: the database had
+        except StoreError as exc:
+            log.warning("profile not stored: %s", exc)
+            raise StorageFailed() from exc
+        return self._apply(user, stored)
 
-    def _leaderboard_reply(self, board: Board, count: int) -> dict[str, Any]:
-        step_ft = self.settings.tracking.step_length_ft
-        leaders = [{"place": e.place, "username": e.username,
-                    "kilometres": round(km(e.total_m), 1), "miles": round(miles(e.total_m), 1),
-                    "steps": steps(e.total_m, step_ft)} for e in board.ranking.top(count)]
-        total = board.registered_m
-        reply: dict[str, Any] = {"leaders": leaders, "total_kilometres": round(km(total), 1),
-                                 "total_miles": round(miles(total), 1)}
-        if not leaders:
-            reply["error"] = "No data to display for the leader board"
-        return reply
+    async def set_disqualified(self, username: str, disqualified: bool) -> User:
+        """Take a user off every board and out of the totals, or put them back; the user.
+
+        Their data stays. Raises UserNotFound or StorageFailed.
+        """
+        user = self.state.user(username)
+        if user is None:
+            raise UserNotFound()
+        try:
+            stored = await self.store.set_disqualified(user.email, disqualified)
+        except StoreError as exc:
+            log.warning("disqualification not stored: %s", exc)
+            raise StorageFailed() from exc
+        user = self._apply(user, stored)
+        log.info("user %s", "disqualified" if disqualified else "requalified")
+        return user
+
+    def _apply(self, user: User, stored: Profile | None) -> User:
+        """Memory takes the profile the database stored; UserNotFound if the user went."""
+        if stored is None or not self.state.is_registered(user):
+            raise UserNotFound()  # deleted meanwhile
+        self.state.set_profile(user, stored)
+        return user
 
     async def registration_history(self, days: int,
                                    timeout_s: float) -> list[tuple[float, float]] | None:
