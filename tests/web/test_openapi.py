@@ -40,6 +40,7 @@ OPERATIONS = {
     "POST /notification", "POST /notification/area",
     "POST /live/register_username", "POST /live/delete_username",
     "POST /live/username_data", "POST /live/leaderboard", "POST /live/ip_username",
+    "POST /live/profile",
     "GET /healthz", "HEAD /healthz", "GET /openapi.yaml", "GET /metrics", "GET /status",
 }
 # Calls whose text argument is an error text: a 400 of a request reader, the error writer.

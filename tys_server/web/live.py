@@ -7,6 +7,7 @@ from typing import Any
 
 from tys_server.config import Settings
 from tys_server.service import (
+    AliasTaken,
     DeviceNotRegistered,
     DeviceOwned,
     LimitReached,
@@ -28,6 +29,7 @@ Answer = tuple[int, Any]  # status and JSON body (a value, or bytes already enco
 ADDED = "Username added with device"
 NOTHING_TO_DO = "Username already registered with that mac, nothing to do"
 DELETED = "Username and associated devices deleted"
+ALIAS_TAKEN = "alias is already another user's username or alias."
 
 
 class LiveHandler(BaseHandler):
@@ -82,6 +84,13 @@ class LeaderboardHandler(LiveHandler):
         return 200, self.service.leaderboard(*requests.leaderboard_args(body))
 
 
+class ProfileHandler(LiveHandler):
+    async def answer(self, body: Any) -> Answer:
+        user = await self.service.profile(*requests.profile_args(body))
+        return 200, {"username": user.username, "team": user.team, "alias": user.alias,
+                     "hidden": user.hidden}
+
+
 class IpUsernameHandler(LiveHandler):
     async def answer(self, body: Any) -> Answer:
         ip = requests.ip_args(body)
@@ -110,6 +119,11 @@ def routes(settings: Settings, service: Service, auth: BasicAuth) -> list[Any]:
         NoDevices: (500, "Could not get device for username"),
     }
     ip_username: ErrorReplies = {**lookup, DeviceNotRegistered: (404, "Device not registered")}
+    profile: ErrorReplies = {
+        UserNotFound: (404, "Username not found"),
+        AliasTaken: (400, ALIAS_TAKEN),
+        StorageFailed: (500, "Could not update profile in database"),
+    }
 
     def entry(path: str, handler: type[LiveHandler], errors: ErrorReplies) -> Any:
         return (path, handler, {"auth": auth, "service": service, "errors": errors})
@@ -120,4 +134,5 @@ def routes(settings: Settings, service: Service, auth: BasicAuth) -> list[Any]:
         entry(r"/live/username_data/?", UsernameDataHandler, dashboard),
         entry(r"/live/leaderboard/?", LeaderboardHandler, {}),
         entry(r"/live/ip_username/?", IpUsernameHandler, ip_username),
+        entry(r"/live/profile/?", ProfileHandler, profile),
     ]

@@ -11,9 +11,12 @@ import re
 from typing import Any
 
 from tys_server.core.addresses import parse_ip
+from tys_server.core.groups import GROUPINGS, RANKS
+from tys_server.core.users import ProfileChanges
 from tys_server.service import DATE_FORMAT
 
 USERNAME_MAX = 64
+NAME_MAX = 64  # teams and aliases
 DEFAULT_DAYS = 5
 DEFAULT_LEADERS = 5
 _DATE_SHAPE = re.compile(r"[0-9]{2}/[0-9]{2}/[0-9]{4}")
@@ -26,6 +29,14 @@ BAD_BOARD = "Expecting a JSON object with number_leaders."
 BAD_LEADERS = "number_leaders must be an integer from 1 to 100."
 BAD_DATE = "date must be a day as MM/DD/YYYY."
 BAD_IP = "Expecting key name ip."
+BAD_BY = "by must be one of user, team, domain."
+BAD_RANK = "rank must be total or average."
+BAD_PROFILE = "Expecting a JSON object with username."
+BAD_TEAM = ("team must be 1 to 64 printable characters without leading or trailing "
+            "spaces, or null.")
+BAD_ALIAS = ("alias must be 1 to 64 printable characters without leading or trailing "
+             "spaces, or null.")
+BAD_HIDDEN = "hidden must be true or false."
 
 
 class BadRequest(Exception):
@@ -41,6 +52,15 @@ def valid_username(value: object) -> str | None:
     if not isinstance(value, str) or not 1 <= len(value) <= USERNAME_MAX:
         return None
     if value.startswith("@") or not value.isprintable() or value.strip() != value:
+        return None
+    return value
+
+
+def valid_name(value: object) -> str | None:
+    """A team or alias: 1–64 printable characters, no leading or trailing space; None otherwise."""
+    if not isinstance(value, str) or not 1 <= len(value) <= NAME_MAX:
+        return None
+    if not value.isprintable() or value.strip() != value:
         return None
     return value
 
@@ -63,8 +83,8 @@ def date_ordinal(value: object) -> int | None:
         return None
 
 
-def register_args(body: Any) -> tuple[str, str, bool]:
-    """register_username: (username, ip, add_device)."""
+def register_args(body: Any) -> tuple[str, str, bool, str | None]:
+    """register_username: (username, ip, add_device, team or None)."""
     if not isinstance(body, dict):
         raise BadRequest(BAD_REGISTER)
     username = valid_username(body.get("username"))
@@ -72,7 +92,35 @@ def register_args(body: Any) -> tuple[str, str, bool]:
     add_device = body.get("add_device", False)
     if username is None or ip is None or not isinstance(add_device, bool):
         raise BadRequest(BAD_REGISTER)
-    return username, ip, add_device
+    return username, ip, add_device, _optional_name(body, "team", BAD_TEAM)
+
+
+def _optional_name(body: dict[str, Any], key: str, bad: str) -> str | None:
+    """A team or alias that may be absent or null (None), or BadRequest(bad)."""
+    value = body.get(key)
+    if value is None:
+        return None
+    name = valid_name(value)
+    if name is None:
+        raise BadRequest(bad)
+    return name
+
+
+def profile_args(body: Any) -> tuple[str, ProfileChanges]:
+    """profile: (username, the fields given: team and alias (None clears), hidden)."""
+    username = valid_username(body.get("username")) if isinstance(body, dict) else None
+    if username is None:
+        raise BadRequest(BAD_PROFILE)
+    changes: ProfileChanges = {}
+    if "team" in body:
+        changes["team"] = _optional_name(body, "team", BAD_TEAM)
+    if "alias" in body:
+        changes["alias"] = _optional_name(body, "alias", BAD_ALIAS)
+    if "hidden" in body:
+        if not isinstance(body["hidden"], bool):
+            raise BadRequest(BAD_HIDDEN)
+        changes["hidden"] = body["hidden"]
+    return username, changes
 
 
 def delete_args(body: Any) -> str:
@@ -94,20 +142,26 @@ def dashboard_args(body: Any) -> tuple[str, int]:
     return username, days
 
 
-def leaderboard_args(body: Any) -> tuple[int, int | None]:
-    """leaderboard: (number_leaders, the date's ordinal or None for the overall board)."""
+def leaderboard_args(body: Any) -> tuple[int, int | None, str, str]:
+    """leaderboard: (number_leaders, the date's ordinal or None for the overall board,
+    by: user, team or domain, rank: total or average)."""
     if not isinstance(body, dict):
         raise BadRequest(BAD_BOARD)
     count = json_int(body.get("number_leaders", DEFAULT_LEADERS), 1, 100)
     if count is None:
         raise BadRequest(BAD_LEADERS)
+    by, rank = body.get("by", "user"), body.get("rank", "total")
+    if not isinstance(by, str) or by not in ("user", *GROUPINGS):
+        raise BadRequest(BAD_BY)
+    if not isinstance(rank, str) or rank not in RANKS:
+        raise BadRequest(BAD_RANK)
     date = body.get("date")
     if date is None:
-        return count, None
+        return count, None, by, rank
     ordinal = date_ordinal(date)
     if ordinal is None:
         raise BadRequest(BAD_DATE)
-    return count, ordinal
+    return count, ordinal, by, rank
 
 
 def ip_args(body: Any) -> str:
