@@ -129,3 +129,86 @@ def test_a_deleted_user_leaves_the_day_board() -> None:
     board = boards.day(ordinal(0))
     assert [e.username for e in board.ranking.top(5)] == ["u1", "u0"]
     assert board.registered_m == pytest.approx(3.0)
+
+
+# -- team and company boards (DESIGN 15) -------------------------------------------------
+
+
+def team_event_state(users: int, days: int, teams: int) -> CountingState:
+    """event_state's users, user i in team T(i % teams)."""
+    state = CountingState()
+    macs = [f"02:20:00:00:{i >> 8:02x}:{i & 255:02x}" for i in range(users)]
+    state.seed(Loaded(
+        users=[(f"u{i}@example.org", f"u{i}", f"T{i % teams}", float(i), None, False, False)
+               for i in range(users)],
+        devices=[(mac, f"u{i}@example.org") for i, mac in enumerate(macs)],
+        tracks=[],
+        days=[(mac, day_start_s(FIRST_DAY + dt.timedelta(d)), float((i + 1) * (d + 1)))
+              for i, mac in enumerate(macs) for d in range(days)],
+        counts=[], zones=[]))
+    return state
+
+
+def test_one_walker_sums_only_their_own_team_again() -> None:
+    state = team_event_state(users=2000, days=1, teams=100)
+    boards = boards_of(state)
+    day = ordinal(0)
+    board = boards.grouped(boards.day(day), "team")
+    assert (boards.counts.group_builds, boards.counts.membership_builds) == (1, 1)
+    assert boards.counts.users_visited == 2000  # the build: every user of that day once
+    walk(state, "02:20:00:00:00:07", NOW_S - 900)  # u7 of team T7 walks on another day
+    walk(state, "02:20:00:00:00:08", day_start_s(FIRST_DAY) + 3600)  # u8 of T8, that day
+    assert boards.grouped(boards.day(day), "team") is board
+    assert boards.counts.users_visited == 2000 + 2 * 20  # T7 and T8: 20 members each
+    assert boards.counts.group_builds == 1
+    top = board.top(1)[0]
+    assert (top.name, top.members) == ("T99", 20)
+    assert top.total_m == pytest.approx(sum(i + 1 for i in range(99, 2000, 100)))
+
+
+def test_cycling_through_60_dates_builds_each_event_days_team_board_once() -> None:
+    state = team_event_state(users=200, days=5, teams=10)
+    boards = boards_of(state)
+    dates = [ordinal(day) for day in range(-30, 30)]
+    for _ in range(3):
+        for date in dates:
+            for by in ("team", "domain"):
+                boards.grouped(boards.day(date), by).top(10)
+    assert boards.day_builds == 5
+    # One per event day and grouping, and the shared empty board's (which visits nobody).
+    assert (boards.counts.group_builds, boards.counts.membership_builds) == (2 * 5 + 2, 2)
+    assert boards.counts.users_visited == 2 * 5 * 200  # each day's users, once a grouping
+    assert state.day_reads == 5 * 200
+
+
+def test_a_changed_profile_moves_the_boards_it_shows_on() -> None:
+    state = event_state(users=3, days=1)
+    boards = Boards(state, lambda user: not (user.hidden or user.disqualified),
+                    refresh_interval_s=0.0, clock=Clock(0.0))
+    board = boards.day(ordinal(0))
+    u1, u2 = state.users["u1"], state.users["u2"]
+    assert [e.username for e in board.ranking.top(5)] == ["u2", "u1", "u0"]
+    state.set_profile(u2, u2.profile._replace(alias="Zed"))
+    state.set_profile(u1, u1.profile._replace(hidden=True))
+    board = boards.day(ordinal(0))
+    assert [e.username for e in board.ranking.top(5)] == ["Zed", "u0"]
+    assert (board.place(u2), board.place(u1)) == (1, None)
+    assert board.registered_m == pytest.approx(6.0)  # hidden users walked: they count
+    state.set_profile(u2, u2.profile._replace(disqualified=True))
+    board = boards.day(ordinal(0))
+    assert [e.username for e in board.ranking.top(5)] == ["u0"]
+    assert board.registered_m == pytest.approx(3.0)  # a cheater's metres are not the event's
+
+
+def test_two_users_swapping_aliases_at_once_keep_both_places() -> None:
+    state = event_state(users=2, days=1)
+    boards = boards_of(state)
+    u0, u1 = state.users["u0"], state.users["u1"]
+    state.set_profile(u0, u0.profile._replace(alias="Ann"))
+    state.set_profile(u1, u1.profile._replace(alias="Bea"))
+    boards.day(ordinal(0))
+    state.set_profile(u0, u0.profile._replace(alias="Bea"))
+    state.set_profile(u1, u1.profile._replace(alias="Ann"))
+    board = boards.day(ordinal(0))
+    assert [(e.place, e.username, e.total_m) for e in board.ranking.top(5)] == \
+        [(1, "Ann", 2.0), (2, "Bea", 1.0)]
