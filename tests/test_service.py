@@ -6,6 +6,7 @@ over the runtime's state, store and CMX client with a clock it controls.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator, Iterator
@@ -18,8 +19,10 @@ from tests.conftest import with_overrides
 from tests.support.pgproxy import PgProxy
 from tools.cmx_sim import fake_cmx
 from tys_server.core.events import Batch, Movement
+from tys_server.core.users import Profile
 from tys_server.server import Runtime
 from tys_server.service import (
+    AliasTaken,
     DeviceNotRegistered,
     DeviceOwned,
     LimitReached,
@@ -306,3 +309,204 @@ async def test_database_gone_is_storage_failed_and_memory_unchanged(
         assert (await service.register("Alice", "10.0.0.1")).added
         assert db.query("SELECT nickname FROM users ORDER BY nickname") == \
             [("Alice",), ("Keep",)]
+
+
+# -- teams, aliases, hidden, disqualified (DESIGN 15) ------------------------------------
+
+PROFILE_SQL = ("SELECT nickname, team, extract(epoch FROM team_since)::float8, alias, hidden, "
+               "disqualified FROM users ORDER BY nickname")
+
+
+@pytest.fixture
+def overrides() -> dict[str, Any]:
+    return {"leaderboard.refresh_interval_s": 0.0}  # every board request sees every change
+
+
+def board(service: Service, **kwargs: Any) -> Any:
+    return orjson.loads(service.leaderboard(10, **kwargs))
+
+
+@pytest.mark.gen_test
+async def test_register_with_a_team_stores_it_and_when_it_was_joined(service: Service,
+                                                                       db: Any) -> None:
+    done = await service.register("Alice", "10.1.2.3", team="Night Owls")
+    assert done == Registration(True, "Alice", EMAIL, "10.1.2.3", mac_of("10.1.2.3"))
+    assert db.query(PROFILE_SQL) == [("Alice", "Night Owls", NOW_S, None, False, False)]
+    user = service.state.user("alice")
+    assert user is not None and user.profile == Profile("Night Owls", NOW_S)
+
+
+@pytest.mark.gen_test
+async def test_profile_sets_what_is_given_and_null_clears_a_name(service: Service,
+                                                                 db: Any) -> None:
+    await service.register("Alice", "10.1.2.3", team="Owls")
+    user = await service.profile("ALICE", {"alias": "Speedy"})
+    assert user.profile == Profile("Owls", NOW_S, "Speedy", False, False)
+    await service.profile("alice", {"team": "Larks", "hidden": True})
+    await service.profile("alice", {"alias": None})
+    assert db.query(PROFILE_SQL) == [("Alice", "Larks", NOW_S, None, True, False)]
+    assert service.state.user("alice").profile == Profile("Larks", NOW_S, None, True, False)
+    assert service.state.name_owner("speedy") is None  # the old alias is free again
+
+
+@pytest.mark.gen_test
+async def test_an_alias_may_not_be_another_users_name(service: Service, db: Any) -> None:
+    await service.register("Alice", "10.1.2.3")
+    await service.register("Bob", "10.1.2.4")
+    await service.profile("bob", {"alias": "Robert"})
+    before = db.query(PROFILE_SQL)
+    for alias in ("BOB", "robert", "ROBERT"):
+        with pytest.raises(AliasTaken):
+            await service.profile("alice", {"alias": alias, "team": "Owls"})
+    assert db.query(PROFILE_SQL) == before  # nothing changed, the team neither
+    assert service.state.user("alice").profile == Profile()
+    await service.profile("alice", {"alias": "alice"})  # one's own username, any case
+    await service.profile("bob", {"alias": "ROBERT"})  # one's own alias in another case
+    with pytest.raises(UsernameTaken):
+        await service.register("robert", "10.1.2.5")  # a new username may not be an alias
+    assert service.state.user("robert") is None
+
+
+@pytest.mark.gen_test
+async def test_an_alias_only_the_database_knows_is_refused(service: Service, db: Any) -> None:
+    await service.register("Alice", "10.1.2.3")
+    db.query("INSERT INTO users (email, nickname, alias) VALUES ('c@x.org', 'Carol', 'Cee')")
+    with pytest.raises(AliasTaken):
+        await service.profile("alice", {"alias": "CEE"})
+    with pytest.raises(AliasTaken):
+        await service.profile("alice", {"alias": "carol"})
+    with pytest.raises(UsernameTaken):
+        await service.register("cee", "10.1.2.4")
+    assert service.state.user("alice").alias is None
+    assert db.query("SELECT count(*) FROM users WHERE alias IS NOT NULL") == [(1,)]
+
+
+@pytest.mark.gen_test
+async def test_concurrent_claims_on_one_name_end_with_one_holder(service: Service,
+                                                                 db: Any) -> None:
+    for index, name in enumerate(("Alice", "Bob", "Carol")):
+        await service.register(name, f"10.1.2.{index + 1}")
+    # Each passes memory's check before the others commit: the database decides.
+    results = await asyncio.gather(
+        service.profile("alice", {"alias": "Zed"}), service.profile("bob", {"alias": "ZED"}),
+        service.register("zed", "10.1.2.9"), service.profile("carol", {"alias": "zed"}),
+        return_exceptions=True)
+    refused = [r for r in results if isinstance(r, AliasTaken | UsernameTaken)]
+    assert len(refused) == 3, results
+    holders = db.query("SELECT nickname FROM users WHERE lower(alias) = 'zed' "
+                       "OR lower(nickname) = 'zed'")
+    assert len(holders) == 1
+    named = [u.username for u in service.state.users.values()
+             if "zed" in (u.username.lower(), (u.alias or "").lower())]
+    assert named == [holders[0][0]]
+
+
+@pytest.mark.gen_test
+async def test_profile_of_an_unknown_user_is_user_not_found(service: Service) -> None:
+    with pytest.raises(UserNotFound):
+        await service.profile("ghost", {"hidden": True})
+    with pytest.raises(UserNotFound):
+        await service.set_disqualified("ghost", True)
+
+
+@pytest.mark.gen_test
+async def test_boards_show_the_alias_and_leave_out_hidden_users(runtime: Runtime,
+                                                                service: Service) -> None:
+    await service.register("alice", "10.0.0.1", team="Owls")
+    await service.register("bob", "10.0.0.2", team="owls")
+    await service.register("carol", "10.0.0.3", team="Larks")
+    walk(runtime, mac_of("10.0.0.1"), 8, NOW_S - 900)
+    walk(runtime, mac_of("10.0.0.2"), 4, NOW_S - 900, y_ft=300.0)
+    walk(runtime, mac_of("10.0.0.3"), 10, NOW_S - 900, y_ft=600.0)
+    await service.profile("alice", {"alias": "Speedy"})
+    await service.profile("carol", {"hidden": True})
+    users = board(service)
+    assert [(e["place"], e["username"]) for e in users["leaders"]] == [(1, "Speedy"), (2, "bob")]
+    assert users["total_kilometres"] == round(22 * LEG_M / 1000, 1)  # carol walked: counted
+    teams = board(service, by="team")
+    assert teams["leaders"] == [{"place": 1, "team": "Owls", "members": 2,
+                                 "kilometres": round(12 * LEG_M / 1000, 1),
+                                 "miles": round(12 * LEG_M / 1609.344, 1),
+                                 "steps": round(12 * 50 / 2.5),
+                                 "average_kilometres": round(6 * LEG_M / 1000, 1)}]
+    assert teams["total_kilometres"] == users["total_kilometres"]
+    (alice,) = orjson.loads(service.dashboard("alice", 1))
+    (carol,) = orjson.loads(service.dashboard("carol", 1))
+    assert (alice["username"], alice["place"]) == ("alice", 1)  # the real name, to its owner
+    assert (carol["username"], carol["place"]) == ("carol", None)
+
+
+@pytest.mark.gen_test
+async def test_disqualified_users_leave_boards_and_totals_until_requalified(
+        runtime: Runtime, service: Service, db: Any) -> None:
+    await service.register("alice", "10.0.0.1", team="Owls")
+    await service.register("cheat", "10.0.0.2", team="Owls")
+    walk(runtime, mac_of("10.0.0.1"), 2, NOW_S - 900)
+    walk(runtime, mac_of("10.0.0.2"), 30, NOW_S - 900, y_ft=300.0)
+    today = dt.date(2026, 11, 18).toordinal()
+    user = await service.set_disqualified("CHEAT", True)
+    assert user.disqualified and db.query(
+        "SELECT nickname FROM users WHERE disqualified") == [("cheat",)]
+    for date in (None, today):
+        users, teams = board(service, ordinal=date), board(service, ordinal=date, by="team")
+        assert [e["username"] for e in users["leaders"]] == ["alice"]
+        assert users["total_kilometres"] == teams["total_kilometres"] == \
+            round(2 * LEG_M / 1000, 1)
+        assert [(e["team"], e["members"]) for e in teams["leaders"]] == [("Owls", 1)]
+    (device,) = orjson.loads(service.dashboard("cheat", 1))
+    assert device["place"] is None
+    assert device["total_kilometres"] == round(30 * LEG_M / 1000, 3)  # the data stays
+    await service.set_disqualified("cheat", False)
+    assert [e["username"] for e in board(service)["leaders"]] == ["cheat", "alice"]
+    assert db.query("SELECT count(*) FROM users WHERE disqualified") == [(0,)]
+
+
+@pytest.mark.gen_test
+async def test_company_and_day_boards_rank_by_average_on_request(runtime: Runtime,
+                                                                  service: Service) -> None:
+    await service.register("a@big.example", "10.0.0.1")
+    await service.register("b@BIG.example", "10.0.0.2")
+    await service.register("c@small.example", "10.0.0.3")
+    walk(runtime, mac_of("10.0.0.1"), 6, NOW_S - 2 * DAY_S)
+    walk(runtime, mac_of("10.0.0.2"), 2, NOW_S - 900, y_ft=300.0)
+    walk(runtime, mac_of("10.0.0.3"), 5, NOW_S - 900, y_ft=600.0)
+    overall = board(service, by="domain")
+    assert [(e["domain"], e["members"]) for e in overall["leaders"]] == \
+        [("big.example", 2), ("small.example", 1)]
+    average = board(service, by="domain", rank="average")
+    assert [e["domain"] for e in average["leaders"]] == ["small.example", "big.example"]
+    today = board(service, by="domain", ordinal=dt.date(2026, 11, 18).toordinal())
+    assert [(e["domain"], e["kilometres"]) for e in today["leaders"]] == \
+        [("small.example", round(5 * LEG_M / 1000, 1)), ("big.example", round(2 * LEG_M / 1000, 1))]
+    assert board(service, rank="average") == board(service)  # users rank by total anyway
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_profile_with_the_database_gone_is_storage_failed_and_changes_nothing(
+        settings: Any, proxy: PgProxy) -> None:
+    async with running(settings, **{"database.dsn": proxy.proxied_dsn(),
+                                    "database.statement_timeout_s": 1.0,
+                                    "database.connect_timeout_s": 1.0}) as runtime:
+        service = service_of(runtime)
+        await service.register("Keep", "10.0.0.9", team="Owls")
+        await proxy.down()
+        with pytest.raises(StorageFailed):
+            await service.profile("keep", {"team": "Larks", "alias": "K"})
+        with pytest.raises(StorageFailed):
+            await service.set_disqualified("keep", True)
+        assert service.state.user("keep").profile == Profile("Owls", NOW_S)
+        assert service.state.name_owner("K") is None
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_restart_loads_every_profile_field(settings: Any, db: Any) -> None:
+    async with running(settings) as first:
+        service = service_of(first)
+        await service.register("Alice", "10.0.0.1", team="Owls")
+        await service.profile("alice", {"alias": "Ace", "hidden": True})
+        await service.set_disqualified("alice", True)
+    async with running(settings) as second:
+        user = second.state.user("alice")
+        assert user is not None
+        assert user.profile == Profile("Owls", NOW_S, "Ace", True, True)
+        assert second.state.name_owner("ace") is user
