@@ -37,6 +37,7 @@ from tools.bench_http import (  # noqa: E402
     BackgroundFlow,
     BodyPool,
     Driver,
+    team_board_rounds,
 )
 from tools.bench_report import (  # noqa: E402
     Row,
@@ -48,6 +49,7 @@ from tools.bench_report import (  # noqa: E402
 from tools.cmx_sim.load import STEP_S, build_bodies  # noqa: E402
 
 BATCH = 50
+TEAMS = 500  # the team board row's teams (a twentieth of the users with --quick)
 MAX_LAPS = 40  # replays of a pool with later timestamps (see BodyPool)
 
 
@@ -181,6 +183,30 @@ async def http_rows(sizes: Sizes, tys: env.Process, reference: env.Process, bare
     return out
 
 
+def team_count(sizes: Sizes) -> int:
+    """How many teams the seeded users are in."""
+    return max(1, sizes.users // 20) if sizes.quick else TEAMS
+
+
+async def team_board_row(sizes: Sizes, tys: env.Process, pools: dict[str, BodyPool],
+                         workdir: Path, say: Any) -> dict[str, Any]:
+    """The top 10 teams (DESIGN 15) against a reference answering TYS's own team board."""
+    say(f"team leaderboard with {sizes.users} users in {team_count(sizes)} teams "
+        "while 500 notifications/s flow")
+    body = orjson.dumps({"number_leaders": 10, "by": "team"})
+    folder = workdir / "team_board"
+    folder.mkdir()
+    capture_replies(tys, {"leaderboard": [body]}, folder / "replies.json")
+    reference = env.start_reference(folder / "replies.json", folder)
+    try:
+        row = await team_board_rounds(tys, reference, pools["background"], body,
+                                      rounds=sizes.rounds, seconds=sizes.seconds,
+                                      warmup_s=sizes.warmup_s)
+    finally:
+        reference.stop()
+    return {**row, "teams": team_count(sizes)}
+
+
 def inproc(row: str, *args: str) -> dict[str, Any]:
     """One in-process row in a fresh interpreter; its JSON line."""
     done = subprocess.run([sys.executable, "-m", "tools.bench_inproc", row, *args],
@@ -200,6 +226,7 @@ def run(sizes: Sizes, admin_dsn: str | None, say: Any) -> dict[str, Any]:
         http_dsn = pg.create_database("http")
         env.apply_schema(http_dsn)
         env.seed_users(http_dsn, sizes.users)
+        env.seed_teams(http_dsn, team_count(sizes))
         pools = build_pools(sizes)
         reads = read_bodies(sizes)
         tys = env.start_tys(http_dsn, workdir)
@@ -209,6 +236,7 @@ def run(sizes: Sizes, admin_dsn: str | None, say: Any) -> dict[str, Any]:
             references.append(env.start_reference(workdir / "replies.json", workdir))
             references.append(env.start_reference(workdir / "replies.json", workdir, bare=True))
             http = asyncio.run(http_rows(sizes, tys, *references, reads, pools, say))
+            http["team_board"] = asyncio.run(team_board_row(sizes, tys, pools, workdir, say))
         finally:
             tys.stop()
             for process in references:

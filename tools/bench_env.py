@@ -123,6 +123,13 @@ def seed_users(dsn: str, users: int, days: int = 5) -> None:
                     (macs, days))
 
 
+def seed_teams(dsn: str, teams: int) -> None:
+    """seed_users' user i joins "Team <i % teams>" (the team board row, DESIGN 15)."""
+    with pg_admin.cursor(dsn, autocommit=False) as cur:
+        cur.execute("UPDATE users SET team = 'Team ' || (substr(nickname, 6)::int %% %s), "
+                    "team_since = now() WHERE nickname LIKE 'bench%%'", (teams,))
+
+
 def free_port() -> int:
     """A loopback TCP port nobody listens on right now."""
     with socket.socket() as sock:

@@ -202,3 +202,15 @@ def _median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     middle["rounds_per_s"] = [r["per_s"] for r in rounds]
     middle["per_s_median"] = statistics.median(r["per_s"] for r in rounds)
     return middle
+
+
+async def team_board_rounds(tys: Process, reference: Process, background: BodyPool,
+                            body: bytes, *, rounds: int, seconds: float,
+                            warmup_s: float) -> dict[str, Any]:
+    """POSTs of one team-board body while 500 notifications/s flow (TYS's background pool
+    goes on; the reference reads the same bodies), closed loop like the other read rows."""
+    driver = Driver(tys, reference, rounds=rounds, seconds=seconds, warmup_s=warmup_s)
+    flow = BackgroundFlow({tys.name: background,
+                           reference.name: BodyPool(background.bodies, background.span_ms)}, 500)
+    return await driver.closed_rounds("/live/leaderboard", API_HEADERS, lambda _p, _s: [body],
+                                      lambda _p, _r: None, background=flow)

@@ -66,6 +66,9 @@ def rows_from(results: dict[str, Any]) -> list[Row]:
     ]
     for name in ("leaderboard", "username_data"):
         rows.append(_ratio_row(f"{name} ({users})", "req/s", http[name], 0.90))
+    team = http["team_board"]
+    rows.append(_ratio_row(f"team leaderboard ({sizes['users']:,} users in {team['teams']:,} "
+                           "teams, 500 notif/s)", "req/s", team, 0.90))
     rows.append(_below("  read p99 at 300 reads/s + 500 notif/s", "ms",
                        reads["tys"]["p99_ms"], LATENCY_P99_MS, reads["reference"]["p99_ms"]))
     devices = f"{flush['logged']['devices']:,}"

@@ -25,6 +25,7 @@ ROWS = (
     "  latency p99 at 1,000 notif/s",
     "50-notification batches",
     "leaderboard (",
+    "team leaderboard (",
     "username_data (",
     "  read p99 at 300 reads/s",
     "flush 2,000 dirty devices (new rows)",
