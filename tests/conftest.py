@@ -124,10 +124,18 @@ def with_overrides(settings: Settings, **overrides: Any) -> Settings:
 @pytest.fixture
 def settings(db: TestDatabase, tmp_path: Path) -> Settings:
     """The shipped default config pointed at the test database, flushed only on demand,
-    with a spill directory of the test's own (never the checkout's var/spill)."""
+    with a spill directory of the test's own (never the checkout's var/spill), and the
+    classic distance filter.
+
+    Pinned to classic because tests through the app assert DESIGN 6's arithmetic (ten
+    notifications 50 ft apart credit 121.92 m, a held leg, ...), which is that filter's;
+    the shipped default, tracking.filter: adaptive, is tested where a test asks for it
+    (overrides {"tracking.filter": "adaptive"}; tests/core/test_adaptive.py).
+    """
     base = load_settings("conf/tys.yaml", environ={})
     return with_overrides(base, **{"database.dsn": db.dsn, "database.flush_interval_s": 3600.0,
-                                   "database.spill_dir": str(tmp_path / "spill")})
+                                   "database.spill_dir": str(tmp_path / "spill"),
+                                   "tracking.filter": "classic"})
 
 
 @pytest.fixture

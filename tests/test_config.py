@@ -234,7 +234,7 @@ def test_keys_of_issue_13_have_their_defaults(tmp_path: Path) -> None:
     assert {settings.feeds.cmx.quiet_after_s, firehose.quiet_after_s,
             meraki.quiet_after_s} == {300.0}
     assert settings.lookup.observed_ttl_s == 1800.0
-    assert (settings.tracking.gate_ft, settings.tracking.max_uncertainty_ft) == (None, None)
+    assert (settings.tracking.gate_ft, settings.tracking.max_uncertainty_ft) == (None, 82.0)
     assert settings.gate_ft() == 50.0
     assert settings.enabled_feeds() == ("cmx",)
 
@@ -359,3 +359,27 @@ def test_an_empty_environment_value_clears_the_gate_to_its_default(tmp_path: Pat
     path = write(tmp_path, "tracking:\n  gate_ft: 20\n")
     assert load_settings(path, environ={}).gate_ft() == 20.0
     assert load_settings(path, environ={"TYS_TRACKING_GATE_FT": ""}).gate_ft() == 50.0
+
+
+def test_the_filter_keys_of_issue_14_have_their_defaults(tmp_path: Path) -> None:
+    tracking = load_settings(write(tmp_path, ""), environ={}).tracking
+    assert (tracking.filter, tracking.gate_min_ft, tracking.min_speed_mps, tracking.settle_s,
+            tracking.stop_ext_share) == ("adaptive", 30.0, 0.3, 60.0, 0.5)
+    shipped = load_settings("conf/tys.yaml", environ={}).tracking
+    assert shipped.filter == "adaptive"
+    classic = load_settings(write(tmp_path, ""), environ={"TYS_TRACKING_FILTER": "classic"})
+    assert classic.tracking.filter == "classic"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("tracking:\n  filter: smooth\n",
+     "tracking.filter: must be one of classic, adaptive, got 'smooth'"),
+    ("tracking:\n  settle_s: 0\n", "tracking.settle_s: must be greater than 0, got 0.0"),
+    ("tracking:\n  gate_min_ft: -5\n", "tracking.gate_min_ft: must be 0 or more, got -5.0"),
+    ("tracking:\n  min_speed_mps: -0.1\n", "tracking.min_speed_mps: must be 0 or more"),
+    ("tracking:\n  stop_ext_share: 1.5\n",
+     "tracking.stop_ext_share: must be at most 1 (a share of the trigger distance), got 1.5"),
+])
+def test_bad_filter_values_stop_with_one_line_naming_the_key(tmp_path: Path, text: str,
+                                                             message: str) -> None:
+    assert message in config_error(tmp_path, text)

@@ -62,6 +62,8 @@ FINAL_FLUSH_ATTEMPTS = 3
 FINAL_FLUSH_PAUSE_STEP_S = 2.0
 FINAL_FLUSH_PAUSE_MAX_S = 5.0
 FORGET_SIGHTINGS_EVERY_S = 60.0  # expired IP sightings leave memory this often
+# The adaptive filter's settle runs this often (its credits show on the boards then).
+SETTLE_EVERY_S = 5.0
 
 
 def final_flush_pause_s(attempt: int) -> float:
@@ -137,24 +139,32 @@ def _no_passphrase() -> bytes:
 class Runtime:
     """The assembled service: database, state, CMX client, flusher, HTTP server."""
 
-    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
         self.clock = clock  # the feeds' and the service's "now" (tests move it)
+        self.monotonic = monotonic  # runs the feeds' event clocks on (the settle's time)
         self.embedded: EmbeddedPostgres | None = None
         self.store: Store | None = None
         # IP → device as the feeds saw it: registration asks it before any CMX host.
         self.observed = ObservedIps(settings.lookup.observed_ttl_s)
-        self.state = State(FilterParams(settings.tracking.max_speed_mps,
-                                        settings.tracking.max_moving_angle_deg),
+        tracking = settings.tracking
+        self.state = State(FilterParams(tracking.max_speed_mps, tracking.max_moving_angle_deg,
+                                        mode=tracking.filter,
+                                        min_speed_mps=tracking.min_speed_mps,
+                                        settle_s=tracking.settle_s,
+                                        stop_ext_share=tracking.stop_ext_share,
+                                        trigger_ft=settings.cmx.movement_distance_ft),
                            settings.tracking.timezone,
-                           gate=GateParams(settings.gate_ft(),
-                                           settings.tracking.max_uncertainty_ft),
+                           gate=GateParams(settings.gate_ft(), tracking.max_uncertainty_ft,
+                                           tracking.gate_min_ft),
                            max_devices=settings.tracking.max_devices,
                            on_ip_seen=self.observed.saw)
         self.loaded_cursors: dict[str, int] = {}  # feed → cursor_ms read at start-up
         self.feeds, self.cmx_feed, self.meraki_feed = self._receivers()
         self.firehose: FirehoseConsumer | None = None
         self._forget_sightings: tornado.ioloop.PeriodicCallback | None = None
+        self._settle: tornado.ioloop.PeriodicCallback | None = None
         self.metrics = Metrics(self.state, feeds=self.feeds)
         self.cmx: CmxClient | None = None
         self.service: Service | None = None
@@ -170,7 +180,8 @@ class Runtime:
         for name, on, quiet_after_s in (
                 ("cmx", feeds.cmx.enabled, feeds.cmx.quiet_after_s),
                 ("meraki", feeds.meraki.enabled, feeds.meraki.quiet_after_s)):
-            watch = ReceiverWatch(quiet_after_s, clock=self.clock) if on else None
+            watch = (ReceiverWatch(quiet_after_s, clock=self.clock, monotonic=self.monotonic)
+                     if on else None)
             if watch is not None:
                 board.add(name, watch)
             watches.append(watch)
@@ -187,11 +198,26 @@ class Runtime:
             self.firehose = FirehoseConsumer(
                 options, self.state, clock=self.clock,
                 initial_cursor_ms=self.loaded_cursors.get("spaces_firehose"))
-            self.feeds.add("spaces_firehose", FirehoseWatch(self.firehose))
+            cursor_ms = self.loaded_cursors.get("spaces_firehose")
+            self.feeds.add("spaces_firehose", FirehoseWatch(
+                self.firehose, monotonic=self.monotonic,
+                resume_ts=None if cursor_ms is None else cursor_ms / 1000))
             self.firehose.start()
         self._forget_sightings = tornado.ioloop.PeriodicCallback(
             lambda: self.observed.forget_old(self.clock()), FORGET_SIGHTINGS_EVERY_S * 1000)
         self._forget_sightings.start()
+        if self.state.params.adaptive:
+            self._settle = tornado.ioloop.PeriodicCallback(self.settle, SETTLE_EVERY_S * 1000)
+            self._settle.start()
+
+    def settle(self) -> int:
+        """The adaptive filter's settle at the feeds' clock (ops.feeds): devices settled.
+
+        Event time, not the wall clock: a walk is taken as stopped only once every feed
+        has run on past its last fix by settle_s plus the feeds' lateness.
+        """
+        now_s = self.feeds.settle_time_s()
+        return 0 if now_s is None else self.state.settle(now_s)
 
     def feed_cursors(self) -> dict[str, int]:
         """The Flusher's cursors: each feed's position, matching the state it snapshots."""
@@ -202,6 +228,8 @@ class Runtime:
         """End the stream before the final flush, so the cursor written matches the state."""
         if self._forget_sightings is not None:
             self._forget_sightings.stop()
+        if self._settle is not None:
+            self._settle.stop()
         if self.firehose is not None:
             await self.firehose.stop()
 

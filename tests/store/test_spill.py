@@ -15,6 +15,7 @@ import pytest
 from tests.conftest import TestDatabase, with_overrides
 from tests.support.pgproxy import PgProxy
 from tys_server import server
+from tys_server.core.adaptive import JITTER_PRIOR_FT
 from tys_server.core.events import Batch, Movement, ZoneVisit
 from tys_server.core.snapshot import Unflushed
 from tys_server.core.tracking import NO_FLOOR
@@ -26,12 +27,19 @@ FLOOR = 723413320329068590
 LEG_M = 50 * 0.3048
 
 
+# What a track row of a spill file from before the adaptive filter (version 1) lacks.
+V1_ADAPTIVE = (0, None, None, None, None, None, JITTER_PRIOR_FT)
+
+
 def content() -> Unflushed:
     return Unflushed(
-        tracks=[("02:00:00:00:00:01", 30.48, FLOOR, 0.1, 2.5, 50.0, 2.5, 15.24, 15.24,
-                 1_795_000_000.125),
-                ("02:00:00:00:00:02", 0.0, None, 7.0, 8.0, None, None, 0.0, 0.0, 1.5),
-                ("02:00:00:00:00:03", 99.5, NO_FLOOR, 0.0, 0.0, None, None, 0.0, 0.0, 2.0)],
+        tracks=[("02:00:00:00:00:01", 30.48, FLOOR, 0.1, 2.5, 50.0, 2.5, 15.24, 7.62,
+                 1_795_000_000.125, 3, -49.9, 2.5, 61.25, 2.75, 1_795_000_004.5,
+                 17.123456789012345),
+                ("02:00:00:00:00:02", 0.0, None, 7.0, 8.0, None, None, 0.0, 0.0, 1.5,
+                 *V1_ADAPTIVE),
+                ("02:00:00:00:00:03", 99.5, NO_FLOOR, 0.0, 0.0, None, None, 0.0, 0.0, 2.0,
+                 *V1_ADAPTIVE)],
         days=[("02:00:00:00:00:01", 1_794_960_000.0, 30.48)],
         counts=[(1_795_000_020.0, 3, 4, 250)],
         zones=[(1_795_000_020.0, "V>B>Hall A'); DROP TABLE zone; --", 12)],
@@ -48,9 +56,22 @@ def test_spill_round_trips_every_value_and_leaves_no_temporary_file(tmp_path: Pa
     assert spill.read(tmp_path / "spill") is None
 
 
+def test_a_spill_file_of_version_1_is_read_with_the_adaptive_columns_defaults(
+        tmp_path: Path) -> None:
+    written = content()
+    (tmp_path / FILE_NAME).write_bytes(orjson.dumps({
+        "format": "tys-spill", "version": 1,
+        "tracks": [row[:10] for row in written.tracks], "days": written.days,
+        "counts": written.counts, "zones": written.zones, "cursors": written.cursors}))
+    read = spill.read(tmp_path)
+    assert read is not None
+    assert read.tracks == [(*row[:10], *V1_ADAPTIVE) for row in written.tracks]
+    assert (read.days, read.cursors) == (written.days, written.cursors)
+
+
 def document(**changes: Any) -> bytes:
     raw = orjson.loads(orjson.dumps({
-        "format": "tys-spill", "version": 1, "tracks": content().tracks, "days": content().days,
+        "format": "tys-spill", "version": 2, "tracks": content().tracks, "days": content().days,
         "counts": content().counts, "zones": content().zones, "cursors": content().cursors}))
     raw.update(changes)
     return orjson.dumps(raw)
@@ -58,7 +79,7 @@ def document(**changes: Any) -> bytes:
 
 @pytest.mark.parametrize("text", [
     b"", b'{"format": "tys-spill", "version": 1, "tra', b"[1, 2]", document(format="other"),
-    document(version=2), document(tracks=[["02:00:00:00:00:01", 1.0]]),
+    document(version=3), document(tracks=[["02:00:00:00:00:01", 1.0]]),
     document(days=[["02:00:00:00:00:01", 1.0, "12"]]), document(counts=[[1.0, 1, 2, 3.5]]),
     document(zones=[[1.0, "Hall", True]]), document(cursors={"spaces_firehose": "x"}),
     document(counts=None),

@@ -11,7 +11,7 @@ import zoneinfo
 from typing import Any
 from urllib.parse import urlsplit
 
-from tys_server.config.settings import ConfigError, Settings
+from tys_server.config.settings import FILTER_MODES, ConfigError, Settings
 
 # Keys whose value must be positive; a zero or negative value is a config error.
 _POSITIVE = (
@@ -21,13 +21,17 @@ _POSITIVE = (
     "database.connect_timeout_s", "database.pool_size", "cmx.timeout_s",
     "cmx.movement_distance_ft", "cmx.max_clients", "registration.max_devices_per_user",
     "tracking.max_speed_mps", "tracking.step_length_ft", "tracking.max_devices",
+    "tracking.settle_s",
     "leaderboard.refresh_interval_s", "lookup.observed_ttl_s", "feeds.cmx.quiet_after_s",
     "feeds.spaces_firehose.stall_timeout_s", "feeds.spaces_firehose.quiet_after_s",
     "feeds.meraki.max_variance_m", "feeds.meraki.max_body_bytes", "feeds.meraki.quiet_after_s",
 )
 # Keys that may be 0: cmx.down_for_s 0 asks every host on every look-up; a gate of 0
-# passes every fix on; no resume overlap trusts the cursor to the millisecond.
-_NOT_NEGATIVE = ("cmx.down_for_s", "feeds.spaces_firehose.resume_overlap_s")
+# passes every fix on; no resume overlap trusts the cursor to the millisecond; a minimum
+# speed of 0 takes no leg as a stop for its speed; a stop extension of 0 credits a
+# stopped walker's last leg only.
+_NOT_NEGATIVE = ("cmx.down_for_s", "feeds.spaces_firehose.resume_overlap_s",
+                 "tracking.gate_min_ft", "tracking.min_speed_mps", "tracking.stop_ext_share")
 # Keys that may be null (None), else positive or at least 0 as above.
 _POSITIVE_OR_NULL = ("tracking.max_uncertainty_ft",)
 _NOT_NEGATIVE_OR_NULL = ("tracking.gate_ft",)
@@ -92,6 +96,12 @@ def validate(settings: Settings) -> None:
     if not 0 < settings.tracking.max_moving_angle_deg <= 180:
         raise ConfigError("tracking.max_moving_angle_deg: must be in (0, 180], "
                           f"got {settings.tracking.max_moving_angle_deg}")
+    if settings.tracking.filter not in FILTER_MODES:
+        raise ConfigError(f"tracking.filter: must be one of {', '.join(FILTER_MODES)}, "
+                          f"got {settings.tracking.filter!r}")
+    if settings.tracking.stop_ext_share > 1:
+        raise ConfigError("tracking.stop_ext_share: must be at most 1 (a share of the "
+                          f"trigger distance), got {settings.tracking.stop_ext_share}")
     try:
         zoneinfo.ZoneInfo(settings.tracking.timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):

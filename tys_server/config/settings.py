@@ -95,6 +95,10 @@ class RegistrationSettings:
     wifi_name: str = "#clus"
 
 
+# tracking.filter: DESIGN 6 + 12.1 as first shipped, or the filter of docs/accuracy.md.
+FILTER_MODES = ("classic", "adaptive")
+
+
 @dataclasses.dataclass(frozen=True)
 class TrackingSettings:
     """The distance filter, event days and the bound on tracked devices."""
@@ -104,10 +108,20 @@ class TrackingSettings:
     timezone: str = "UTC"
     step_length_ft: float = 2.5
     max_devices: int = 2_000_000
+    filter: str = "adaptive"  # FILTER_MODES (docs/accuracy.md)
     # The gate of feeds without a movement trigger (DESIGN 12.1): None → the CMX trigger
-    # distance, cmx.movement_distance_ft (Settings.gate_ft() reads it).
+    # distance, cmx.movement_distance_ft (Settings.gate_ft() reads it). The classic gate;
+    # the adaptive gate's maximum.
     gate_ft: float | None = None
-    max_uncertainty_ft: float | None = None  # None: no fix is dropped for its uncertainty
+    gate_min_ft: float = 30.0  # the adaptive gate's minimum (capped at gate_ft)
+    # Meraki's variance cut (feeds.meraki.max_variance_m, 25 m) in feet; None: no cut-off.
+    max_uncertainty_ft: float | None = 82.0
+    # The adaptive filter: a leg slower than min_speed_mps, or after settle_s without a
+    # fix, began with a stop; a walker who stops is credited stop_ext_share of a trigger
+    # distance past the last fix.
+    min_speed_mps: float = 0.3
+    settle_s: float = 60.0
+    stop_ext_share: float = 0.5
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+from tys_server.core.adaptive import JITTER_PRIOR_FT
 from tys_server.core.snapshot import Loaded, Unflushed
 from tys_server.core.tracking import NO_FLOOR, Track
 from tys_server.core.users import Profile
@@ -39,9 +40,12 @@ def seed(state: State, loaded: Loaded) -> None:
     # every track and day row that names them (about 100 bytes a device).
     tracks = state.tracks
     floors: dict[int | None, int | None] = {}
-    for mac, total_m, floor, x1, y1, x2, y2, pending_m, held_m, last_ts in loaded.tracks:
+    for (mac, total_m, floor, x1, y1, x2, y2, pending_m, held_m, last_ts,
+         walk, x0, y0, cand_x, cand_y, cand_ts, jitter_ft) in loaded.tracks:
         tracks[mac] = track_of(floors.setdefault(floor, floor), x1, y1, x2, y2,
-                               pending_m, held_m, last_ts, total_m)
+                               pending_m, held_m, last_ts, total_m,
+                               walk, x0, y0, cand_x, cand_y, cand_ts, jitter_ft)
+    state.walking.add_walking(tracks)  # the settle continues where it stopped
     if loaded.days:
         day_seeder(state)(loaded.days)
     for minute, users, devices, notifications in loaded.counts:
@@ -72,9 +76,13 @@ def day_seeder(state: State) -> Callable[[DayRows], None]:
 def apply_unflushed(state: State, unflushed: Unflushed) -> None:
     """Put back what a shutdown could not write: newer than the database's rows, and dirty."""
     dirty = state.dirty
-    for mac, total_m, floor, x1, y1, x2, y2, pending_m, held_m, last_ts in unflushed.tracks:
-        state.tracks[mac] = track_of(floor, x1, y1, x2, y2, pending_m, held_m, last_ts,
-                                     total_m)
+    for (mac, total_m, floor, x1, y1, x2, y2, pending_m, held_m, last_ts,
+         walk, x0, y0, cand_x, cand_y, cand_ts, jitter_ft) in unflushed.tracks:
+        state.tracks[mac] = track = track_of(floor, x1, y1, x2, y2, pending_m, held_m,
+                                             last_ts, total_m, walk, x0, y0, cand_x, cand_y,
+                                             cand_ts, jitter_ft)
+        if track.walk & 1:
+            state.walking.add(mac, track.last_ts)
         dirty.tracks.add(mac)
         owner = state.owners.get(mac)
         if owner is not None:
@@ -102,11 +110,25 @@ def _set_zones(state: State, rows: Iterable[tuple[float, str, int]]) -> None:
 
 def track_of(floor: int | None, x1_ft: float | None, y1_ft: float | None,
              x2_ft: float | None, y2_ft: float | None, pending_m: float, held_m: float,
-             last_ts: float | None, total_m: float) -> Track:
-    """A track from stored columns; a legacy row without a point restarts at its next fix."""
+             last_ts: float | None, total_m: float, walk: int | None = 0,
+             x0_ft: float | None = None, y0_ft: float | None = None,
+             cand_x_ft: float | None = None, cand_y_ft: float | None = None,
+             cand_ts: float | None = None, jitter_ft: float | None = None) -> Track:
+    """A track from stored columns; a legacy row without a point restarts at its next fix.
+
+    Rows from before the adaptive filter (its columns at their defaults) continue as
+    tracks with no walk under way; a half-stored point is dropped, never guessed.
+    """
     if x1_ft is None or y1_ft is None:
         return Track(NO_FLOOR, 0.0, 0.0, last_ts or 0.0, total_m)
     if x2_ft is None or y2_ft is None:
         x2_ft = y2_ft = None
+    if x0_ft is None or y0_ft is None:
+        x0_ft = y0_ft = None
+    if cand_x_ft is None or cand_y_ft is None or cand_ts is None:
+        cand_x_ft = cand_y_ft = cand_ts = None
+    if walk not in (0, 1, 2, 3) or (walk & 1 and x2_ft is None):  # type: ignore[operator]
+        walk = 0
     return Track.restore(floor, x1_ft, y1_ft, x2_ft, y2_ft, pending_m, held_m, last_ts or 0.0,
-                         total_m)
+                         total_m, walk, x0_ft, y0_ft, cand_x_ft, cand_y_ft, cand_ts,  # type: ignore[arg-type]
+                         JITTER_PRIOR_FT if jitter_ft is None else jitter_ft)

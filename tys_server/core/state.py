@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tys_server.core import restore
 from tys_server.core.calendar import EventCalendar
 from tys_server.core.events import Batch, DeviceExit, Event, Fix, IpSeen, Movement, ZoneVisit
-from tys_server.core.gate import GateParams, gate
+from tys_server.core.gate import GateParams, adaptive_gate
+from tys_server.core.gate import gate as classic_gate
+from tys_server.core.settling import SettleQueue
 from tys_server.core.snapshot import Loaded
-from tys_server.core.tracking import NO_FLOOR, FilterParams, Track, advance
+from tys_server.core.tracking import NO_FLOOR, FilterParams, Track, advance, settle
 from tys_server.core.users import Profile, name_key
 from tys_server.core.users import User as User  # re-exported: State's users
 from tys_server.core.users import user_key as user_key
@@ -51,6 +55,13 @@ class State:
                  on_ip_seen: Callable[[IpSeen], None] | None = None) -> None:
         self.params = params
         self.gate = gate if gate is not None else GateParams()
+        # Route by tracking.filter. The adaptive filter sizes a gated leg's stop
+        # extension by the device's gate, a CMX leg's by params.trigger_ft.
+        self._gate = adaptive_gate if params.adaptive else classic_gate
+        self.gated_params = dataclasses.replace(
+            params, gated=True, gate_min_ft=self.gate.gate_min_ft,
+            gate_max_ft=self.gate.gate_ft) if params.adaptive else params
+        self.walking = SettleQueue()  # adaptive: the walks the settle may end
         self.max_devices = max_devices  # tracks at most: memory stays bounded
         self.on_ip_seen = on_ip_seen
         self.calendar = EventCalendar(timezone)
@@ -87,17 +98,24 @@ class State:
         tracks, params, dirty_tracks = self.tracks, self.params, self.dirty.tracks
         days, dirty_days, owners, day_of = self.days, self.dirty.days, self.owners, \
             self.calendar.day_of
+        gated_params, adaptive, walking = self.gated_params, params.adaptive, self.walking
         for event in batch.events:
+            event_params = params
             if type(event) is not Movement:
                 event = self._route(event)
                 if event is None:
                     continue
+                event_params = gated_params
             mac = event.mac
             known = tracks.get(mac)
-            if known is None and len(tracks) >= self.max_devices:
-                self.refused_devices += 1
-                continue
-            track, credited_m, changed = advance(known, event, params)
+            if known is None:
+                if len(tracks) >= self.max_devices:
+                    self.refused_devices += 1
+                    continue
+                before_ts = event.ts
+            else:
+                before_ts = known.last_ts
+            track, credited_m, changed = advance(known, event, event_params)
             if not changed:
                 if known is not None and event.ts < known.last_ts:
                     self.stale_movements += 1
@@ -105,8 +123,12 @@ class State:
             if track is not known:
                 tracks[mac] = track
             dirty_tracks.add(mac)
+            if adaptive and track.walk & 1:
+                walking.add(mac, track.last_ts)
             if credited_m > 0.0:
-                key = (mac, day_of(event.ts))
+                # An adaptive credit that ended a walk is its stop (rule S): it belongs
+                # to the time of the fix before, as when the settle credits it.
+                key = (mac, day_of(event.ts if not adaptive or track.walk & 1 else before_ts))
                 days[key] = days.get(key, 0.0) + credited_m
                 dirty_days.add(key)
                 owner = owners.get(mac)
@@ -123,7 +145,10 @@ class State:
             if track is not None and fix.floor == track.floor and fix.ts < track.last_ts:
                 self.stale_movements += 1
                 return None
-            return gate(track, fix, self.gate)
+            movement = self._gate(track, fix, self.gate)
+            if track is not None and track.cand_ts == fix.ts:
+                self.dirty.tracks.add(fix.mac)  # the adaptive gate took it as its candidate
+            return movement
         if kind is ZoneVisit:
             self._visit(event)  # type: ignore[arg-type]
         elif kind is IpSeen:
@@ -150,8 +175,34 @@ class State:
         if event.ts < track.last_ts:
             self.stale_movements += 1  # it came back after that exit
             return
+        if track.walk & 1:  # adaptive: the walker walked out; they stopped
+            self._credit(event.mac, track.last_ts, settle(track, math.inf, self.params))
         track.end(event.ts)  # the pending and held legs were never walked on: not credited
         self.dirty.tracks.add(event.mac)
+
+    def settle(self, now_s: float) -> int:
+        """Adaptive mode: stop every walk with no fix since now_s − settle_s (rule S).
+
+        now_s is a time before which no more fixes can arrive: the feeds' clock less
+        their lateness (server.py). Only queued walks are visited. Devices settled.
+        """
+        settled = 0
+        for mac, track in self.walking.pop_due(self.tracks, now_s, self.params.settle_s):
+            self._credit(mac, track.last_ts, settle(track, now_s, self.params))
+            self.dirty.tracks.add(mac)
+            settled += 1
+        return settled
+
+    def _credit(self, mac: str, ts: float, credited_m: float) -> None:
+        """Book a credit outside ingest's loop to the event day of ts."""
+        if credited_m > 0.0:
+            key = (mac, self.calendar.day_of(ts))
+            self.days[key] = self.days.get(key, 0.0) + credited_m
+            self.dirty.days.add(key)
+            owner = self.owners.get(mac)
+            if owner is not None:
+                owner.revision += 1
+                self.changed_users.add(owner)
 
     # -- users ----------------------------------------------------------------------
 

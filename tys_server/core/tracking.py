@@ -1,10 +1,16 @@
-"""The per-device distance filter (DESIGN section 6). Pure: no I/O."""
+"""The per-device distance filter (DESIGN section 6). Pure: no I/O.
+
+Two modes (``tracking.filter``): ``classic`` is DESIGN 6 exactly (the code below,
+unchanged, so past events reproduce their numbers bit for bit); ``adaptive`` is
+core/adaptive.py (docs/accuracy.md). ``advance`` is the one entry point of both.
+"""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
 
+from tys_server.core import adaptive
 from tys_server.core.events import Movement
 from tys_server.core.units import M_PER_FT
 
@@ -19,27 +25,62 @@ NO_FLOOR = -(2**63)
 TrackRow = tuple[
     int | None, float, float, float | None, float | None, float, float, float, float
 ]
+# The adaptive filter's and gate's state in the order of Track.adaptive_row() (after
+# TrackRow's in Track.restore()): walk, x0_ft, y0_ft, cand_x_ft, cand_y_ft, cand_ts,
+# jitter_ft.
+AdaptiveRow = tuple[
+    int, float | None, float | None, float | None, float | None, float | None, float
+]
+
+CLASSIC = "classic"
+ADAPTIVE = "adaptive"
+MODES = (CLASSIC, ADAPTIVE)
 
 
 @dataclass(frozen=True, slots=True)
 class FilterParams:
-    """Tuning of the filter: tracking.max_speed_mps and tracking.max_moving_angle_deg."""
+    """Tuning of the filter (tracking.*); the default is DESIGN 6's classic filter.
+
+    The adaptive mode also reads min_speed_mps, settle_s and stop_ext_share, and the
+    stop extension's trigger distance: trigger_ft (cmx.movement_distance_ft) for CMX's
+    movements, the device's gate within [gate_min_ft, gate_max_ft] for gated ones.
+    """
 
     max_speed_mps: float = 4.42
     max_moving_angle_deg: float = 105.0
+    mode: str = CLASSIC
+    min_speed_mps: float = 0.3
+    settle_s: float = 60.0
+    stop_ext_share: float = 0.5
+    trigger_ft: float = 50.0
+    gated: bool = False  # the movements come from the gate (Spaces, Meraki)
+    gate_min_ft: float = 30.0
+    gate_max_ft: float = 50.0
     cos_max_angle: float = field(init=False, repr=False, compare=False)
+    adaptive: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         # The turn test compares cosines: angle >= max  <=>  cos(angle) <= cos(max).
         object.__setattr__(self, "cos_max_angle",
                            math.cos(math.radians(self.max_moving_angle_deg)))
+        object.__setattr__(self, "adaptive", self.mode == ADAPTIVE)
+        # A minimum above the maximum is the maximum (gate_ft 0 passes every fix).
+        object.__setattr__(self, "gate_min_ft", min(self.gate_min_ft, self.gate_max_ft))
 
 
 class Track:
-    """One device's filter state: floor, p1, p2 (newest, may be none), pending, held."""
+    """One device's filter state: floor, p1, p2 (newest, may be none), pending, held.
+
+    The adaptive mode adds walk, p0 (x0_ft, y0_ft), the gate's candidate (the previous
+    raw fix: cand_x_ft, cand_y_ft, cand_ts) and jitter_ft, and keeps its stop extension
+    in held_m (core/adaptive.py); the classic mode leaves them at their start values.
+    """
 
     __slots__ = (
-        "floor", "x1_ft", "y1_ft", "x2_ft", "y2_ft", "pending_m", "held_m", "last_ts", "total_m"
+        "floor", "x1_ft", "y1_ft", "x2_ft", "y2_ft", "pending_m", "held_m", "last_ts", "total_m",
+        "walk", "x0_ft", "y0_ft", "cand_x_ft", "cand_y_ft", "cand_ts", "jitter_ft",
     )
 
     floor: int | None
@@ -51,16 +92,24 @@ class Track:
     held_m: float
     last_ts: float
     total_m: float
+    walk: int
+    x0_ft: float | None
+    y0_ft: float | None
+    cand_x_ft: float | None
+    cand_y_ft: float | None
+    cand_ts: float | None
+    jitter_ft: float
 
     def __init__(
         self, floor: int | None, x_ft: float, y_ft: float, ts: float, total_m: float = 0.0
     ) -> None:
         """A track that starts at a first fix (step 1), carrying total_m over."""
         self.total_m = total_m
+        self.jitter_ft = adaptive.JITTER_PRIOR_FT
         self.start(floor, x_ft, y_ft, ts)
 
     def start(self, floor: int | None, x_ft: float, y_ft: float, ts: float) -> None:
-        """Step 1: start again from one point on floor; total_m is kept."""
+        """Step 1: start again from one point on floor; total_m and jitter_ft are kept."""
         self.floor = floor
         self.x1_ft = x_ft
         self.y1_ft = y_ft
@@ -69,6 +118,12 @@ class Track:
         self.pending_m = 0.0
         self.held_m = 0.0
         self.last_ts = ts
+        self.walk = adaptive.NONE
+        self.x0_ft = None
+        self.y0_ft = None
+        self.cand_x_ft = None
+        self.cand_y_ft = None
+        self.cand_ts = None
 
     def end(self, ts: float) -> None:
         """The device left: forget its points and legs (never credited); total_m is kept."""
@@ -86,10 +141,21 @@ class Track:
         held_m: float,
         last_ts: float,
         total_m: float,
+        walk: int = adaptive.NONE,
+        x0_ft: float | None = None,
+        y0_ft: float | None = None,
+        cand_x_ft: float | None = None,
+        cand_y_ft: float | None = None,
+        cand_ts: float | None = None,
+        jitter_ft: float = adaptive.JITTER_PRIOR_FT,
     ) -> Track:
-        """Rebuild a track from stored columns (the order of as_row())."""
+        """Rebuild a track from stored columns (the order of as_row(), adaptive_row())."""
         if (x2_ft is None) != (y2_ft is None):
             raise ValueError("x2_ft and y2_ft must both be set or both be None")
+        if (x0_ft is None) != (y0_ft is None) or (cand_x_ft is None) != (cand_y_ft is None):
+            raise ValueError("x0_ft/y0_ft and cand_x_ft/cand_y_ft must be set in pairs")
+        if walk & 1 and x2_ft is None:
+            raise ValueError("a walk under way needs a second point")
         track = cls.__new__(cls)  # a million of these at start-up: set each slot once
         track.floor = floor
         track.x1_ft = x1_ft
@@ -100,6 +166,13 @@ class Track:
         track.held_m = held_m
         track.last_ts = last_ts
         track.total_m = total_m
+        track.walk = walk
+        track.x0_ft = x0_ft
+        track.y0_ft = y0_ft
+        track.cand_x_ft = cand_x_ft
+        track.cand_y_ft = cand_y_ft
+        track.cand_ts = cand_ts
+        track.jitter_ft = jitter_ft
         return track
 
     def as_row(self) -> TrackRow:
@@ -109,12 +182,21 @@ class Track:
             self.pending_m, self.held_m, self.last_ts, self.total_m,
         )
 
+    def adaptive_row(self) -> AdaptiveRow:
+        """(walk, x0, y0, cand_x, cand_y, cand_ts, jitter_ft): restore()'s after as_row()."""
+        return (self.walk, self.x0_ft, self.y0_ft, self.cand_x_ft, self.cand_y_ft,
+                self.cand_ts, self.jitter_ft)
+
     def __repr__(self) -> str:
-        return f"Track{self.as_row()!r}"
+        return f"Track{self.as_row() + self.adaptive_row()!r}"
 
 
 def advance(track: Track | None, mv: Movement, params: FilterParams) -> tuple[Track, float, bool]:
     """Apply one movement; return (track, credited_m, changed)."""
+    if params.adaptive:
+        if track is None:
+            return Track(mv.floor, mv.x_ft, mv.y_ft, mv.ts), 0.0, True
+        return adaptive.advance(track, mv, params)
     x_ft, y_ft, ts = mv.x_ft, mv.y_ft, mv.ts
     if track is None:
         return Track(mv.floor, x_ft, y_ft, ts), 0.0, True
@@ -154,6 +236,14 @@ def advance(track: Track | None, mv: Movement, params: FilterParams) -> tuple[Tr
     track.pending_m = distance_m
     track.last_ts = ts
     return track, credited_m, True
+
+
+def settle(track: Track, now_s: float, params: FilterParams) -> float:
+    """Adaptive mode: a walk quiet since now_s − settle_s has stopped; credit its stop
+    (core/adaptive.py). Metres credited; always 0 in the classic mode."""
+    if not params.adaptive:
+        return 0.0
+    return adaptive.settle(track, now_s, params)
 
 
 # Cosines closer than this to the bound are settled by the angle in degrees itself, so

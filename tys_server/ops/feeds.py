@@ -13,12 +13,20 @@ States and what they mean (docs/operations.md):
   ``backing_off``, ``unauthorized`` or ``stopped``.
 A feed's state never turns /healthz into a 503: that status is the database's (DESIGN 10),
 and restarting TYS cannot bring a feed back.
+
+Each feed also keeps a ``FeedClock``: its event time, run on while it is live. The
+adaptive filter's settle (server.py) runs at ``FeedBoard.settle_time_s()``, the earliest
+feed clock less ``SETTLE_LATENESS_S``: a time before which no more events are expected
+from any feed. Event time, never the wall clock: Meraki posts a minute late, a Firehose
+resume replays minutes-old events, a simulator runs event time behind the wall clock,
+and a wall-clock settle would then stop walks that are still going (docs/accuracy.md).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping
+from operator import attrgetter
 from typing import Any, Protocol
 
 from tys_server.core.events import Batch
@@ -27,6 +35,44 @@ from tys_server.ops.sources import HealthSource
 RECEIVER_STATES = ("ok", "quiet")
 FIREHOSE_STATES = ("connecting", "connected", "quiet", "backing_off", "unauthorized",
                    "stopped")
+# How late, in event time, an event may still arrive after a newer one of its feed: CMX
+# posts within seconds, the Firehose delivers out of order by up to ~20 s, Meraki posts
+# once a minute (its oldest fix is 60-75 s old on arrival).
+SETTLE_LATENESS_S = 90.0
+_TS = attrgetter("ts")
+
+
+class FeedClock:
+    """A feed's event time: the newest event time it delivered, plus the monotonic
+    seconds since, counted only while the feed is live (between two reads that both
+    found it live); None before any event."""
+
+    def __init__(self, *, monotonic: Callable[[], float] = time.monotonic,
+                 newest_ts: float | None = None) -> None:
+        self.monotonic = monotonic
+        self.newest_ts = newest_ts  # a resume point may seed it: not live until read so
+        self._run_s = 0.0
+        self._read_at = monotonic()
+        self._live = False
+
+    def saw(self, ts: float) -> None:
+        """Events up to ts have just arrived."""
+        if self.newest_ts is None or ts > self.newest_ts:
+            self.newest_ts = ts
+            self._run_s = 0.0
+            self._read_at = self.monotonic()
+            self._live = True
+
+    def now_s(self, live: bool) -> float | None:
+        """The clock, given whether the feed is live now."""
+        if self.newest_ts is None:
+            return None
+        now = self.monotonic()
+        if live and self._live:
+            self._run_s += now - self._read_at
+        self._live = live
+        self._read_at = now
+        return self.newest_ts + self._run_s
 
 
 class FeedSource(Protocol):
@@ -77,6 +123,10 @@ class FeedSource(Protocol):
         """Why the feed is not well, for /status (None when nothing to say)."""
         ...
 
+    def event_time_s(self) -> float | None:
+        """The feed's FeedClock (None before its first event)."""
+        ...
+
 
 class ReceiverWatch:
     """A feed POSTed to TYS (CMX, Meraki): its batches counted, ``ok`` or ``quiet``."""
@@ -86,10 +136,11 @@ class ReceiverWatch:
     bad_lines = None
     last_error = None
 
-    def __init__(self, quiet_after_s: float, *,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, quiet_after_s: float, *, clock: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.quiet_after_s = quiet_after_s
         self.clock = clock
+        self.event_clock = FeedClock(monotonic=monotonic)
         self.heard_at = clock()  # start-up counts as heard: the grace period
         self.by_type: dict[tuple[str, str], int] = {}
         self.future_ts = 0
@@ -106,6 +157,7 @@ class ReceiverWatch:
         if batch.events:  # events are in arrival order: the last one is the newest, or close
             self.last_event_at = now_s
             self.last_event_ts = batch.events[-1].ts
+            self.event_clock.saw(max(map(_TS, batch.events)))
 
     @property
     def state(self) -> str:
@@ -124,14 +176,22 @@ class ReceiverWatch:
         """Seconds since the newest event arrived."""
         return None if self.last_event_at is None else self.clock() - self.last_event_at
 
+    def event_time_s(self) -> float | None:
+        """The feed's clock: it runs while the feed is ok (a POST within quiet_after_s)."""
+        return self.event_clock.now_s(self.state == "ok")
+
 
 class FirehoseWatch:
     """The Firehose consumer as a FeedSource (its reader counts replaced timestamps)."""
 
     states = FIREHOSE_STATES
 
-    def __init__(self, consumer: Any) -> None:
+    def __init__(self, consumer: Any, *, monotonic: Callable[[], float] = time.monotonic,
+                 resume_ts: float | None = None) -> None:
         self.consumer = consumer  # feeds.spaces_firehose.FirehoseConsumer (ops sees no feeds)
+        # Seeded with the stored cursor: a resume replays events from before it, so the
+        # settle waits for them rather than taking the stream as new.
+        self.event_clock = FeedClock(monotonic=monotonic, newest_ts=resume_ts)
 
     state = property(lambda self: self.consumer.state)
     by_type = property(lambda self: self.consumer.by_type)
@@ -141,6 +201,13 @@ class FirehoseWatch:
     reconnects = property(lambda self: self.consumer.reconnects)
     bad_lines = property(lambda self: self.consumer.bad_lines)
     last_error = property(lambda self: self.consumer.last_error)
+
+    def event_time_s(self) -> float | None:
+        """The feed's clock: it runs while the stream is connected (a reconnect replays)."""
+        newest_ts = self.consumer.last_event_ts  # the newest of its last chunk
+        if newest_ts is not None:
+            self.event_clock.saw(newest_ts)
+        return self.event_clock.now_s(self.consumer.state == "connected")
 
 
 class FeedBoard:
@@ -163,6 +230,16 @@ class FeedBoard:
     def states(self) -> dict[str, str]:
         """{name: state} of every enabled feed, for /healthz and /status."""
         return {name: feed.state for name, feed in self._feeds.items()}
+
+    def settle_time_s(self, lateness_s: float = SETTLE_LATENESS_S) -> float | None:
+        """The earliest feed clock less lateness_s: no more events are expected before it.
+
+        None while no feed has delivered an event. A feed that has delivered none since
+        start-up (and has no resume point) has no late events to wait for; one that is
+        down holds every feed's settle back until it is live again.
+        """
+        times = [t for feed in self._feeds.values() if (t := feed.event_time_s()) is not None]
+        return min(times) - lateness_s if times else None
 
 
 class Health:

@@ -11,6 +11,7 @@ from operator import itemgetter
 from typing import Any
 
 from tys_server.core.state import Dirty, State
+from tys_server.core.tracking import Track
 from tys_server.store.flush_sql import FlushChunk
 
 # Devices per chunk: building one (their track rows and day rows) holds the loop for a
@@ -76,7 +77,11 @@ def _device_chunk(state: State, macs: list[str], starts: dict[int, float],
         day_starts = [starts[ordinal] for _, ordinal in keys]
         metres = [values[key] for key in keys]
     tracked = macs if with_tracks is None else with_tracks
-    return FlushChunk(tracks=_track_columns(state, tracked) if tracked else (),
+    if not tracked:
+        return FlushChunk(days=(day_starts, day_macs, metres) if metres else ())
+    tracks = [state.tracks[mac] for mac in tracked]
+    return FlushChunk(tracks=_track_columns(tracked, tracks),
+                      adaptive=_adaptive_columns(tracks),
                       days=(day_starts, day_macs, metres) if metres else ())
 
 
@@ -87,14 +92,19 @@ def _days_by_mac(keys: Iterable[tuple[str, int]]) -> dict[str, list[int]]:
     return days_of
 
 
-def _track_columns(state: State, macs: list[str]) -> tuple[list[Any], ...]:
+def _track_columns(macs: list[str], tracks: list[Track]) -> tuple[list[Any], ...]:
     # Columns straight from the tracks: no object per row for the GC to promote.
-    tracks = [state.tracks[mac] for mac in macs]
     return (macs, [t.total_m for t in tracks], [t.floor for t in tracks],
             [t.x1_ft for t in tracks], [t.y1_ft for t in tracks],
             [t.x2_ft for t in tracks], [t.y2_ft for t in tracks],
             [t.pending_m for t in tracks], [t.held_m for t in tracks],
             [t.last_ts for t in tracks])
+
+
+def _adaptive_columns(tracks: list[Track]) -> tuple[list[Any], ...]:
+    return ([t.walk for t in tracks], [t.x0_ft for t in tracks], [t.y0_ft for t in tracks],
+            [t.cand_x_ft for t in tracks], [t.cand_y_ft for t in tracks],
+            [t.cand_ts for t in tracks], [t.jitter_ft for t in tracks])
 
 
 def day_rows(state: State, keys: Iterable[tuple[str, int]]) -> list[tuple[str, float, float]]:

@@ -18,12 +18,14 @@ class FlushChunk:
     """Part of a flush as the statements send it: one list per column, no object per row.
 
     tracks: mac, total_m, floor, x1_ft, y1_ft, x2_ft, y2_ft, pending_m, held_m, last_ts;
-    days: day start (epoch s), mac, metres; counts: (minute (epoch s), users, devices,
-    notifications) rows; zones: (minute (epoch s), zone name, visits) rows; cursors:
-    (feed, cursor_ms) rows.
+    adaptive: the same tracks' walk, x0_ft, y0_ft, cand_x_ft, cand_y_ft, cand_ts,
+    jitter_ft (the adaptive filter's state, written with them); days: day start (epoch
+    s), mac, metres; counts: (minute (epoch s), users, devices, notifications) rows;
+    zones: (minute (epoch s), zone name, visits) rows; cursors: (feed, cursor_ms) rows.
     """
 
     tracks: tuple[list[Any], ...] = ()
+    adaptive: tuple[list[Any], ...] = ()
     days: tuple[list[Any], ...] = ()
     counts: list[tuple[float, int, int, int]] = field(default_factory=list)
     zones: list[tuple[float, str, int]] = field(default_factory=list)
@@ -36,15 +38,21 @@ class FlushChunk:
 
 
 _UPSERT_TRACKS = """
-INSERT INTO distance (mac, mtrs, floor_id, point_1, point_2, distance_1to2, held_m, time)
-SELECT m, t, f, point(x1, y1), point(x2, y2), p, h, to_timestamp(ts)
+INSERT INTO distance (mac, mtrs, floor_id, point_1, point_2, distance_1to2, held_m, time,
+                      walk, point_0, cand, cand_time, jitter_ft)
+SELECT m, t, f, point(x1, y1), point(x2, y2), p, h, to_timestamp(ts),
+       w, point(x0, y0), point(cx, cy), cts, j
 FROM unnest(%s::macaddr[], %s::float8[], %s::bigint[], %s::float8[], %s::float8[],
-            %s::float8[], %s::float8[], %s::float8[], %s::float8[], %s::float8[])
-     AS r(m, t, f, x1, y1, x2, y2, p, h, ts)
+            %s::float8[], %s::float8[], %s::float8[], %s::float8[], %s::float8[],
+            %s::smallint[], %s::float8[], %s::float8[], %s::float8[], %s::float8[],
+            %s::float8[], %s::float8[])
+     AS r(m, t, f, x1, y1, x2, y2, p, h, ts, w, x0, y0, cx, cy, cts, j)
 ON CONFLICT (mac) DO UPDATE SET
     mtrs = EXCLUDED.mtrs, floor_id = EXCLUDED.floor_id, point_1 = EXCLUDED.point_1,
     point_2 = EXCLUDED.point_2, distance_1to2 = EXCLUDED.distance_1to2,
-    held_m = EXCLUDED.held_m, time = EXCLUDED.time
+    held_m = EXCLUDED.held_m, time = EXCLUDED.time, walk = EXCLUDED.walk,
+    point_0 = EXCLUDED.point_0, cand = EXCLUDED.cand, cand_time = EXCLUDED.cand_time,
+    jitter_ft = EXCLUDED.jitter_ft
 """
 _UPSERT_DAYS = """
 INSERT INTO distance_history (time, mac, mtrs)
@@ -76,7 +84,8 @@ def statements(chunks: Iterable[FlushChunk]) -> Iterator[tuple[str, tuple[Any, .
     """(statement, arguments, rows) for each non-empty part of each chunk, built lazily."""
     for chunk in chunks:
         if chunk.tracks:
-            yield _UPSERT_TRACKS, tuple(map(_array_literal, chunk.tracks)), len(chunk.tracks[0])
+            yield (_UPSERT_TRACKS, tuple(map(_array_literal, chunk.tracks + chunk.adaptive)),
+                   len(chunk.tracks[0]))
         if chunk.days:
             yield _UPSERT_DAYS, tuple(map(_array_literal, chunk.days)), len(chunk.days[0])
         if chunk.counts:

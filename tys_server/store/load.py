@@ -21,7 +21,8 @@ LOAD_PAGE_ROWS = 100_000
 # every page sort the whole table.
 _SELECT_TRACKS = """
 SELECT mac::text, coalesce(mtrs, 0), floor_id, point_1[0], point_1[1], point_2[0], point_2[1],
-       coalesce(distance_1to2, 0), coalesce(held_m, 0), extract(epoch FROM time)::float8
+       coalesce(distance_1to2, 0), coalesce(held_m, 0), extract(epoch FROM time)::float8,
+       walk, point_0[0], point_0[1], cand[0], cand[1], cand_time, jitter_ft
 FROM distance WHERE %s::macaddr IS NULL OR mac > %s::macaddr ORDER BY distance.mac LIMIT %s
 """
 # Pages in primary key order (time, mac); the key of the next page is the last row's

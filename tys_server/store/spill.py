@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from tys_server.core.adaptive import JITTER_PRIOR_FT
 from tys_server.core.snapshot import Unflushed
 from tys_server.core.state import Dirty, State
 from tys_server.store.database import StoreError
@@ -24,7 +25,10 @@ from tys_server.store.flush_rows import count_rows, day_rows, zone_rows
 
 FILE_NAME = "tys-spill.json"
 FORMAT = "tys-spill"
-VERSION = 1
+# 2: track rows carry the adaptive filter's columns. A version 1 file (written before
+# them) is still read: its tracks get those columns' defaults, as the database's rows do.
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 class SpillError(StoreError):
@@ -41,9 +45,11 @@ def unflushed(state: State, keys: Dirty, cursors: dict[str, int]) -> Unflushed:
 
 
 def _track_row(state: State, mac: str) -> tuple[Any, ...]:
-    # Loaded.tracks' order: total_m first, then the rest of Track.as_row().
-    *filter_state, total_m = state.tracks[mac].as_row()
-    return (total_m, *filter_state)
+    # Loaded.tracks' order: total_m first, then the rest of Track.as_row(), then
+    # Track.adaptive_row().
+    track = state.tracks[mac]
+    *filter_state, total_m = track.as_row()
+    return (total_m, *filter_state, *track.adaptive_row())
 
 
 def path_in(spill_dir: str | Path) -> Path:
@@ -102,8 +108,13 @@ def _sync_directory(directory: Path) -> None:
 
 # Row shapes: each column a number (int or float), a text, or either with None allowed.
 _NUMBER, _TEXT, _INT = (int, float), (str,), (int,)
-_TRACK = (_TEXT, _NUMBER, _INT + (type(None),), _NUMBER, _NUMBER,
-          _NUMBER + (type(None),), _NUMBER + (type(None),), _NUMBER, _NUMBER, _NUMBER)
+_OPTIONAL = _NUMBER + (type(None),)
+_TRACK_V1 = (_TEXT, _NUMBER, _INT + (type(None),), _NUMBER, _NUMBER,
+             _OPTIONAL, _OPTIONAL, _NUMBER, _NUMBER, _NUMBER)
+_TRACK = _TRACK_V1 + (_INT, _OPTIONAL, _OPTIONAL, _OPTIONAL, _OPTIONAL, _OPTIONAL, _NUMBER)
+# What a version 1 track row lacks: no walk under way, no p0, no gate candidate, and the
+# jitter a new device starts with.
+_V1_ADAPTIVE = (0, None, None, None, None, None, JITTER_PRIOR_FT)
 _DAY = (_TEXT, _NUMBER, _NUMBER)
 _COUNT = (_NUMBER, _INT, _INT, _INT)
 _ZONE = (_NUMBER, _TEXT, _INT)
@@ -112,13 +123,18 @@ _ZONE = (_NUMBER, _TEXT, _INT)
 def _parse(document: Any) -> Unflushed:
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise ValueError("not a TYS spill file")
-    if document.get("version") != VERSION:
-        raise ValueError(f"version {document.get('version')!r}, expected {VERSION}")
+    version = document.get("version")
+    if version not in READABLE_VERSIONS or isinstance(version, bool):
+        raise ValueError(f"version {version!r}, expected {VERSION}")
     cursors = document.get("cursors")
     if not isinstance(cursors, dict) or not all(
             isinstance(ms, int) and not isinstance(ms, bool) for ms in cursors.values()):
         raise ValueError("cursors: not a map of feed to integer")
-    return Unflushed(_rows(document, "tracks", _TRACK), _rows(document, "days", _DAY),
+    if version == 1:
+        tracks = [(*row, *_V1_ADAPTIVE) for row in _rows(document, "tracks", _TRACK_V1)]
+    else:
+        tracks = _rows(document, "tracks", _TRACK)
+    return Unflushed(tracks, _rows(document, "days", _DAY),
                      _rows(document, "counts", _COUNT), _rows(document, "zones", _ZONE),
                      cursors)
 

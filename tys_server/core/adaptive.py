@@ -1,0 +1,191 @@
+"""The adaptive distance filter (``tracking.filter: adaptive``, docs/accuracy.md). Pure.
+
+DESIGN 6's filter, with four additions measured against ground truth (/work/lab's
+report): a walk is confirmed before its second leg counts (STARTED), a leg slower than
+``min_speed_mps`` or after ``settle_s`` of quiet means the walker had stopped, a walker
+who stops is credited the last leg plus ``stop_ext_share`` of a trigger distance past the
+last fix (rule S), and the corner a chord cut between two turns the same way is added
+back (rule C). ``settle`` credits rule S without a next fix, once the feeds' clock says
+none can come. Per-device state, in the Track: ``walk``, p0 (``x0_ft``/``y0_ft``) and the
+stop extension fixed at the last fix (``held_m``'s slot: classic's held leg is unused).
+
+tracking.advance dispatches here; it creates new tracks itself, so this module needs no
+Track class at run time (tracking imports it).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from tys_server.core.events import Movement
+from tys_server.core.units import M_PER_FT
+
+if TYPE_CHECKING:
+    from tys_server.core.tracking import FilterParams, Track
+
+# Track.walk. WALKING and STARTED are the odd values: `walk & 1` is "a walk is under way".
+NONE = 0      # the pending leg p1→p2 is not credited
+WALKING = 1   # it is credited, as part of a walk
+SETTLED = 2   # it is the credited stop extension (the walker stopped)
+STARTED = 3   # a walk started at p1: walking on or stopping credits the pending leg,
+              # a bounce back drops it
+
+# The corner rule: both turns at least 20° (sin 20° ≈ 0.34; noise zig-zags alternate),
+# and a corner adds at most 45% of the chord it replaces.
+CORNER_MIN_SIN = 0.34
+CORNER_MAX_SHARE = 0.45
+# The gate of timer-driven feeds: clamp(GATE_K × jitter_ft, gate_min_ft, gate_ft).
+GATE_K = 2.2
+JITTER_PRIOR_FT = 18.0  # a new device's jitter: its first gate is 2.2 × 18 ≈ 40 ft
+
+
+def gate_distance_ft(jitter_ft: float, gate_min_ft: float, gate_max_ft: float) -> float:
+    """A device's gate: GATE_K times its jitter, within [gate_min_ft, gate_max_ft]."""
+    g = GATE_K * jitter_ft
+    return gate_min_ft if g < gate_min_ft else gate_max_ft if g > gate_max_ft else g
+
+
+def stop(track: Track) -> float:
+    """Rule S: a walking device stopped somewhere past p2. Returns the metres credited.
+
+    The pending leg counts if the walk was only STARTED; the stop point W is the stop
+    extension (fixed at the last fix, in held_m) past p2 along p1→p2, and p2→W is
+    credited as the new pending leg.
+    """
+    credited = track.pending_m if track.walk == STARTED else 0.0
+    x2, y2 = track.x2_ft, track.y2_ft
+    assert x2 is not None and y2 is not None  # a walk under way has a p2
+    ax, ay = x2 - track.x1_ft, y2 - track.y1_ft
+    n = math.hypot(ax, ay)
+    track.walk = SETTLED
+    if n > 0.0:
+        ext_ft = track.held_m / M_PER_FT
+        track.x0_ft = track.y0_ft = None  # the stop point is no corner
+        track.x1_ft, track.y1_ft = x2, y2
+        track.x2_ft = x2 + ax / n * ext_ft
+        track.y2_ft = y2 + ay / n * ext_ft
+        track.pending_m = ext_ft * M_PER_FT
+        credited += track.pending_m
+    track.total_m += credited
+    return credited
+
+
+def settle(track: Track, now_s: float, params: FilterParams) -> float:
+    """A walk with no fix since now_s − settle_s has stopped: rule S. Metres credited.
+
+    now_s must be a time before which no more fixes of the device can arrive (the feeds'
+    clock less their lateness): the credit then equals what the next fix would credit,
+    so whether and when this runs changes when a credit shows, never how much.
+    """
+    if (not track.walk & 1 or track.x2_ft is None
+            or now_s - track.last_ts < params.settle_s):
+        return 0.0
+    return stop(track)
+
+
+def _corner_m(x0: float, y0: float, x1: float, y1: float, x2: float, y2: float,
+              x3: float, y3: float, lb: float, lc: float) -> float:
+    """Rule C: the metres the chord p1→p2 (lb ft) cut off the corner between the lines
+    p0→p1 and p2→p3 (lc = |p2p3| ft); 0 unless both turns go the same way, ≥ 20°."""
+    ax, ay = x1 - x0, y1 - y0
+    bx, by = x2 - x1, y2 - y1
+    cx, cy = x3 - x2, y3 - y2
+    la = math.hypot(ax, ay)
+    if la == 0.0:
+        return 0.0
+    cross1 = ax * by - ay * bx  # la·lb·sine of the turn at p1
+    cross2 = bx * cy - by * cx  # lb·lc·sine of the turn at p2
+    if (cross1 * cross2 <= 0.0 or abs(cross1) < CORNER_MIN_SIN * la * lb
+            or abs(cross2) < CORNER_MIN_SIN * lb * lc):
+        return 0.0
+    den = ax * cy - ay * cx  # the corner K: p1 + t·a = p2 + u·c
+    t = cross2 / den
+    u = (bx * ay - by * ax) / den
+    if t <= 0.0 or u >= 0.0:
+        return 0.0  # K is not ahead of p1 and behind p2
+    extra_ft = t * la - u * lc - lb
+    if extra_ft <= 0.0:
+        return 0.0
+    return min(extra_ft, CORNER_MAX_SHARE * lb) * M_PER_FT
+
+
+def advance(track: Track, mv: Movement, params: FilterParams) -> tuple[Track, float, bool]:
+    """Apply one movement to an existing track; return (track, credited_m, changed).
+
+    A credit made while the track ends up with an even ``walk`` is a stop (rule S), which
+    belongs to the time of the fix before this one (the state books it to that day).
+    """
+    x, y, ts = mv.x_ft, mv.y_ft, mv.ts
+    if mv.floor != track.floor:
+        credited = stop(track) if track.walk & 1 else 0.0
+        track.start(mv.floor, x, y, ts)
+        return track, credited, True
+    if ts < track.last_ts:
+        return track, 0.0, False
+    x2, y2 = track.x2_ft, track.y2_ft
+    if x2 is None or y2 is None:
+        line_ft = math.hypot(x - track.x1_ft, y - track.y1_ft)
+    else:
+        line_ft = math.hypot(x - x2, y - y2)
+    if line_ft < 1.0:
+        return track, 0.0, False  # a repeat (DESIGN 6, rule 2)
+    dt = ts - track.last_ts
+    # CMX's moveDistanceInFt is measured from its last real fix, not from a stop point.
+    if mv.move_ft is not None and track.walk != SETTLED:
+        d = mv.move_ft * M_PER_FT
+    else:
+        d = line_ft * M_PER_FT
+    cap = dt * params.max_speed_mps
+    if d > cap:
+        d = cap
+    credited = 0.0
+    if d < params.min_speed_mps * dt or dt >= params.settle_s:
+        # Slow: the device stopped before this leg, which is no evidence of walking.
+        if track.walk & 1:
+            credited = stop(track)  # the new leg starts at the stop point
+            d = math.hypot(x - track.x2_ft, y - track.y2_ft) * M_PER_FT  # type: ignore[operator]
+            if d > cap:
+                d = cap
+        if track.x2_ft is not None:
+            track.walk = NONE
+            track.x0_ft, track.y0_ft = track.x1_ft, track.y1_ft
+            track.x1_ft, track.y1_ft = track.x2_ft, track.y2_ft  # type: ignore[assignment]
+    elif x2 is not None and y2 is not None:
+        x1, y1 = track.x1_ft, track.y1_ft
+        ax, ay = x1 - x2, y1 - y2
+        bx, by = x - x2, y - y2
+        back_ft = math.hypot(ax, ay)
+        walk = track.walk
+        # The angle at p2 is at least max_moving_angle_deg: the device walked on.
+        if back_ft > 0.0 and (ax * bx + ay * by) <= params.cos_max_angle * back_ft * line_ft:
+            if walk == NONE:
+                c = track.pending_m  # a walk starts: its first leg counts, the new one waits
+                track.walk = STARTED
+            elif walk == STARTED:
+                c = track.pending_m + d
+                track.walk = WALKING
+            else:
+                c = d
+                track.walk = WALKING
+            x0 = track.x0_ft
+            if walk != NONE and x0 is not None:
+                c += _corner_m(x0, track.y0_ft, x1, y1, x2, y2, x, y,  # type: ignore[arg-type]
+                               back_ft, line_ft)
+            track.total_m += c
+            credited = c
+        else:
+            track.walk = NONE  # a sharp turn: an uncredited pending leg is dropped
+        track.x0_ft, track.y0_ft = x1, y1
+        track.x1_ft, track.y1_ft = x2, y2
+    track.x2_ft, track.y2_ft = x, y
+    track.pending_m = d
+    track.last_ts = ts
+    # How far a walker stopping now walks on, on average, fixed here so that whenever the
+    # settle runs it credits the same: a share of the device's trigger distance.
+    if params.gated:
+        trigger_ft = gate_distance_ft(track.jitter_ft, params.gate_min_ft, params.gate_max_ft)
+    else:
+        trigger_ft = params.trigger_ft
+    track.held_m = params.stop_ext_share * M_PER_FT * trigger_ft
+    return track, credited, True
