@@ -22,6 +22,10 @@ from tools.bench_env import clean_environment, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT_S = 30.0
+# For server processes of tests whose reference is DESIGN 6's arithmetic (the classic
+# tracking.advance), as tests/conftest.py's settings fixture pins it in process; the
+# shipped default, tracking.filter: adaptive, credits a stopped walker's last leg too.
+CLASSIC_FILTER = {"TYS_TRACKING_FILTER": "classic"}
 
 
 class ServerProcess:

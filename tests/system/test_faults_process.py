@@ -24,7 +24,7 @@ import pytest
 
 from tests.conftest import CMX_AUTH, TestDatabase, basic
 from tests.support.pgproxy import PgProxy
-from tests.support.procserver import ServerProcess
+from tests.support.procserver import CLASSIC_FILTER, ServerProcess
 from tys_server.core.events import Movement
 from tys_server.core.tracking import FilterParams, Track, advance
 from tys_server.feeds.cmx import parse_envelope
@@ -142,6 +142,7 @@ def start(db: TestDatabase, workdir: Path) -> Iterator[Any]:
 
     def _start(name: str) -> ServerProcess:
         server = ServerProcess(workdir, name, env={
+            **CLASSIC_FILTER,
             "TYS_DATABASE_DSN": db.dsn, "TYS_DATABASE_FLUSH_INTERVAL_S": str(FLUSH_S)})
         started.append(server)
         server.wait_for("READY=1")
@@ -441,7 +442,7 @@ def test_database_outage_with_a_real_clock(db: TestDatabase, workdir: Path) -> N
     interval_s = 0.3
     proxy = ThreadedProxy(db.dsn)
     server = ServerProcess(workdir, "outage", env={
-        "TYS_DATABASE_DSN": proxy.proxy.proxied_dsn(),
+        **CLASSIC_FILTER, "TYS_DATABASE_DSN": proxy.proxy.proxied_dsn(),
         "TYS_DATABASE_FLUSH_INTERVAL_S": str(interval_s),
         "TYS_DATABASE_CONNECT_TIMEOUT_S": "1", "TYS_DATABASE_STATEMENT_TIMEOUT_S": "1"})
     try:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import CMX_AUTH, TestDatabase, basic
-from tests.support.procserver import ROOT, ServerProcess, clean_environment
+from tests.support.procserver import CLASSIC_FILTER, ROOT, ServerProcess, clean_environment
 
 FLOOR = 723413320329068590
 
@@ -24,7 +24,7 @@ FLOOR = 723413320329068590
 def server(db: TestDatabase, workdir: Path) -> Iterator[ServerProcess]:
     """A ready server on the test database; only the shutdown flush writes."""
     running = ServerProcess(workdir, "server", env={
-        "TYS_DATABASE_DSN": db.dsn, "TYS_DATABASE_FLUSH_INTERVAL_S": "3600"})
+        **CLASSIC_FILTER, "TYS_DATABASE_DSN": db.dsn, "TYS_DATABASE_FLUSH_INTERVAL_S": "3600"})
     try:
         running.wait_for("READY=1")
         yield running

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import API_AUTH, CMX_AUTH, TestDatabase
-from tests.support.procserver import ServerProcess
+from tests.support.procserver import CLASSIC_FILTER, ServerProcess
 from tests.system.test_faults_process import (
     ThreadedProxy,
     notification,
@@ -37,7 +37,8 @@ def post_walk(server: ServerProcess, points: range, base_ms: int) -> None:
 def test_sigterm_with_the_database_down_loses_nothing(db: TestDatabase, workdir: Path) -> None:
     spill_dir = workdir / "spill"
     proxy = ThreadedProxy(db.dsn)
-    env = {"TYS_DATABASE_FLUSH_INTERVAL_S": "3600", "TYS_DATABASE_CONNECT_TIMEOUT_S": "1",
+    env = {**CLASSIC_FILTER,
+           "TYS_DATABASE_FLUSH_INTERVAL_S": "3600", "TYS_DATABASE_CONNECT_TIMEOUT_S": "1",
            "TYS_DATABASE_STATEMENT_TIMEOUT_S": "1", "TYS_DATABASE_SPILL_DIR": str(spill_dir)}
     first = ServerProcess(workdir, "first", env={
         **env, "TYS_DATABASE_DSN": proxy.proxy.proxied_dsn()})
