@@ -65,3 +65,48 @@ def test_ip_username_reads_the_canonical_ip() -> None:
     assert requests.ip_args({"ip": "FD00:0::1"}) == "fd00::1"
     for body in (None, {}, {"ip": "nope"}, {"ip": 5}, {"ip": "10.0.0.1%eth0"}):
         assert refusal(requests.ip_args, body) == requests.BAD_IP, body
+
+
+# -- DESIGN 15: teams, aliases, boards by team or company ----------------------------------
+
+
+@pytest.mark.parametrize("name", ["", "x" * 65, " Owls", "Owls ", "a\tb", "nul\x00", "\u00a0x",
+                                  5, None, ["x"]])
+def test_team_and_alias_names_outside_the_rules_are_refused(name: Any) -> None:
+    assert requests.valid_name(name) is None
+    body = {"username": "a", "team": name}
+    if name is None:
+        assert requests.team_arg(body) is None  # null: no team
+        assert requests.profile_args({"username": "a", "alias": None}) == ("a", {"alias": None})
+    else:
+        assert refusal(requests.team_arg, body) == requests.BAD_TEAM
+        assert refusal(requests.profile_args, body) == requests.BAD_TEAM
+        assert refusal(requests.profile_args, {"username": "a", "alias": name}) == \
+            requests.BAD_ALIAS
+
+
+def test_names_of_1_to_64_printable_characters_are_taken_as_typed() -> None:
+    for name in ("x", "x" * 64, "Night Owls", "@team", "Zoë & Co."):
+        assert requests.team_arg({"team": name}) == name
+
+
+def test_profile_reads_only_the_fields_given() -> None:
+    assert requests.profile_args({"username": "a"}) == ("a", {})
+    assert requests.profile_args({"username": "a", "team": "T", "alias": None,
+                                  "hidden": False, "other": 1}) == \
+        ("a", {"team": "T", "alias": None, "hidden": False})
+    for body in (None, [], {}, {"username": "@a"}, {"team": "T"}):
+        assert refusal(requests.profile_args, body) == requests.BAD_PROFILE, body
+    for hidden in (None, 0, 1, "true", []):
+        assert refusal(requests.profile_args, {"username": "a", "hidden": hidden}) == \
+            requests.BAD_HIDDEN, hidden
+
+
+def test_a_board_is_by_user_and_total_unless_asked_otherwise() -> None:
+    assert requests.board_kind_args({}) == ("user", "total")
+    assert requests.board_kind_args({"by": "team", "rank": "average"}) == ("team", "average")
+    assert requests.board_kind_args({"by": "domain"}) == ("domain", "total")
+    for by in ("users", "Team", None, 1, ["team"]):
+        assert refusal(requests.board_kind_args, {"by": by}) == requests.BAD_BY, by
+    for rank in ("avg", "TOTAL", None, True):
+        assert refusal(requests.board_kind_args, {"rank": rank}) == requests.BAD_RANK, rank

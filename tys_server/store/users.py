@@ -22,8 +22,6 @@ USER_WRITTEN = ("SELECT 1 FROM devices JOIN users ON users.email = devices.owner
 DEVICE_WRITTEN = "SELECT 1 FROM devices WHERE mac = %s AND owner = %s"
 USER_PRESENT = "SELECT 1 FROM users WHERE email = %s"
 
-# Profile's fields, in its order.
-_PROFILE = "team, extract(epoch FROM team_since)::float8, alias, hidden, disqualified"
 # The user registered under a username (any case) and the owner of a MAC, with every
 # device of each and its profile: what memory must hold about one registration.
 _USERS_OF = (
@@ -38,11 +36,25 @@ _USERS_OF = (
 # lock, so the check after it sees what the other one committed (READ COMMITTED takes a
 # snapshot per statement). The first number keeps TYS's locks apart from anyone else's.
 _LOCK_NAME = "SELECT pg_advisory_xact_lock(1515, hashtext(lower(%s)))"
-# A team named again in another letter case is the same team: the user keeps its place
-# in it (team_since), which decides whose spelling names the team.
-_SET_TEAM = ("team_since = CASE WHEN %(team)s::text IS NULL THEN NULL "
-             "WHEN lower(team) = lower(%(team)s::text) THEN team_since "
-             "ELSE to_timestamp(%(now_s)s) END, team = %(team)s")
+# The fields a request gives (set_*), the others as they are; the profile in Profile's
+# order. A team named again in another letter case is the same team: the user keeps its
+# place in it (team_since), which decides whose spelling names the team.
+_UPDATE_PROFILE = """
+UPDATE users SET
+    team_since = CASE WHEN NOT %(set_team)s THEN team_since
+                      WHEN %(team)s::text IS NULL THEN NULL
+                      WHEN lower(team) = lower(%(team)s::text) THEN team_since
+                      ELSE to_timestamp(%(now_s)s) END,
+    team = CASE WHEN %(set_team)s THEN %(team)s::text ELSE team END,
+    alias = CASE WHEN %(set_alias)s THEN %(alias)s::text ELSE alias END,
+    hidden = CASE WHEN %(set_hidden)s THEN %(hidden)s::boolean ELSE hidden END
+WHERE email = %(email)s
+RETURNING team, extract(epoch FROM team_since)::float8, alias, hidden, disqualified
+"""
+_SET_DISQUALIFIED = """
+UPDATE users SET disqualified = %s WHERE email = %s
+RETURNING team, extract(epoch FROM team_since)::float8, alias, hidden, disqualified
+"""
 
 
 class StoredUser(NamedTuple):
@@ -113,20 +125,15 @@ async def update_profile(cur: Any, email: str, changes: ProfileChanges,
                           (email, alias, alias))
         if await cur.fetchone() is not None:
             raise NameTaken(alias)
-    sets = [_SET_TEAM] if "team" in changes else []
-    sets += [f"{field} = %({field})s" for field in ("alias", "hidden") if field in changes]
-    if not sets:
-        sets = ["email = email"]  # nothing to change: read the profile back
-    await cur.execute(f"UPDATE users SET {', '.join(sets)} WHERE email = %(email)s "
-                      f"RETURNING {_PROFILE}",
-                      {**changes, "email": email, "now_s": now_s})
+    given = {f"set_{field}": field in changes for field in ("team", "alias", "hidden")}
+    await cur.execute(_UPDATE_PROFILE, {"team": None, "alias": None, "hidden": None, **changes,
+                                        **given, "email": email, "now_s": now_s})
     return Profile(*await cur.fetchone())
 
 
 async def set_disqualified(cur: Any, email: str, disqualified: bool) -> Profile | None:
     """Disqualify or requalify a user; the profile as stored, None if the user is gone."""
-    await cur.execute(f"UPDATE users SET disqualified = %s WHERE email = %s "
-                      f"RETURNING {_PROFILE}", (disqualified, email))
+    await cur.execute(_SET_DISQUALIFIED, (disqualified, email))
     row = await cur.fetchone()
     return None if row is None else Profile(*row)
 

@@ -59,7 +59,8 @@ class LiveHandler(BaseHandler):
 
 class RegisterHandler(LiveHandler):
     async def answer(self, body: Any) -> Answer:
-        done = await self.service.register(*requests.register_args(body))
+        args = requests.register_args(body)  # the seed's 400 first, then the team's
+        done = await self.service.register(*args, team=requests.team_arg(body))
         head = {"success": ADDED} if done.added else {"info": NOTHING_TO_DO}
         return (201 if done.added else 200), {**head, "username": done.username,
                                               "email": done.email, "ip": done.ip,
@@ -81,7 +82,9 @@ class LeaderboardHandler(LiveHandler):
     async def answer(self, body: Any) -> Answer:
         if body is None and not self.request.body.strip():
             body = {}  # an empty POST asks for the default board
-        return 200, self.service.leaderboard(*requests.leaderboard_args(body))
+        count, ordinal = requests.leaderboard_args(body)
+        by, rank = requests.board_kind_args(body)
+        return 200, self.service.leaderboard(count, ordinal, by, rank)
 
 
 class ProfileHandler(LiveHandler):

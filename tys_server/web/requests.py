@@ -83,8 +83,8 @@ def date_ordinal(value: object) -> int | None:
         return None
 
 
-def register_args(body: Any) -> tuple[str, str, bool, str | None]:
-    """register_username: (username, ip, add_device, team or None)."""
+def register_args(body: Any) -> tuple[str, str, bool]:
+    """register_username: (username, ip, add_device)."""
     if not isinstance(body, dict):
         raise BadRequest(BAD_REGISTER)
     username = valid_username(body.get("username"))
@@ -92,7 +92,12 @@ def register_args(body: Any) -> tuple[str, str, bool, str | None]:
     add_device = body.get("add_device", False)
     if username is None or ip is None or not isinstance(add_device, bool):
         raise BadRequest(BAD_REGISTER)
-    return username, ip, add_device, _optional_name(body, "team", BAD_TEAM)
+    return username, ip, add_device
+
+
+def team_arg(body: dict[str, Any]) -> str | None:
+    """register_username's optional team (after register_args took the body)."""
+    return _optional_name(body, "team", BAD_TEAM)
 
 
 def _optional_name(body: dict[str, Any], key: str, bad: str) -> str | None:
@@ -142,26 +147,31 @@ def dashboard_args(body: Any) -> tuple[str, int]:
     return username, days
 
 
-def leaderboard_args(body: Any) -> tuple[int, int | None, str, str]:
-    """leaderboard: (number_leaders, the date's ordinal or None for the overall board,
-    by: user, team or domain, rank: total or average)."""
+def leaderboard_args(body: Any) -> tuple[int, int | None]:
+    """leaderboard: (number_leaders, the date's ordinal or None for the overall board)."""
     if not isinstance(body, dict):
         raise BadRequest(BAD_BOARD)
     count = json_int(body.get("number_leaders", DEFAULT_LEADERS), 1, 100)
     if count is None:
         raise BadRequest(BAD_LEADERS)
+    date = body.get("date")
+    if date is None:
+        return count, None
+    ordinal = date_ordinal(date)
+    if ordinal is None:
+        raise BadRequest(BAD_DATE)
+    return count, ordinal
+
+
+def board_kind_args(body: dict[str, Any]) -> tuple[str, str]:
+    """leaderboard's (by: user, team or domain; rank: total or average), after
+    leaderboard_args took the body."""
     by, rank = body.get("by", "user"), body.get("rank", "total")
     if not isinstance(by, str) or by not in ("user", *GROUPINGS):
         raise BadRequest(BAD_BY)
     if not isinstance(rank, str) or rank not in RANKS:
         raise BadRequest(BAD_RANK)
-    date = body.get("date")
-    if date is None:
-        return count, None, by, rank
-    ordinal = date_ordinal(date)
-    if ordinal is None:
-        raise BadRequest(BAD_DATE)
-    return count, ordinal, by, rank
+    return by, rank
 
 
 def ip_args(body: Any) -> str:
