@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import random
+
+from tys_server.core.adaptive import gate_distance_ft
 from tys_server.core.events import Fix
-from tys_server.core.gate import GateParams, gate
+from tys_server.core.gate import GateParams, adaptive_gate, gate
 from tys_server.core.tracking import FilterParams, Track, advance
 
 MAC = "00:11:22:33:44:55"
@@ -58,3 +61,79 @@ def test_jitter_around_a_still_phone_never_reaches_the_filter() -> None:
     jitter = [(103.0, 98.0), (96.0, 104.0), (110.0, 95.0), (91.0, 112.0), (100.0, 100.0)]
     passed = [gate(track, fix(x, y, 10.0 * i), PARAMS) for i, (x, y) in enumerate(jitter, 1)]
     assert passed == [None] * len(jitter)
+
+
+# -- the adaptive gate (tracking.filter: adaptive, docs/accuracy.md) ------------------------
+
+ADAPTIVE_GATE = GateParams(gate_ft=50.0, max_uncertainty_ft=82.0, gate_min_ft=30.0)
+GATED = FilterParams(mode="adaptive", gated=True)
+
+
+def resting(jitter: list[tuple[float, float]]) -> Track:
+    """A device at rest at (0, 0) since ts 0, its next fixes jitter (4 s apart)."""
+    track = Track(FLOOR, 0.0, 0.0, 0.0)
+    for i, (x, y) in enumerate(jitter):
+        movement = adaptive_gate(track, fix(x, y, 4.0 * (i + 1), uncertainty_ft=None),
+                                 ADAPTIVE_GATE)
+        if movement is not None:
+            advance(track, movement, GATED)
+    return track
+
+
+def test_a_jump_is_refuted_by_the_fix_after_it() -> None:
+    track = resting([(2, 1), (-1, 2), (1, -2)])
+    assert adaptive_gate(track, fix(150.0, 0.0, 16.0), ADAPTIVE_GATE) is None  # a candidate
+    assert adaptive_gate(track, fix(1.0, -1.0, 20.0), ADAPTIVE_GATE) is None  # back: a jump
+    assert (track.x1_ft, track.x2_ft, track.cand_x_ft) == (0.0, None, 1.0)
+
+
+def test_a_move_confirmed_by_the_next_fix_passes_at_its_own_place_and_time() -> None:
+    track = resting([(2, 1), (-1, 2), (1, -2)])
+    assert adaptive_gate(track, fix(100.0, 0.0, 16.0), ADAPTIVE_GATE) is None
+    movement = adaptive_gate(track, fix(104.0, 1.0, 20.0), ADAPTIVE_GATE)
+    assert movement is not None
+    assert (movement.x_ft, movement.y_ft, movement.move_ft, movement.ts) == \
+        (100.0, 0.0, None, 16.0)
+
+
+def test_a_repeated_fix_keeps_the_candidate_and_the_jitter() -> None:
+    track = resting([(2, 1), (-1, 2)])
+    before = track.adaptive_row()
+    assert adaptive_gate(track, fix(-1.0, 2.0, 12.0), ADAPTIVE_GATE) is None  # the same spot
+    assert adaptive_gate(track, fix(-1.5, 2.5, 16.0), ADAPTIVE_GATE) is None  # within 1 ft
+    assert track.adaptive_row() == before
+
+
+def test_a_fix_older_than_the_previous_one_is_dropped() -> None:
+    track = resting([(2, 1), (-1, 2)])
+    before = track.adaptive_row()
+    assert adaptive_gate(track, fix(60.0, 60.0, 7.0), ADAPTIVE_GATE) is None  # after last_ts 0
+    assert track.adaptive_row() == before
+    assert adaptive_gate(track, fix(5.0, 5.0, -1.0), ADAPTIVE_GATE) is None  # before it: stale
+
+
+def test_the_gate_follows_each_device_s_own_noise() -> None:
+    rng = random.Random(3)
+    calm = resting([(rng.gauss(0, 2), rng.gauss(0, 2)) for _ in range(200)])
+    noisy = resting([(rng.gauss(0, 30), rng.gauss(0, 30)) for _ in range(200)])
+    assert gate_distance_ft(calm.jitter_ft, 30.0, 50.0) == 30.0  # the minimum
+    assert gate_distance_ft(noisy.jitter_ft, 30.0, 50.0) == 50.0  # the maximum
+    # Fixes more than 30 s apart say nothing about the noise.
+    track = resting([(2, 1)])
+    before = track.jitter_ft
+    adaptive_gate(track, fix(40.0, 0.0, 4.0 + 31.0), ADAPTIVE_GATE)
+    assert track.jitter_ft == before
+
+
+def test_gate_min_above_gate_ft_is_capped_at_it() -> None:
+    assert GateParams(gate_ft=20.0, gate_min_ft=30.0).gate_min_ft == 20.0
+    assert FilterParams(mode="adaptive", gate_min_ft=30.0, gate_max_ft=0.0).gate_min_ft == 0.0
+
+
+def test_the_adaptive_gate_drops_uncertain_fixes_and_passes_a_new_floor() -> None:
+    track = resting([(2, 1)])
+    before = track.adaptive_row()
+    assert adaptive_gate(track, fix(90.0, 0.0, 8.0, uncertainty_ft=82.5), ADAPTIVE_GATE) is None
+    assert track.adaptive_row() == before  # dropped before it could be a candidate
+    upstairs = adaptive_gate(track, fix(2.0, 1.0, 8.0, floor=FLOOR + 1), ADAPTIVE_GATE)
+    assert upstairs is not None and (upstairs.floor, upstairs.ts) == (FLOOR + 1, 8.0)

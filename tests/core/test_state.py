@@ -230,3 +230,110 @@ def test_new_devices_past_max_devices_are_refused_and_the_rest_is_kept() -> None
     assert [state.tracks[m].x2_ft for m in known] == [50.0, 50.0]
     assert state.refused_devices == 4
     assert state.dirty.tracks == set(known)
+
+
+# -- the adaptive filter in the state (docs/accuracy.md) ----------------------------------
+
+ADAPTIVE = FilterParams(mode="adaptive")
+STOP_M = 0.5 * 50 * 0.3048  # what a stop adds past a CMX walker's last fix
+
+
+class CountingTracks(dict[str, Any]):
+    """A tracks dict that counts look-ups and refuses to be scanned."""
+
+    looked_up = 0
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.looked_up += 1
+        return super().get(key, default)
+
+    def __iter__(self) -> Any:
+        raise AssertionError("the settle scanned every track")
+
+    def items(self) -> Any:
+        raise AssertionError("the settle scanned every track")
+
+    def values(self) -> Any:
+        raise AssertionError("the settle scanned every track")
+
+
+def test_the_settle_visits_only_the_walks_under_way_never_every_track() -> None:
+    state = State(ADAPTIVE, "UTC")
+    state.tracks = tracks = CountingTracks()
+    still = [Movement(f"02:00:00:00:{i >> 8:02x}:{i & 255:02x}", 1, 5.0 * i, 0.0, None,
+                      NOW_S - 900) for i in range(5000)]
+    walkers = [Movement(f"02:00:00:01:00:{w:02x}", 1, 50.0 * i, 100.0 * w, 50.0,
+                        NOW_S - 900 + 15 * i) for i in range(6) for w in range(3)]
+    state.ingest(batch(*still, *walkers), NOW_S)
+    assert len(state.walking) == 3  # queued once each, however many fixes they had
+    tracks.looked_up = 0
+    assert state.settle(NOW_S) == 3
+    assert tracks.looked_up == 3
+    assert state.total_m("02:00:00:01:00:00") == pytest.approx(5 * LEG_M + STOP_M)
+    tracks.looked_up = 0
+    assert state.settle(NOW_S + 3600) == 0
+    assert tracks.looked_up == 0
+
+
+def test_a_walk_that_went_on_is_queued_again_not_settled() -> None:
+    state = State(ADAPTIVE, "UTC")
+    state.ingest(batch(*walk(NOW_S - 300, 4)), NOW_S)  # queued at its 4th fix (ts −255)
+    state.ingest(batch(*walk(NOW_S - 300, 8)[4:]), NOW_S)  # on until ts −195
+    assert state.settle(NOW_S - 255 + 60) == 0  # its queued time is due, its walk is not
+    assert len(state.walking) == 1
+    assert state.settle(NOW_S - 195 + 60) == 1
+    assert state.total_m(MAC) == pytest.approx(7 * LEG_M + STOP_M)
+
+
+def test_a_stop_belongs_to_the_day_of_the_fix_before_it_whoever_credits_it() -> None:
+    midnight = dt.datetime(2026, 11, 28, tzinfo=LA).timestamp()
+    nov27, nov28 = dt.date(2026, 11, 27).toordinal(), dt.date(2026, 11, 28).toordinal()
+    moves = walk(midnight - 140, 10)  # the last fix at 23:59:55 local
+    after_midnight = Movement(MAC, 1, 470.0, 30.0, 50.0, midnight + 300)  # slow: a stop
+    by_settle = State(ADAPTIVE, "America/Los_Angeles")
+    by_settle.ingest(batch(*moves), midnight)
+    assert by_settle.settle(midnight + 120) == 1  # after midnight
+    by_settle.ingest(batch(after_midnight), midnight + 300)
+    by_fix = State(ADAPTIVE, "America/Los_Angeles")
+    by_fix.ingest(batch(*moves, after_midnight), midnight + 300)
+    for state in (by_settle, by_fix):
+        assert state.day_m(MAC, nov27) == pytest.approx(9 * LEG_M + STOP_M)
+        assert state.day_m(MAC, nov28) == 0.0
+    assert by_settle.days == by_fix.days
+
+
+def test_device_exit_settles_a_walk_at_once_in_the_adaptive_mode() -> None:
+    state = State(ADAPTIVE, "UTC")
+    state.ingest(batch(*walk(NOW_S - 300, 4)), NOW_S)  # 3 legs, walking
+    state.take_dirty()
+    state.ingest(batch(DeviceExit(MAC, NOW_S - 250)), NOW_S)
+    assert state.total_m(MAC) == pytest.approx(3 * LEG_M + STOP_M)
+    assert state.tracks[MAC].floor == NO_FLOOR
+    assert state.dirty.tracks == {MAC}
+    last_fix_day = dt.datetime.fromtimestamp(NOW_S - 255, dt.UTC).date().toordinal()
+    assert state.dirty.days == {(MAC, last_fix_day)}
+    assert state.settle(NOW_S + 3600) == 0  # nothing left to settle
+
+
+def test_the_adaptive_gate_s_state_is_flushed_even_when_no_fix_passes() -> None:
+    state = State(ADAPTIVE, "UTC", gate=GateParams(gate_ft=50.0, max_uncertainty_ft=82.0))
+    state.ingest(batch(*fixes(MAC, [0.0, 3.0], NOW_S - 300)), NOW_S)
+    state.take_dirty()
+    state.ingest(batch(*fixes(MAC, [1.0], NOW_S - 280)), NOW_S)  # jitter: nothing passes
+    assert state.tracks[MAC].x2_ft is None
+    assert state.dirty.tracks == {MAC}
+    (chunk, _) = flush_chunks(state, state.take_dirty())
+    assert chunk.adaptive[3:6] == ([1.0], [0.0], [NOW_S - 280])  # the gate's candidate
+
+
+def test_a_restart_continues_walks_and_their_settle() -> None:
+    first = State(ADAPTIVE, "UTC")
+    first.ingest(batch(*walk(NOW_S - 300, 6)), NOW_S)
+    rows = [(mac, t.total_m, *t.as_row()[:-1], *t.adaptive_row())
+            for mac, t in first.tracks.items()]
+    second = State(ADAPTIVE, "UTC")
+    second.seed(Loaded(users=[], devices=[], tracks=rows, days=[], counts=[], zones=[]))
+    for state in (first, second):
+        assert state.settle(NOW_S) == 1
+    assert second.tracks[MAC].as_row() == first.tracks[MAC].as_row()
+    assert second.total_m(MAC) == pytest.approx(5 * LEG_M + STOP_M)

@@ -1,0 +1,213 @@
+"""The adaptive filter and gate (tracking.filter: adaptive, docs/accuracy.md): plain functions."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterable
+
+import pytest
+
+from tys_server.core.adaptive import (
+    JITTER_PRIOR_FT,
+    NONE,
+    SETTLED,
+    STARTED,
+    WALKING,
+    gate_distance_ft,
+)
+from tys_server.core.events import Fix, Movement
+from tys_server.core.gate import GateParams, adaptive_gate, gate
+from tys_server.core.tracking import FilterParams, Track, advance, settle
+
+PARAMS = FilterParams(mode="adaptive")  # CMX movements: the stop extension is 25 ft
+GATED = FilterParams(mode="adaptive", gated=True)  # movements from the gate
+GATE = GateParams(gate_ft=50.0, max_uncertainty_ft=82.0, gate_min_ft=30.0)
+M_PER_FT = 0.3048
+LEG_M = 50 * M_PER_FT  # one 50 ft CMX leg
+STOP_M = 0.5 * 50 * M_PER_FT  # half a trigger distance past the last fix
+FLOOR = 1
+
+
+def mv(x_ft: float, y_ft: float, ts: float, move_ft: float | None = 50.0,
+       floor: int = FLOOR) -> Movement:
+    return Movement("m", floor, x_ft, y_ft, move_ft, ts)
+
+
+def fix(x_ft: float, y_ft: float, ts: float, floor: int = FLOOR) -> Fix:
+    return Fix("m", floor, x_ft, y_ft, None, ts)
+
+
+def walk(moves: Iterable[Movement], track: Track | None = None,
+         params: FilterParams = PARAMS) -> tuple[Track, list[float]]:
+    """Feed moves through the adaptive filter; return the track and each credit."""
+    credits = []
+    for move in moves:
+        track, credited_m, _ = advance(track, move, params)
+        credits.append(credited_m)
+    assert track is not None
+    return track, credits
+
+
+def straight(points: int, start_s: float = 0.0) -> list[Movement]:
+    """points CMX notifications 50 ft apart on a line, 15 s apart."""
+    return [mv(50.0 * i, 0.0, start_s + 15 * i) for i in range(points)]
+
+
+# -- the filter (report 3.2) ------------------------------------------------------------
+
+
+def test_a_walk_is_credited_leg_by_leg_once_its_second_leg_confirms_it() -> None:
+    track, credits = walk(straight(10))
+    # The first leg when the walk goes on (STARTED), the second with the third, then each
+    # leg as it arrives: nine of the nine legs, the last one included.
+    assert credits == pytest.approx([0, 0, LEG_M, 2 * LEG_M] + [LEG_M] * 6)
+    assert track.total_m == pytest.approx(9 * LEG_M)
+    assert track.walk == WALKING
+    assert track.held_m == pytest.approx(STOP_M)  # fixed at the fix: what a stop adds
+
+
+def test_the_classic_mode_is_untouched_by_the_adaptive_fields() -> None:
+    classic, credits = walk(straight(10), params=FilterParams())
+    assert sum(credits) == pytest.approx(121.92, abs=1e-9)  # DESIGN 6: eight legs
+    assert (classic.walk, classic.held_m) == (NONE, 0.0)
+    assert settle(classic, 1e12, FilterParams()) == 0.0
+
+
+def test_a_walker_who_stops_is_credited_half_a_trigger_past_the_last_fix_by_the_settle(
+        ) -> None:
+    track, _ = walk(straight(10))  # the last fix at x 450 ft, ts 135 s
+    assert settle(track, 135 + 59.9, PARAMS) == 0.0  # not quiet long enough
+    assert settle(track, 135 + 60.0, PARAMS) == pytest.approx(STOP_M)
+    assert track.total_m == pytest.approx(9 * LEG_M + STOP_M)
+    # The stop point W is 25 ft on along the walk: the next leg starts there.
+    assert (track.walk, track.x1_ft, track.x2_ft) == (SETTLED, 450.0, 475.0)
+    assert settle(track, 1e12, PARAMS) == 0.0  # once only
+
+
+def test_the_settle_credits_what_the_next_slow_fix_would() -> None:
+    later = mv(470.0, 30.0, 135 + 300)  # five minutes on, a few feet from the stop
+    settled, _ = walk(straight(10))
+    settle(settled, 135 + 60.0, PARAMS)
+    settled, _ = walk([later], settled)
+    unsettled, credits = walk(straight(10) + [later])
+    assert credits[-1] == pytest.approx(STOP_M)  # the slow fix stops the walk itself
+    assert settled.as_row() + settled.adaptive_row() == \
+        unsettled.as_row() + unsettled.adaptive_row()
+
+
+def test_a_slow_leg_ends_the_walk_and_is_no_walking_itself() -> None:
+    # 50 ft in 55 s is 0.28 m/s, under min_speed_mps: the walker stopped before it.
+    track, credits = walk(straight(5) + [mv(250.0, 0.0, 60 + 55)])
+    assert credits[-1] == pytest.approx(STOP_M)
+    assert track.walk == NONE
+    assert track.pending_m == pytest.approx(25 * M_PER_FT)  # from the stop point (225 ft)
+    # A long quiet is a stop whatever the distance: settle_s without a fix.
+    track, credits = walk(straight(5) + [mv(500.0, 0.0, 60 + 60, move_ft=250.0)])
+    assert (credits[-1], track.walk) == (pytest.approx(STOP_M), NONE)
+
+
+def test_a_walk_that_bounces_back_after_one_leg_drops_the_unconfirmed_leg() -> None:
+    track, credits = walk(mv(x, 0.0, 15 * i) for i, x in enumerate([0, 50, 100, 50]))
+    assert credits == pytest.approx([0, 0, LEG_M, 0])  # the leg 50 → 100 never counted
+    assert track.walk == NONE
+
+
+def test_a_started_walk_that_stops_credits_its_waiting_leg_and_the_stop() -> None:
+    track, _ = walk(straight(3))
+    assert track.walk == STARTED
+    assert settle(track, 30 + 60, PARAMS) == pytest.approx(LEG_M + STOP_M)
+
+
+def test_bouncing_device_walks_nowhere_and_never_settles() -> None:
+    track, credits = walk(mv(50.0 * (i % 2), 0.0, 15 * i) for i in range(20))
+    assert sum(credits) == 0.0
+    assert settle(track, 1e12, PARAMS) == 0.0
+
+
+def test_a_corner_cut_between_two_turns_the_same_way_is_added_back() -> None:
+    # East along y = 0, then north along x = 100: the fixes at (50, 0) and (100, 40)
+    # straddle the corner (100, 0); the chord between them (64.03 ft) cut 25.97 ft.
+    points = [(-50, 0), (0, 0), (50, 0), (100, 40), (100, 90)]
+    _, credits = walk(mv(x, y, 15 * i, move_ft=None) for i, (x, y) in enumerate(points))
+    chord_ft = math.hypot(50, 40)
+    assert credits[-1] == pytest.approx((50 + (50 + 40 - chord_ft)) * M_PER_FT)
+    # A zig-zag (left, then right) is noise: no corner.
+    points = [(-50, 0), (0, 0), (50, 0), (100, 40), (150, 40)]
+    _, credits = walk(mv(x, y, 15 * i, move_ft=None) for i, (x, y) in enumerate(points))
+    assert credits[-1] == pytest.approx(50 * M_PER_FT)
+
+
+def test_a_repeat_and_a_stale_movement_change_nothing() -> None:
+    track, _ = walk(straight(4))
+    before = track.as_row() + track.adaptive_row()
+    for stale_or_repeat in (mv(150.5, 0.3, 200), mv(999.0, 9.0, 44.0)):
+        same, credited_m, changed = advance(track, stale_or_repeat, PARAMS)
+        assert (same, credited_m, changed) == (track, 0.0, False)
+    assert track.as_row() + track.adaptive_row() == before
+
+
+def test_another_floor_stops_the_walk_and_starts_again() -> None:
+    track, _ = walk(straight(5))
+    walked_m = track.total_m
+    track, credited_m, changed = advance(track, mv(0.0, 0.0, 80, floor=2), PARAMS)
+    assert (credited_m, changed) == (pytest.approx(STOP_M), True)
+    assert track.total_m == pytest.approx(walked_m + STOP_M)
+    assert track.adaptive_row() == (NONE, None, None, None, None, None, JITTER_PRIOR_FT)
+
+
+def test_a_gated_leg_stops_half_the_device_s_gate_on() -> None:
+    track, _ = walk(straight(5), params=GATED)
+    gate_ft = gate_distance_ft(JITTER_PRIOR_FT, 30.0, 50.0)  # 2.2 × 18 = 39.6 ft
+    assert gate_ft == pytest.approx(39.6)
+    assert track.held_m == pytest.approx(0.5 * gate_ft * M_PER_FT)
+
+
+def test_restored_track_continues_exactly_including_a_later_settle() -> None:
+    moves = straight(7)
+    cut = Track.restore(*walk(moves[:5])[0].as_row(), *walk(moves[:5])[0].adaptive_row())
+    restored, _ = walk(moves[5:], cut)
+    straight_through, _ = walk(moves)
+    assert settle(restored, 1e12, PARAMS) == settle(straight_through, 1e12, PARAMS)
+    assert restored.as_row() + restored.adaptive_row() == \
+        straight_through.as_row() + straight_through.adaptive_row()
+
+
+# -- the filter behind the gate (report 3.3) -----------------------------------------------
+
+
+def still_phone(seed: int, sigma_ft: float, jumps: bool, adaptive: bool) -> float:
+    """Metres credited to a phone that never moves, seen every 2-6 s for 30 minutes
+    (Firehose-like: iid noise of sigma_ft per axis, and 2% jumps of 80-200 ft if jumps)."""
+    rng = random.Random(seed)
+    track: Track | None = None
+    ts = 0.0
+    while ts < 1800.0:
+        x_ft, y_ft = rng.gauss(0, sigma_ft), rng.gauss(0, sigma_ft)
+        if jumps and rng.random() < 0.02:
+            angle, jump_ft = rng.uniform(0, 2 * math.pi), rng.uniform(80, 200)
+            x_ft, y_ft = x_ft + jump_ft * math.cos(angle), y_ft + jump_ft * math.sin(angle)
+        one = fix(x_ft, y_ft, ts)
+        if adaptive:
+            movement = adaptive_gate(track, one, GATE)
+            params = GATED
+        else:
+            movement, params = gate(track, one, GATE), FilterParams()
+        if movement is not None:
+            track, _, _ = advance(track, movement, params)
+        ts += rng.uniform(2.0, 6.0)
+    assert track is not None
+    if adaptive:
+        settle(track, math.inf, GATED)
+    return track.total_m
+
+
+def test_still_phones_with_jitter_are_credited_nothing() -> None:
+    assert [still_phone(seed, 10.0, False, True) for seed in range(20)] == [0.0] * 20
+
+
+def test_still_phones_with_jumps_are_credited_a_fraction_of_the_classic_gate_s() -> None:
+    adaptive_m = sum(still_phone(seed, 10.0, True, True) for seed in range(20)) / 20
+    classic_m = sum(still_phone(seed, 10.0, True, False) for seed in range(20)) / 20
+    assert adaptive_m < 5.0  # 2.6 m per phone in 30 minutes, one phone of 20 credited
+    assert classic_m > 100.0  # a pure distance gate passes every jump (171 m)
