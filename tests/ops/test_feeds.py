@@ -6,7 +6,15 @@ from typing import Any
 
 from tests.support.clock import Clock
 from tys_server.core.events import Batch, Fix, IpSeen
-from tys_server.ops.feeds import FIREHOSE_STATES, FeedBoard, FirehoseWatch, Health, ReceiverWatch
+from tys_server.ops.feeds import (
+    FIREHOSE_STATES,
+    SETTLE_LATENESS_S,
+    FeedBoard,
+    FeedClock,
+    FirehoseWatch,
+    Health,
+    ReceiverWatch,
+)
 
 NOW_S = 1_800_000_000.0
 QUIET_S = 300.0
@@ -98,3 +106,70 @@ def test_health_adds_every_feed_state_and_leaves_the_verdict_to_the_database() -
                        "feeds": {"cmx": "quiet", "spaces_firehose": "backing_off"}}
     assert [name for name, _ in board] == ["cmx", "spaces_firehose"]
     assert board.get("meraki") is None
+
+
+# -- the feeds' event clocks: the adaptive filter's settle time (docs/accuracy.md) --------
+
+
+def test_a_feed_clock_runs_from_its_newest_event_only_while_the_feed_is_live() -> None:
+    mono = Clock(100.0)
+    clock = FeedClock(monotonic=mono)
+    assert clock.now_s(True) is None  # no event yet
+    clock.saw(NOW_S)
+    mono.now_s += 10
+    assert clock.now_s(True) == NOW_S + 10
+    mono.now_s += 20
+    assert clock.now_s(False) == NOW_S + 10  # went down: those 20 s do not count
+    mono.now_s += 30
+    assert clock.now_s(True) == NOW_S + 10  # back: counting again from here
+    mono.now_s += 5
+    assert clock.now_s(True) == NOW_S + 15
+    clock.saw(NOW_S - 60)  # an older event moves nothing
+    assert clock.now_s(True) == NOW_S + 15
+    clock.saw(NOW_S + 12)  # a newer one starts the run again from its own time
+    assert clock.now_s(True) == NOW_S + 12
+
+
+def test_a_receiver_s_clock_follows_the_newest_event_of_its_batches_while_ok() -> None:
+    clock, mono = Clock(NOW_S), Clock(0.0)
+    watch = ReceiverWatch(QUIET_S, clock=clock, monotonic=mono)
+    assert watch.event_time_s() is None
+    newest = Fix("00:11:22:33:44:55", 1, 0.0, 0.0, None, NOW_S - 20.0)
+    watch.observe(batch(newest, IpSeen("10.0.0.1", newest.mac, NOW_S - 45.0)))  # any order
+    clock.now_s += 60
+    mono.now_s += 60
+    assert watch.event_time_s() == NOW_S + 40
+    clock.now_s += QUIET_S
+    mono.now_s += QUIET_S
+    assert watch.state == "quiet"
+    assert watch.event_time_s() == NOW_S + 40  # quiet: its late events may still come
+
+
+def test_the_firehose_clock_starts_at_its_resume_point_and_runs_while_connected() -> None:
+    consumer, mono = FakeConsumer(), Clock(0.0)
+    consumer.last_event_ts = None  # type: ignore[attr-defined]
+    watch = FirehoseWatch(consumer, monotonic=mono, resume_ts=NOW_S)
+    mono.now_s += 100
+    assert watch.event_time_s() == NOW_S  # backing off: the replay is still to come
+    consumer.state = "connected"  # type: ignore[misc]
+    watch.event_time_s()
+    mono.now_s += 10
+    assert watch.event_time_s() == NOW_S + 10
+    consumer.last_event_ts = NOW_S + 30  # type: ignore[attr-defined]
+    assert watch.event_time_s() == NOW_S + 30
+
+
+def test_the_settle_time_is_the_earliest_feed_clock_less_the_lateness() -> None:
+    clock, mono = Clock(NOW_S), Clock(0.0)
+    board = FeedBoard()
+    cmx = ReceiverWatch(QUIET_S, clock=clock, monotonic=mono)
+    meraki = ReceiverWatch(QUIET_S, clock=clock, monotonic=mono)
+    board.add("cmx", cmx)
+    board.add("meraki", meraki)
+    assert board.settle_time_s() is None
+    cmx.observe(batch(Fix("00:11:22:33:44:55", 1, 0.0, 0.0, None, NOW_S)))
+    # Meraki has delivered nothing since start-up: no late event of its to wait for.
+    assert board.settle_time_s() == NOW_S - SETTLE_LATENESS_S == NOW_S - 90.0
+    meraki.observe(batch(Fix("00:11:22:33:44:66", 2, 0.0, 0.0, None, NOW_S - 50)))
+    mono.now_s += 5
+    assert board.settle_time_s() == NOW_S - 50 + 5 - 90.0  # Meraki's, a minute behind

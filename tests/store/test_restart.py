@@ -122,3 +122,55 @@ async def test_dashboard_of_user_without_device_answers_500_text(post: Any) -> N
     reply = await post("/live/username_data", {"username": "legacy"})
     assert reply.code == 500
     assert json_of(reply) == {"error": "Could not get device for username"}
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_restart_continues_an_adaptive_walk_its_gate_and_a_later_settle(
+        settings: Any, db: Any) -> None:
+    from tys_server.core.events import Batch, Fix
+
+    adaptive = with_overrides(settings, **{"tracking.filter": "adaptive"})
+    start_s = time.time() - 3600
+    # A Firehose walker: a fix every 4 s, ~1 m/s with a few feet of noise, so the gate's
+    # candidate and jitter move on every fix and only some fixes reach the filter.
+    fixes = [Fix(MAC, FLOOR, 13.0 * i + 2.5 * ((i * 7) % 3), 3.0 * ((i * 5) % 4), None,
+                 start_s + 4 * i) for i in range(60)]
+
+    def ingest(runtime: Runtime, part: list[Fix]) -> None:
+        runtime.state.ingest(Batch(list(part), len(part), 0, 0), start_s + 600)
+
+    first = await started(adaptive)
+    ingest(first, fixes[:27])
+    walking = first.state.tracks[MAC]
+    assert walking.walk & 1 and walking.cand_ts == fixes[26].ts  # mid-walk, between fixes
+    adaptive_state = walking.adaptive_row()
+    assert await first.stop()
+
+    second = await started(adaptive)
+    assert second.state.tracks[MAC].adaptive_row() == adaptive_state  # double precision
+    ingest(second, fixes[27:])
+    assert second.state.tracks[MAC].walk & 1
+    total_before_settle = second.state.total_m(MAC)
+    assert await second.stop()
+
+    third = await started(adaptive)  # the walk under way is queued for the settle again
+    restored_m = third.state.total_m(MAC)
+    assert third.state.settle(start_s + 3600) == 1
+    stop_m = third.state.total_m(MAC) - restored_m
+    assert await third.stop()
+
+    db.clear()  # an uninterrupted run of the same fixes, for comparison
+    straight = await started(adaptive)
+    ingest(straight, fixes)
+    expected_before_settle = straight.state.total_m(MAC)
+    assert straight.state.settle(start_s + 3600) == 1
+    expected = straight.state.total_m(MAC)
+    await straight.stop()
+    assert expected > 0.8 * 59 * 13 * 0.3048  # a walk, credited
+    # mtrs is a real column: the totals agree to its precision, the credits exactly as far
+    # as held_m (real) carries the stop extension.
+    assert total_before_settle == pytest.approx(expected_before_settle, abs=1e-3)
+    assert stop_m == pytest.approx(expected - expected_before_settle, abs=1e-5)
+    assert stop_m > 0.0
+    rows = db.query("SELECT mtrs FROM distance")
+    assert rows[0][0] == pytest.approx(expected, abs=1e-3)
