@@ -108,7 +108,8 @@ class FakeStream:
 
 async def bare_reader(stream: FakeStream, lines: int) -> dict[str, Any]:
     """Read the stream through curl, split lines and orjson.loads each: its rate."""
-    client = CurlAsyncHTTPClient(force_instance=True)
+    # As the server's consumer: Tornado counts streamed bytes against max_body_size.
+    client = CurlAsyncHTTPClient(force_instance=True, max_clients=1, max_body_size=sys.maxsize)
     done = asyncio.Event()
     tail = b""
     seen = 0
@@ -131,8 +132,14 @@ async def bare_reader(stream: FakeStream, lines: int) -> dict[str, Any]:
         await stream.wait_streams(1)
         started = time.perf_counter()
         await stream.control("POST", "release")
-        await done.wait()
+        finished = asyncio.ensure_future(done.wait())
+        await asyncio.wait([finished, fetch], return_when=asyncio.FIRST_COMPLETED)
         elapsed_s = time.perf_counter() - started
+        if not done.is_set():
+            finished.cancel()
+            response = fetch.result()
+            raise RuntimeError(f"the bare reader's stream ended after {seen} of {lines} lines: "
+                               f"{response.code} {response.error}")
         await stream.control("POST", "end")
         await fetch
     finally:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tools.cmx_sim import fake_cmx, fake_firehose, load
+from tools.cmx_sim.cadence import for_feed
 from tools.cmx_sim.cli_args import (
     Formatter,
     device_options,
@@ -56,8 +57,9 @@ def _add_fake_firehose(sub: Any, devices: argparse.ArgumentParser) -> None:
     p.add_argument("--api-key", help="X-API-KEY required of callers "
                    "(default: $TYS_FEEDS_SPACES_FIREHOSE_API_KEY, else fake-firehose-key)")
     p.add_argument("--keepalive-s", type=non_negative, default=15.0)
-    p.add_argument("--interval-s", type=float, default=15.0,
-                   help="Spaces reports each device's location this often")
+    p.add_argument("--interval-s", type=float, default=None,
+                   help="report each device's location exactly this often (default: "
+                        "Spaces' cadence, every 2-6 s with some repeats)")
     g = p.add_argument_group("quirks of real output")
     g.add_argument("--split-lines", action="store_true", help="each line in three chunks")
     g.add_argument("--bad-line-every", type=int, default=0, metavar="N",
@@ -146,7 +148,9 @@ def _run_fake_firehose(args: argparse.Namespace) -> int:
     if prebuilt:
         devices = []  # the stream is the file's
     quirks = fake_firehose.Quirks(args.ipv4, args.unpadded_macs)
-    venue = VenueConfig(floors=args.floors, compute_interval_s=args.interval_s)
+    venue = for_feed(VenueConfig(floors=args.floors), "firehose")
+    if args.interval_s is not None:
+        venue = VenueConfig(floors=args.floors, compute_interval_s=args.interval_s)
     print(f"fake Firehose on http://{args.host}:{args.port}{fake_firehose.PATH} with "
           f"{len(devices)} devices", file=sys.stderr, flush=True)
     asyncio.run(fake_firehose.serve_forever(args.host, args.port, fake, devices, venue,
