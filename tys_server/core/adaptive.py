@@ -184,8 +184,8 @@ def advance(track: Track, mv: Movement, params: FilterParams) -> tuple[Track, fl
     # How far a walker stopping now walks on, on average, fixed here so that whenever the
     # settle runs it credits the same: a share of the device's trigger distance.
     if params.gated:
-        trigger_ft = gate_distance_ft(track.jitter_ft, params.gate_min_ft, params.gate_max_ft)
+        track.held_m = params.stop_m_per_trigger_ft * gate_distance_ft(
+            track.jitter_ft, params.gate_min_ft, params.gate_max_ft)
     else:
-        trigger_ft = params.trigger_ft
-    track.held_m = params.stop_ext_share * M_PER_FT * trigger_ft
+        track.held_m = params.cmx_stop_m
     return track, credited, True

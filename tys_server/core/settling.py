@@ -22,32 +22,32 @@ if TYPE_CHECKING:
 class SettleQueue:
     """(last_ts, mac) of walking devices, each device at most once."""
 
-    __slots__ = ("_entries", "_queued")
+    __slots__ = ("_entries", "queued")
 
     def __init__(self) -> None:
         self._entries: deque[tuple[float, str]] = deque()
-        self._queued: set[str] = set()
+        self.queued: set[str] = set()  # read-only outside: the MACs with an entry
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def add(self, mac: str, last_ts: float) -> None:
         """Queue a walking device unless it is queued already."""
-        if mac not in self._queued:
-            self._queued.add(mac)
+        if mac not in self.queued:
+            self.queued.add(mac)
             self._entries.append((last_ts, mac))
 
     def add_walking(self, tracks: Mapping[str, Track]) -> None:
         """Queue every walking track of tracks (start-up: once, in last_ts order)."""
         walking = sorted((track.last_ts, mac) for mac, track in tracks.items()
-                         if track.walk & 1 and mac not in self._queued)
-        self._queued.update(mac for _, mac in walking)
+                         if track.walk & 1 and mac not in self.queued)
+        self.queued.update(mac for _, mac in walking)
         self._entries.extend(walking)
 
     def pop_due(self, tracks: Mapping[str, Track], now_s: float,
                 settle_s: float) -> Iterator[tuple[str, Track]]:
         """Pop and yield each walking track with no fix since now_s − settle_s."""
-        entries, queued = self._entries, self._queued
+        entries, queued = self._entries, self.queued
         # The same test as adaptive.settle's, so a device popped here is settled there.
         while entries and now_s - entries[0][0] >= settle_s:
             _, mac = entries.popleft()

@@ -99,6 +99,7 @@ class State:
         days, dirty_days, owners, day_of = self.days, self.dirty.days, self.owners, \
             self.calendar.day_of
         gated_params, adaptive, walking = self.gated_params, params.adaptive, self.walking
+        queued = walking.queued
         for event in batch.events:
             event_params = params
             if type(event) is not Movement:
@@ -123,7 +124,7 @@ class State:
             if track is not known:
                 tracks[mac] = track
             dirty_tracks.add(mac)
-            if adaptive and track.walk & 1:
+            if adaptive and track.walk & 1 and mac not in queued:
                 walking.add(mac, track.last_ts)
             if credited_m > 0.0:
                 # An adaptive credit that ended a walk is its stop (rule S): it belongs

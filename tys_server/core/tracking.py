@@ -58,6 +58,9 @@ class FilterParams:
     gate_max_ft: float = 50.0
     cos_max_angle: float = field(init=False, repr=False, compare=False)
     adaptive: bool = field(init=False, repr=False, compare=False)
+    # The stop extension per foot of trigger distance, and a CMX leg's (in metres).
+    stop_m_per_trigger_ft: float = field(init=False, repr=False, compare=False)
+    cmx_stop_m: float = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -66,6 +69,8 @@ class FilterParams:
         object.__setattr__(self, "cos_max_angle",
                            math.cos(math.radians(self.max_moving_angle_deg)))
         object.__setattr__(self, "adaptive", self.mode == ADAPTIVE)
+        object.__setattr__(self, "stop_m_per_trigger_ft", self.stop_ext_share * M_PER_FT)
+        object.__setattr__(self, "cmx_stop_m", self.stop_m_per_trigger_ft * self.trigger_ft)
         # A minimum above the maximum is the maximum (gate_ft 0 passes every fix).
         object.__setattr__(self, "gate_min_ft", min(self.gate_min_ft, self.gate_max_ft))
 
