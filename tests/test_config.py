@@ -383,3 +383,26 @@ def test_the_filter_keys_of_issue_14_have_their_defaults(tmp_path: Path) -> None
 def test_bad_filter_values_stop_with_one_line_naming_the_key(tmp_path: Path, text: str,
                                                              message: str) -> None:
     assert message in config_error(tmp_path, text)
+
+
+def test_the_board_keys_of_issue_15_have_their_defaults(tmp_path: Path) -> None:
+    board = load_settings(write(tmp_path, ""), environ={}).board
+    assert (board.enabled, board.require_auth, board.title) == (True, False, "Step challenge")
+    environ = {"TYS_BOARD_ENABLED": "false", "TYS_BOARD_REQUIRE_AUTH": "true",
+               "TYS_BOARD_TITLE": " Cisco Live <EMEA> & friends "}
+    board = load_settings(write(tmp_path, ""), environ=environ).board
+    assert (board.enabled, board.require_auth, board.title) == (
+        False, True, " Cisco Live <EMEA> & friends ")  # verbatim: the page escapes it
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("board:\n  title: '   '\n", "board.title: must be printable text, not blank, got '   '"),
+    ("board:\n  title: \"two\\nlines\"\n", "board.title: must be printable text"),
+    ("board:\n  title: " + "x" * 81 + "\n", "board.title: at most 80 characters, got 81"),
+    ("board:\n  enabled: yes please\n", "board.enabled: expected bool, got 'yes please'"),
+    ("board:\n  require_auth: 1\n", "board.require_auth: expected bool, got 1"),
+    ("feeds:\n  meraki:\n    path: /board\n", "feeds.meraki.path: must not be /board"),
+])
+def test_bad_board_values_stop_with_one_line_naming_the_key(tmp_path: Path, text: str,
+                                                            message: str) -> None:
+    assert message in config_error(tmp_path, text)

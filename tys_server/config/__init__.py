@@ -9,6 +9,7 @@ from tys_server.config.checks import SHIPPED_PASSWORDS, is_loopback, is_secret
 from tys_server.config.load import DEFAULT_CONFIG, ENV_PREFIX, env_name, load_settings
 from tys_server.config.settings import (
     AuthSettings,
+    BoardSettings,
     CmxFeedSettings,
     CmxSettings,
     ConfigError,
@@ -27,9 +28,9 @@ from tys_server.config.settings import (
 )
 
 __all__ = [
-    "DEFAULT_CONFIG", "ENV_PREFIX", "SHIPPED_PASSWORDS", "AuthSettings", "CmxFeedSettings",
-    "CmxSettings", "ConfigError", "Credentials", "DatabaseSettings", "FeedsSettings",
-    "LeaderboardSettings", "LoggingSettings", "LookupSettings", "MerakiSettings",
+    "DEFAULT_CONFIG", "ENV_PREFIX", "SHIPPED_PASSWORDS", "AuthSettings", "BoardSettings",
+    "CmxFeedSettings", "CmxSettings", "ConfigError", "Credentials", "DatabaseSettings",
+    "FeedsSettings", "LeaderboardSettings", "LoggingSettings", "LookupSettings", "MerakiSettings",
     "RegistrationSettings", "ServerSettings", "Settings", "SpacesFirehoseSettings",
     "TrackingSettings", "env_name", "is_loopback", "is_secret", "load_settings",
 ]

@@ -39,7 +39,10 @@ _NOT_NEGATIVE_OR_NULL = ("tracking.gate_ft",)
 _FEED_SECRETS = {"spaces_firehose": ("api_key",), "meraki": ("secret", "validator")}
 _COORDINATE_UNITS = ("FEET", "METERS")
 # Paths of TYS's own routes, which feeds.meraki.path may not shadow.
-_OWN_PATHS = ("/notification", "/live", "/healthz", "/metrics", "/status", "/openapi.yaml")
+_OWN_PATHS = ("/notification", "/live", "/healthz", "/metrics", "/status", "/openapi.yaml",
+              "/board")
+# board.title: one line a 1080p screen can show in large type.
+BOARD_TITLE_MAX_CHARS = 80
 _LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
 # The Basic pairs: each must differ from the others, none may be empty off loopback.
 _PAIRS = ("notification", "api", "monitor")
@@ -112,6 +115,16 @@ def validate(settings: Settings) -> None:
         raise ConfigError("server.tls_cert / server.tls_key: set both or neither")
     _check_pairs(settings)
     _check_feeds(settings)
+    _check_board_title(settings.board.title)
+
+
+def _check_board_title(title: str) -> None:
+    """A title the screen can show: one line, not blank, not too long for large type."""
+    if not title.strip() or not title.isprintable():
+        raise ConfigError(f"board.title: must be printable text, not blank, got {title!r}")
+    if len(title) > BOARD_TITLE_MAX_CHARS:
+        raise ConfigError(f"board.title: at most {BOARD_TITLE_MAX_CHARS} characters, "
+                          f"got {len(title)}")
 
 
 def _check_feeds(settings: Settings) -> None:

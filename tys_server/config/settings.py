@@ -133,6 +133,15 @@ class LeaderboardSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class BoardSettings:
+    """The big screen in the hall, GET /board (DESIGN 15)."""
+
+    enabled: bool = True  # false: /board is 404
+    require_auth: bool = False  # true: only with the monitoring pair, auth.monitor
+    title: str = "Step challenge"  # the event's name, at the top of the screen
+
+
+@dataclasses.dataclass(frozen=True)
 class LookupSettings:
     """IP → device learned from the feeds (DESIGN 12.1)."""
 
@@ -194,6 +203,7 @@ class Settings:
     registration: RegistrationSettings = RegistrationSettings()
     tracking: TrackingSettings = TrackingSettings()
     leaderboard: LeaderboardSettings = LeaderboardSettings()
+    board: BoardSettings = BoardSettings()
     lookup: LookupSettings = LookupSettings()
     feeds: FeedsSettings = FeedsSettings()
 
