@@ -149,3 +149,15 @@ def test_unknown_feed_and_bad_noise_model_are_refused() -> None:
         for_feed(VenueConfig(), "wifi")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="noise_model"):
         VenueConfig(noise_model="pink")  # type: ignore[arg-type]
+
+
+def test_after_the_session_the_truth_stands_still_while_the_fixes_go_on() -> None:
+    venue = Venue(make_devices(10, 0, 1, 7, "random"), for_feed(VenueConfig(), "firehose"), 7)
+    venue.step(600.0)
+    venue.stop_walking(600.0)
+    walked = [venue.true_distance_m(i) for i in range(10)]
+    after = venue.step(780.0)
+    venue.finish(780.0)
+    assert [venue.true_distance_m(i) for i in range(10)] == walked
+    assert {f.device for f in after} == set(range(10))  # still reported on Spaces' timer
+    assert min(walked) > 0  # every walker walked before the end

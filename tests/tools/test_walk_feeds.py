@@ -250,3 +250,27 @@ def test_accuracy_runs_its_cells_through_servers_and_writes_the_tables(
     markdown = (tmp_path / "accuracy.md").read_text()
     assert markdown.startswith("`python -m tools.cmx_sim accuracy ...`")
     assert "### correlated noise" in markdown and accuracy.HEADER in markdown
+
+
+def test_cmx_walk_tail_carries_the_feed_clock_with_a_probe_the_walk_does_not_count(
+        tmp_path: Path) -> None:
+    from tests.tools.test_cmx_sim import _StubTys
+    from tools.cmx_sim.emitters import CLOCK_PROBE_MAC
+    from tools.cmx_sim.walk import WalkOptions
+
+    stub = _StubTys()
+
+    async def body(base: str) -> dict[str, Any]:
+        opts = WalkOptions(server=base, attendees=4, stationary=2, duration_s=300.0,
+                           speedup=0.0, progress_s=0.0, tail_s=60.0, settle_wait_s=0.0)
+        with (tmp_path / "walk.log").open("w") as out:
+            return await run_walk(opts, out)
+
+    result = asyncio.run(_serve(stub.app(), body))
+    probes = [e for e in stub.entries if e["deviceId"] == CLOCK_PROBE_MAC]
+    walk = [e for e in stub.entries if e["deviceId"] != CLOCK_PROBE_MAC]
+    end_ms = min(e["timestamp"] for e in probes) - 1000  # the first probe: 1 s after the end
+    assert [e["timestamp"] - end_ms for e in probes] == [1000 * (i + 1) for i in range(60)]
+    assert max(e["timestamp"] for e in walk) <= end_ms + 60_000
+    assert result["traffic"]["notifications"] == result["traffic"]["accepted"] == len(walk)
+    assert result["scenario"]["tail_s"] == 60.0

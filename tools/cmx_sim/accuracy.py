@@ -98,6 +98,9 @@ def walk_options(cell: Cell, opts: MatrixOptions, server: str,
                        seed=opts.seed, mac_mode="test" if cell.feed == "cmx" else "random",
                        venue=venue, duration_s=cell.minutes * 60, speedup=opts.speedup,
                        progress_s=0.0, feed=cell.feed,
+                       # The classic filter has no settle to wait for.
+                       settle_wait_s=0.0 if opts.filter_mode == "classic" else
+                       WalkOptions.settle_wait_s,
                        serve_firehose=("127.0.0.1", firehose_port),
                        firehose_api_key=FIREHOSE_KEY, meraki_secret=MERAKI_SECRET)
 

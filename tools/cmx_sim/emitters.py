@@ -30,6 +30,8 @@ from tools.cmx_sim.venue import Fix
 
 SETTLE_TIMEOUT_S = 120.0
 _PROBE_NUMBERS = itertools.count(1)
+CLOCK_PROBE_MAC = "02:5e:c1:0c:00:01"  # reports after the session so the feed's time runs on
+CLOCK_PROBE_IP = "172.31.255.254"
 
 
 class Emitter(Protocol):
@@ -43,6 +45,8 @@ class Emitter(Protocol):
     async def start(self, out: TextIO) -> None: ...
 
     async def send(self, fixes: list[Fix], t_s: float) -> None: ...
+
+    async def clock(self, t_s: float) -> None: ...
 
     async def settle(self, t_s: float) -> None: ...
 
@@ -94,11 +98,13 @@ class CmxEmitter:
                                              epoch_ms))
             await self.post(batch)
 
-    async def post(self, notifications: list[dict[str, Any]]) -> None:
-        """Send one batch (one retry on a dropped connection); failures are counted."""
+    async def post(self, notifications: list[dict[str, Any]], *, counted: bool = True) -> None:
+        """Send one batch (one retry on a dropped connection); failures are counted, and
+        the rest unless it is not the walk's own (counted False)."""
         raw = encode_request("POST", self.url, self.headers, notify.envelope(notifications))
-        self.tally["posts"] += 1
-        self.tally["notifications"] += len(notifications)
+        tally = self.tally if counted else Counter()
+        tally["posts"] += 1
+        tally["notifications"] += len(notifications)
         for attempt in (1, 2):
             try:
                 status, body = await self.conn.request(raw)
@@ -108,11 +114,18 @@ class CmxEmitter:
                     self.tally["post_errors"] += 1
                     self.last_error = str(exc)
                     return
-        error = f"HTTP {status} {body[:120]!r}" if status != 200 else count_reply(self.tally,
-                                                                                  body)
+        error = f"HTTP {status} {body[:120]!r}" if status != 200 else count_reply(tally, body)
         if error:
             self.tally["post_errors"] += 1
             self.last_error = error
+
+    async def clock(self, t_s: float) -> None:
+        """A notification of the clock probe at t_s: CMX sends nothing for still phones."""
+        self.event_id += 1
+        epoch_ms = round((self.start_epoch + t_s) * 1000)
+        fix = Fix(-1, t_s, 1, 0.0, 0.0, 0.0)
+        await self.post([notify.movement(fix, CLOCK_PROBE_MAC, CLOCK_PROBE_IP, self.event_id,
+                                         epoch_ms)], counted=False)
 
     async def settle(self, t_s: float) -> None:
         """Nothing: a POST is applied before it is answered."""
@@ -152,6 +165,9 @@ class MerakiEmitter:
     async def _post(self, epoch_s: float) -> None:
         await self.poster.flush(epoch_s)  # the poster tallies the replies
         self.last_error = self.poster.last_error
+
+    async def clock(self, t_s: float) -> None:
+        """Nothing: Meraki reports still phones on its timer too."""
 
     async def settle(self, t_s: float) -> None:
         """POST what is buffered now: the server applies a POST before answering it."""
@@ -232,6 +248,9 @@ class FirehoseEmitter:
         self.delivery.add(fixes)
         self._push(self.delivery.due(t_s))
         await asyncio.sleep(0)  # let the stream handler write
+
+    async def clock(self, t_s: float) -> None:
+        """Nothing: Spaces reports still phones on its timer too."""
 
     def _probe(self) -> tuple[str, str]:
         """A MAC and an IP of a probe device no walker has."""

@@ -89,8 +89,8 @@ def location_update(mac: str, floor: int, x: float, y: float, *, record_ms: int,
     ipv4 = {"plain": ip, "empty": "", "not_applicable": "NOT APPLICABLE"}[quirks.ipv4]
     record = _record("DEVICE_LOCATION_UPDATE", uid or next_uid(), record_ms)
     record["deviceLocationUpdate"] = {
-        "device": _device(mac, quirks), "location": location or location_chain(floor), "ssid": "#tys",
-        "rawUserId": "", "visitId": "visit-" + mac.replace(":", ""),
+        "device": _device(mac, quirks), "location": location or location_chain(floor),
+        "ssid": "#tys", "rawUserId": "", "visitId": "visit-" + mac.replace(":", ""),
         "lastSeen": record_ms if last_seen_ms is None else last_seen_ms,
         "deviceClassification": "", "mapId": "", "xPos": x, "yPos": y,
         "confidenceFactor": 56.0, "latitude": -999.0, "longitude": -999.0, "unc": 0.0,

@@ -237,6 +237,12 @@ class Venue:
         for mover in self.movers:
             mover.advance(t_end)
 
+    def stop_walking(self, t_s: float) -> None:
+        """From t_s on nobody walks (the session is over; the phones stay in the venue)."""
+        self.finish(t_s)
+        for mover in self.movers:
+            mover.moving = False
+
     def true_distance_m(self, index: int) -> float:
         """Metres device `index` really walked so far (horizontal, floor changes excluded)."""
         return self.movers[index].distance_ft * M_PER_FT

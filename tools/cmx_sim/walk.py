@@ -6,15 +6,19 @@ Firehose served by the walk, which the server reads (every estimate, each 2-6 s,
 late); Meraki Scanning API v3 POSTs to /meraki, one per simulated minute with the fixes
 since the last. On CMX the devices register first (the server looks their IPs up in CMX);
 on Firehose and Meraki the server learns IP → device from the feed, so they register once
-every device has been reported.
+every device has been reported. After the session (``duration_s``) nobody walks, and the
+phones stay in the venue for ``tail_s`` while the feed reports on (CMX, which reports no
+still phone, gets a probe's notifications): a filter that credits a walker's last leg
+once the walker has been still a while (the adaptive one) gets its chance, then the walk
+waits up to ``settle_wait_s`` for the server's periodic settle to show in the totals.
 
 Simulated time: the simulation covers ``duration_s`` of simulated time, run ``speedup``
 times faster than real time (0 = as fast as possible). Timestamps in the feeds are
 simulated time, and the server replaces a timestamp more than 5 minutes ahead of its
 clock by the receive time, so simulated time must never run ahead of the wall clock: the
-simulation starts at ``now - duration_s * (1 - 1/speedup)`` (``now - duration_s`` when as
-fast as possible), which makes the simulated window end when the run ends, ~now. (So a
-sighting at the start is up to ``duration_s`` old by the server's clock: a server whose
+simulation starts at ``now - (duration_s + tail_s) * (1 - 1/speedup)`` (``now - ...`` when
+as fast as possible), which makes the simulated window end when the run ends, ~now. (So a
+sighting at the start is up to that old by the server's clock: a server whose
 ``lookup.observed_ttl_s`` is shorter forgets it before registration asks.)
 """
 
@@ -70,6 +74,12 @@ class WalkOptions:
     firehose_api_key: str = fake_firehose.API_KEY
     meraki_url: str | None = None  # default: <server>/meraki
     meraki_secret: str = ""
+    # After the session everyone stays put this long (simulated) while the feed reports
+    # on: the adaptive filter credits a walk's last leg once the feeds' event clock has
+    # run settle_s + 90 s past it (tracking.settle_s 60).
+    tail_s: float = 180.0
+    # Then up to this long (real) for the server's periodic settle (every 5 s) to show.
+    settle_wait_s: float = 6.0
 
 
 def sim_start_epoch(now_s: float, duration_s: float, speedup: float) -> float:
@@ -144,6 +154,25 @@ def _choose(devices: list[Device], share: float, seed: int) -> list[Device]:
     return sorted(chosen, key=lambda d: d.index)
 
 
+async def _settled_totals(api: LiveApi, registered: list[Device],
+                          opts: WalkOptions) -> list[float | None]:
+    """The registered devices' totals, once the server's settle has shown (or settle_wait_s
+    has passed): the first totals that differ from those read right after the walk."""
+
+    async def read() -> list[float | None]:
+        return await api.map(lambda d: api.total_km(username_for(d, opts.user_prefix)),
+                             registered)
+
+    totals = await read()
+    deadline = time.monotonic() + opts.settle_wait_s
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+        again = await read()
+        if again != totals:
+            return again
+    return totals
+
+
 def _clock(seconds: float) -> str:
     whole = int(seconds)
     return f"{whole // 3600:02d}:{whole // 60 % 60:02d}:{whole % 60:02d}"
@@ -159,12 +188,16 @@ class _Stream:
         self.real_start = self.origin
         self.next_progress = self.origin + opts.progress_s
 
-    async def run(self, until: Callable[[], bool] = lambda: False) -> None:
-        """Run until duration_s, or until until() holds after a send."""
+    async def run(self, end_s: float, until: Callable[[], bool] = lambda: False,
+                  clock: bool = False) -> None:
+        """Run until end_s, or until until() holds after a send; with clock, the emitter's
+        clock probe reports at every step too."""
         opts = self.opts
-        while self.t_s < opts.duration_s and not until():
-            self.t_s = min(self.t_s + opts.batch_interval_s, opts.duration_s)
+        while self.t_s < end_s and not until():
+            self.t_s = min(self.t_s + opts.batch_interval_s, end_s)
             await self.emitter.send(self.venue.step(self.t_s), self.t_s)
+            if clock:
+                await self.emitter.clock(self.t_s)
             now = time.monotonic()
             behind_s = 0.0
             if opts.speedup > 0:
@@ -187,7 +220,7 @@ class _Stream:
         real_s = now - self.real_start
         rate = tally["notifications"] / real_s if real_s > 0 else 0.0
         error = f" (last: {self.emitter.last_error})" if self.emitter.last_error else ""
-        print(f"sim {_clock(self.t_s)}/{_clock(opts.duration_s)}  {opts.feed} fixes "
+        print(f"sim {_clock(self.t_s)}/{_clock(opts.duration_s + opts.tail_s)}  {opts.feed} fixes "
               f"{tally['notifications']} ({rate:.0f}/s)  posts {tally['posts']}  errors "
               f"{tally['post_errors']}{error}  behind {max(0.0, behind_s):.1f}s",
               file=self.out, flush=True)
@@ -213,14 +246,14 @@ async def run_walk(opts: WalkOptions, out: TextIO = sys.stderr) -> dict[str, Any
     emitter = make_emitter(opts, devices, device_ids, start_epoch, api)
     try:
         await emitter.start(out)
-        start_epoch = sim_start_epoch(time.time(), opts.duration_s, opts.speedup)
+        start_epoch = sim_start_epoch(time.time(), opts.duration_s + opts.tail_s, opts.speedup)
         emitter.start_epoch = start_epoch
         venue = Venue(devices, for_feed(opts.venue, opts.feed), opts.seed)
         stream = _Stream(venue, emitter, opts, out)
         chosen = _choose(devices, opts.register_share, opts.seed)
         paused_at = 0.0
         if opts.feed != "cmx":  # the server learns the IPs from the feed: report them first
-            await stream.run(until=lambda: len(emitter.reported) == len(devices))
+            await stream.run(opts.duration_s, until=lambda: len(emitter.reported) == len(devices))
             paused_at = stream.pause()
             await emitter.settle(stream.t_s)
         before = await _register(api, chosen, opts, device_ids, out)
@@ -231,12 +264,12 @@ async def run_walk(opts: WalkOptions, out: TextIO = sys.stderr) -> dict[str, Any
               f"{_clock(opts.duration_s)} simulated through {opts.feed}", file=out, flush=True)
         if opts.feed != "cmx":
             stream.resume(paused_at)
-        await stream.run()
-        await emitter.finish(opts.duration_s)
-        venue.finish(opts.duration_s)
+        await stream.run(opts.duration_s)
+        venue.stop_walking(opts.duration_s)  # the truth ends with the session
+        await stream.run(opts.duration_s + opts.tail_s, clock=True)
+        await emitter.finish(opts.duration_s + opts.tail_s)
         registered = [d for d in chosen if d.index in before]
-        after = await api.map(lambda d: api.total_km(username_for(d, opts.user_prefix)),
-                              registered)
+        after = await _settled_totals(api, registered, opts)
         rows = [report.Row(username_for(d, opts.user_prefix), d.kind, device_ids[d.index],
                            round(venue.true_distance_m(d.index), 1),
                            round(((km or 0.0) - before[d.index]) * 1000, 1))
@@ -258,7 +291,8 @@ async def run_walk(opts: WalkOptions, out: TextIO = sys.stderr) -> dict[str, Any
 def _scenario(opts: WalkOptions, start_epoch: float) -> dict[str, Any]:
     start = datetime.datetime.fromtimestamp(start_epoch, tz=datetime.UTC)
     return {"feed": opts.feed, "attendees": opts.attendees, "stationary": opts.stationary,
-            "seed": opts.seed, "duration_s": opts.duration_s, "speedup": opts.speedup,
+            "seed": opts.seed, "duration_s": opts.duration_s, "tail_s": opts.tail_s,
+            "speedup": opts.speedup,
             "sim_start": start.isoformat(timespec="seconds"), "mac_mode": opts.mac_mode,
             "mac_hashing": bool(opts.hash_key), "register_share": opts.register_share,
             "batch_size": opts.batch_size, "batch_interval_s": opts.batch_interval_s,

@@ -74,6 +74,14 @@ def add_walk(sub: Any, devices: argparse.ArgumentParser) -> None:
                    help="simulated seconds between POSTs")
     g = p.add_argument_group("run")
     g.add_argument("--duration-min", type=float, default=30.0, help="simulated minutes")
+    g.add_argument("--tail-s", type=non_negative, default=walk.WalkOptions.tail_s,
+                   help="after the session nobody walks and the feed reports on this long "
+                        "(simulated): a filter that credits a last leg once its walker is "
+                        "still gets its chance")
+    g.add_argument("--settle-wait-s", type=non_negative,
+                   default=walk.WalkOptions.settle_wait_s,
+                   help="then wait up to this long (real) for the server's periodic settle "
+                        "to show in the totals (0 with tracking.filter classic)")
     g.add_argument("--speedup", type=non_negative, default=30.0,
                    help="simulated seconds per real second (0: as fast as possible)")
     g.add_argument("--as-fast-as-possible", action="store_const", const=0.0, dest="speedup",
@@ -142,7 +150,8 @@ def walk_options(args: argparse.Namespace) -> walk.WalkOptions:
         cmx_auth=(args.cmx_username, secret(args.cmx_password, "TYS_CMX_PASSWORD", "")),
         devices_file=args.devices_file, progress_s=args.progress_s,
         leaderboard=args.leaderboard, table_rows=args.table_rows, timeout_s=args.timeout_s,
-        feed=args.feed, serve_firehose=args.serve_firehose,
+        feed=args.feed, serve_firehose=args.serve_firehose, tail_s=args.tail_s,
+        settle_wait_s=args.settle_wait_s,
         firehose_api_key=secret(args.firehose_api_key, "TYS_FEEDS_SPACES_FIREHOSE_API_KEY",
                                  fake_firehose.API_KEY),
         meraki_url=meraki_url,
