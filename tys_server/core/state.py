@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from tys_server.core import restore
@@ -293,6 +293,31 @@ class State:
     def day_m(self, mac: str, ordinal: int) -> float:
         """A device's credited distance on one event day."""
         return self.days.get((mac, ordinal), 0.0)
+
+    def forget_devices(self, macs: Iterable[str]) -> int:
+        """Drop the tracks and day totals of erased or purged devices, dirty keys included.
+
+        The database rows are gone already (the caller holds the flusher off meanwhile).
+        A device seen again is tracked anew from its next fix. Day keys are probed on
+        the days stored distance can be on (calendar.days_named), never by a scan of
+        every day row. Returns the devices that had a track.
+        """
+        ordinals = tuple(self.calendar.days_named)
+        tracks, days, dirty = self.tracks, self.days, self.dirty
+        forgotten = 0
+        for mac in macs:
+            if tracks.pop(mac, None) is not None:
+                forgotten += 1
+            dirty.tracks.discard(mac)
+            for ordinal in ordinals:
+                key = (mac, ordinal)
+                days.pop(key, None)
+                dirty.days.discard(key)
+            owner = self.owners.get(mac)
+            if owner is not None:
+                owner.revision += 1
+                self.changed_users.add(owner)
+        return forgotten
 
     # -- flush ----------------------------------------------------------------------
 
