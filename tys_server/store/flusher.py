@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from typing import Any
 
 from tys_server.core.state import Dirty, State
@@ -94,6 +95,22 @@ class Flusher:
             self.state.forget_old(now)
             self._report(started, rows, True)
             return True
+
+    @contextlib.asynccontextmanager
+    async def paused(self) -> AsyncIterator[None]:
+        """No flush runs, and none starts, until the block ends (waits for a running one).
+
+        An erasure or a purge deletes stored rows and then memory inside it, so no flush
+        can be half-way through writing those devices back (DESIGN 15).
+        """
+        async with self._lock:
+            yield
+
+    def forget_devices(self, macs: Collection[str]) -> None:
+        """The next flush does not write these (erased or purged) devices once more."""
+        last = self._unconfirmed
+        last.tracks.difference_update(macs)
+        last.days = {key for key in last.days if key[0] not in macs}
 
     def _changed_cursors(self) -> dict[str, int]:
         if self.cursors is None:
