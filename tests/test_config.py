@@ -208,7 +208,8 @@ def test_a_site_without_cmx_hosts_is_valid(tmp_path: Path) -> None:
 def test_monitor_password_is_refused_off_loopback_like_the_others(
         tmp_path: Path, password: str, what: str) -> None:
     environ = {"TYS_SERVER_HOST": "0.0.0.0", "TYS_AUTH_NOTIFICATION_PASSWORD": "s1",
-               "TYS_AUTH_API_PASSWORD": "s2", "TYS_AUTH_MONITOR_PASSWORD": password}
+               "TYS_AUTH_API_PASSWORD": "s2", "TYS_AUTH_MONITOR_PASSWORD": password,
+               "TYS_AUTH_ADMIN_PASSWORD": "s4"}
     message = config_error(tmp_path, "", environ)
     assert message.startswith(f"auth.monitor.password: {what}, refused with server.host")
     assert "TYS_AUTH_MONITOR_PASSWORD" in message
@@ -406,3 +407,43 @@ def test_the_board_keys_of_issue_15_have_their_defaults(tmp_path: Path) -> None:
 def test_bad_board_values_stop_with_one_line_naming_the_key(tmp_path: Path, text: str,
                                                             message: str) -> None:
     assert message in config_error(tmp_path, text)
+
+
+@pytest.mark.parametrize(("password", "what"), [
+    ("", "empty"), ("change-me-admin", "the shipped example")])
+def test_admin_password_is_refused_off_loopback_like_the_others(
+        tmp_path: Path, password: str, what: str) -> None:
+    environ = {"TYS_SERVER_HOST": "0.0.0.0", "TYS_AUTH_NOTIFICATION_PASSWORD": "s1",
+               "TYS_AUTH_API_PASSWORD": "s2", "TYS_AUTH_MONITOR_PASSWORD": "s3",
+               "TYS_AUTH_ADMIN_PASSWORD": password}
+    message = config_error(tmp_path, "", environ)
+    assert message.startswith(f"auth.admin.password: {what}, refused with server.host")
+    assert "TYS_AUTH_ADMIN_PASSWORD" in message
+    environ["TYS_AUTH_ADMIN_PASSWORD"] = "s4"
+    assert load_settings(write(tmp_path, ""), environ=environ).auth.admin.password == "s4"
+
+
+@pytest.mark.parametrize("other", ["notification", "api", "monitor"])
+def test_admin_pair_must_differ_from_every_other_pair(tmp_path: Path, other: str) -> None:
+    environ = {f"TYS_AUTH_{other.upper()}_USERNAME": "boss",
+               f"TYS_AUTH_{other.upper()}_PASSWORD": "same",
+               "TYS_AUTH_ADMIN_USERNAME": "boss", "TYS_AUTH_ADMIN_PASSWORD": "same"}
+    message = config_error(tmp_path, "", environ)
+    assert message.startswith(f"auth.admin: must differ from auth.{other}")
+    assert "same" not in message  # a password is never echoed
+
+
+def test_retention_of_unregistered_devices_is_kept_by_default_and_set_in_days(
+        tmp_path: Path) -> None:
+    assert load_settings(write(tmp_path, ""), environ={}).privacy.retain_unregistered_days \
+        is None
+    settings = load_settings(write(tmp_path, "privacy:\n  retain_unregistered_days: 30\n"),
+                             environ={})
+    assert settings.privacy.retain_unregistered_days == 30
+    from_env = load_settings(write(tmp_path, ""),
+                             environ={"TYS_PRIVACY_RETAIN_UNREGISTERED_DAYS": "7"})
+    assert from_env.privacy.retain_unregistered_days == 7
+    assert "privacy.retain_unregistered_days: must be 0 or more" in config_error(
+        tmp_path, "privacy:\n  retain_unregistered_days: -1\n", {})
+    assert "privacy.retain_unregistered_days: expected int" in config_error(
+        tmp_path, "privacy:\n  retain_unregistered_days: 1.5\n", {})

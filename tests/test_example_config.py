@@ -49,6 +49,7 @@ TYS_ENV = {
     "TYS_AUTH_NOTIFICATION_PASSWORD": "cmx-secret",
     "TYS_AUTH_API_PASSWORD": "1234",
     "TYS_AUTH_MONITOR_PASSWORD": "monitor #1",
+    "TYS_AUTH_ADMIN_PASSWORD": "admin secret",
     "TYS_CMX_PASSWORD": "api-secret",
     "TYS_CMX_MAC_HASH_KEY": "listening",
 }
@@ -67,7 +68,8 @@ def test_example_loads_as_a_production_config_with_the_secrets_of_tys_env() -> N
 
 
 @pytest.mark.parametrize("missing", [
-    "TYS_AUTH_NOTIFICATION_PASSWORD", "TYS_AUTH_API_PASSWORD", "TYS_AUTH_MONITOR_PASSWORD"])
+    "TYS_AUTH_NOTIFICATION_PASSWORD", "TYS_AUTH_API_PASSWORD", "TYS_AUTH_MONITOR_PASSWORD",
+    "TYS_AUTH_ADMIN_PASSWORD"])
 def test_example_without_a_secret_refuses_to_start(missing: str) -> None:
     environ = {name: value for name, value in TYS_ENV.items() if name != missing}
     with pytest.raises(ConfigError, match=missing):

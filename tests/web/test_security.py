@@ -149,7 +149,8 @@ def test_secrets_from_the_environment_allow_a_public_address(tmp_path: Path) -> 
         load_settings(config, environ={"TYS_AUTH_NOTIFICATION_PASSWORD": "s1"})
     settings = load_settings(config, environ={"TYS_AUTH_NOTIFICATION_PASSWORD": "s1",
                                               "TYS_AUTH_API_PASSWORD": "s2",
-                                              "TYS_AUTH_MONITOR_PASSWORD": "s3"})
+                                              "TYS_AUTH_MONITOR_PASSWORD": "s3",
+                                              "TYS_AUTH_ADMIN_PASSWORD": "s4"})
     assert (settings.auth.notification.password, settings.auth.api.password) == ("s1", "s2")
 
 

@@ -20,6 +20,7 @@ from tys_server.config.settings import (
     LoggingSettings,
     LookupSettings,
     MerakiSettings,
+    PrivacySettings,
     RegistrationSettings,
     ServerSettings,
     Settings,
@@ -31,6 +32,7 @@ __all__ = [
     "DEFAULT_CONFIG", "ENV_PREFIX", "SHIPPED_PASSWORDS", "AuthSettings", "BoardSettings",
     "CmxFeedSettings", "CmxSettings", "ConfigError", "Credentials", "DatabaseSettings",
     "FeedsSettings", "LeaderboardSettings", "LoggingSettings", "LookupSettings", "MerakiSettings",
-    "RegistrationSettings", "ServerSettings", "Settings", "SpacesFirehoseSettings",
-    "TrackingSettings", "env_name", "is_loopback", "is_secret", "load_settings",
+    "PrivacySettings", "RegistrationSettings", "ServerSettings", "Settings",
+    "SpacesFirehoseSettings", "TrackingSettings", "env_name", "is_loopback", "is_secret",
+    "load_settings",
 ]

@@ -34,20 +34,21 @@ _NOT_NEGATIVE = ("cmx.down_for_s", "feeds.spaces_firehose.resume_overlap_s",
                  "tracking.gate_min_ft", "tracking.min_speed_mps", "tracking.stop_ext_share")
 # Keys that may be null (None), else positive or at least 0 as above.
 _POSITIVE_OR_NULL = ("tracking.max_uncertainty_ft",)
-_NOT_NEGATIVE_OR_NULL = ("tracking.gate_ft",)
+_NOT_NEGATIVE_OR_NULL = ("tracking.gate_ft", "privacy.retain_unregistered_days")
 # Each feed's secrets: required when the feed is enabled (a feed without them can only fail).
 _FEED_SECRETS = {"spaces_firehose": ("api_key",), "meraki": ("secret", "validator")}
 _COORDINATE_UNITS = ("FEET", "METERS")
 # Paths of TYS's own routes, which feeds.meraki.path may not shadow.
 _OWN_PATHS = ("/notification", "/live", "/healthz", "/metrics", "/status", "/openapi.yaml",
-              "/board")
+              "/board", "/admin")
 # board.title: one line a 1080p screen can show in large type.
 BOARD_TITLE_MAX_CHARS = 80
 _LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
 # The Basic pairs: each must differ from the others, none may be empty off loopback.
-_PAIRS = ("notification", "api", "monitor")
+_PAIRS = ("notification", "api", "monitor", "admin")
 # The example passwords of conf/tys.yaml (and the defaults): good for loopback only.
-SHIPPED_PASSWORDS = frozenset({"change-me-cmx", "change-me-api", "change-me-monitor"})
+SHIPPED_PASSWORDS = frozenset({"change-me-cmx", "change-me-api", "change-me-monitor",
+                               "change-me-admin"})
 # A key whose last part holds one of these words is a secret: its value is never shown.
 # A DSN may carry the database password.
 # feeds.meraki.path: an unguessable path is what keeps strangers off the receiver.

@@ -46,12 +46,14 @@ class Credentials:
 
 @dataclasses.dataclass(frozen=True)
 class AuthSettings:
-    """The Basic pairs of CMX notifications, the front-end API and monitoring."""
+    """The Basic pairs of CMX notifications, the front-end API, monitoring and administration."""
 
     notification: Credentials = Credentials("cmx", "change-me-cmx")
     api: Credentials = Credentials("frontend", "change-me-api")
     # /metrics and /status: a monitoring password cannot call the API (DESIGN 13).
     monitor: Credentials = Credentials("monitor", "change-me-monitor")
+    # /admin/* and tys-admin: exports with e-mails, disqualify, erase, purge (DESIGN 15).
+    admin: Credentials = Credentials("admin", "change-me-admin")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,6 +144,15 @@ class BoardSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class PrivacySettings:
+    """How long data of devices nobody registered is kept (DESIGN 15; README "Privacy")."""
+
+    # Devices without an owner, their last activity older than this, are purged (their
+    # track, totals and day rows), hourly and at start-up; None keeps them.
+    retain_unregistered_days: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class LookupSettings:
     """IP → device learned from the feeds (DESIGN 12.1)."""
 
@@ -204,6 +215,7 @@ class Settings:
     tracking: TrackingSettings = TrackingSettings()
     leaderboard: LeaderboardSettings = LeaderboardSettings()
     board: BoardSettings = BoardSettings()
+    privacy: PrivacySettings = PrivacySettings()
     lookup: LookupSettings = LookupSettings()
     feeds: FeedsSettings = FeedsSettings()
 

@@ -6,7 +6,7 @@ import asyncio
 import functools
 import importlib.resources
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from typing import Any, TypeVar
 
 import aiopg
@@ -16,7 +16,7 @@ import psycopg2.errors
 from tys_server.core.snapshot import Loaded
 from tys_server.core.state import State
 from tys_server.core.users import NO_PROFILE, Profile, ProfileChanges
-from tys_server.store import users
+from tys_server.store import privacy, users
 from tys_server.store.flush_sql import FlushChunk, statements
 from tys_server.store.load import read_into
 from tys_server.store.users import StoredUser
@@ -255,6 +255,18 @@ class Store:
         """Delete a user and its devices (never its distance); False if not there."""
         return await self._write_user(functools.partial(users.delete_user, email=email),
                                       users.USER_PRESENT, (email,), present=False)
+
+    async def erase_user(self, email: str, macs: Collection[str]) -> list[str]:
+        """Delete a user, its devices and their distance rows in one transaction; the
+        MACs erased (store/privacy.py). Hold the flusher off around it."""
+        return await self._run(functools.partial(privacy.erase_user, email=email, macs=macs),
+                               transaction=True)
+
+    async def purge_devices(self, macs: Collection[str]) -> list[str]:
+        """Delete the distance rows of unregistered devices in one transaction; the MACs
+        purged (those still without an owner). Hold the flusher off around it."""
+        return await self._run(functools.partial(privacy.purge_devices, macs=macs),
+                               transaction=True)
 
     async def registrations(self, username: str, mac: str) -> list[StoredUser]:
         """The user of that username (any case) and the owner of that MAC, as stored."""
