@@ -40,7 +40,7 @@ from tys_server.ops.startup import (
     failure_line,
     first_line,
 )
-from tys_server.service import Service
+from tys_server.service import Service, StorageFailed
 from tys_server.store import spill
 from tys_server.store.database import Store, StoreError
 from tys_server.store.embedded import EmbeddedPostgres
@@ -64,6 +64,8 @@ FINAL_FLUSH_PAUSE_MAX_S = 5.0
 FORGET_SIGHTINGS_EVERY_S = 60.0  # expired IP sightings leave memory this often
 # The adaptive filter's settle runs this often (its credits show on the boards then).
 SETTLE_EVERY_S = 5.0
+# privacy.retain_unregistered_days is applied at start-up and then this often.
+RETAIN_EVERY_S = 3600.0
 
 
 def final_flush_pause_s(attempt: int) -> float:
@@ -165,6 +167,9 @@ class Runtime:
         self.firehose: FirehoseConsumer | None = None
         self._forget_sightings: tornado.ioloop.PeriodicCallback | None = None
         self._settle: tornado.ioloop.PeriodicCallback | None = None
+        self._retention: asyncio.Task[None] | None = None  # privacy.retain_unregistered_days
+        self.retention_runs = 0  # purges the retention task has run
+        self.retained = asyncio.Event()  # set after each of them
         self.metrics = Metrics(self.state, feeds=self.feeds)
         self.cmx: CmxClient | None = None
         self.service: Service | None = None
@@ -270,10 +275,11 @@ class Runtime:
             self.loaded_cursors.update(spilled.cursors)
         configure_http_client(self.settings.cmx.max_clients)
         self.cmx = CmxClient(self.settings.cmx, on_lookup=self.metrics.observe_lookup)
-        self.service = Service(self.settings, self.state, self.store, self.cmx, self.clock,
-                               observed=self.observed, on_lookup=self.metrics.count_lookup)
         self.flusher = Flusher(self.state, self.store, db.flush_interval_s,
                                on_flush=self.metrics.observe_flush, cursors=self._cursors)
+        self.service = Service(self.settings, self.state, self.store, self.cmx, self.clock,
+                               observed=self.observed, on_lookup=self.metrics.count_lookup,
+                               flush=self.flusher)
         self.flusher.written_cursors = dict(loaded.cursors)
         if spilled is not None:
             await self._write_spill(spilled)
@@ -281,6 +287,24 @@ class Runtime:
         self.flusher.last_success_s = time.time()
         self.flusher.start()
         self._start_feeds()
+        if self.settings.privacy.retain_unregistered_days is not None:
+            self._retention = asyncio.create_task(
+                self._retain(self.settings.privacy.retain_unregistered_days),
+                name="tys-retention")
+
+    async def _retain(self, days: int) -> None:
+        """privacy.retain_unregistered_days: purge at start-up, then every RETAIN_EVERY_S."""
+        assert self.service is not None
+        while True:
+            try:
+                await self.service.purge_unregistered(days)
+            except StorageFailed:
+                pass  # the database refused, which the service logged: next time
+            except Exception:  # a bug must not end the retention for good
+                log.exception("purge of unregistered devices failed")
+            self.retention_runs += 1
+            self.retained.set()
+            await asyncio.sleep(RETAIN_EVERY_S)
 
     def application(self) -> tornado.web.Application:
         """The Tornado app over this runtime."""
@@ -338,6 +362,13 @@ class Runtime:
             await self._drain()
         flushed = True
         await self._stop_feeds()
+        if self._retention is not None:
+            # A purge batch under way still ends (shielded), and the final flush waits for
+            # it (the flusher's lock): memory and database agree about it.
+            self._retention.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retention
+            self._retention = None
         if self.flusher is not None:
             await self.flusher.stop()
             flushed = await self._final_flush()

@@ -4,7 +4,8 @@ The service speaks the domain: typed arguments in, results out, and refusals as 
 exceptions of ``errors`` (no status code, no reply text). ``web/`` reads requests into
 those arguments and maps each exception to its HTTP status and text, endpoint by
 endpoint. ``usecases`` holds the Service; ``replies`` builds and caches the encoded
-dashboards and boards it serves. May import ``store``, ``lookup``, ``feeds``, ``ops``,
+dashboards and boards it serves; ``privacy`` erases users and purges old unregistered
+devices in turn with the flush; ``export`` turns a board into a table. May import ``store``, ``lookup``, ``feeds``, ``ops``,
 ``core`` and ``config``; never ``web`` or ``server``.
 """
 

@@ -1,7 +1,10 @@
-"""What the service needs of its neighbours: the CMX look-up, the feeds' sightings, the store."""
+"""What the service needs of its neighbours: the CMX look-up, the feeds' sightings, the
+store, and the flusher's lock."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from tys_server.core.users import NO_PROFILE, Profile, ProfileChanges
@@ -42,3 +45,19 @@ class UserStore(Protocol):
                              now_s: float) -> Profile | None: ...
 
     async def set_disqualified(self, email: str, disqualified: bool) -> Profile | None: ...
+
+    async def erase_user(self, email: str, macs: Collection[str]) -> list[str]: ...
+
+    async def purge_devices(self, macs: Collection[str]) -> list[str]: ...
+
+
+class FlushGate(Protocol):
+    """What erasure and retention need of the flusher (store.flusher.Flusher)."""
+
+    def paused(self) -> AbstractAsyncContextManager[None]:
+        """No flush runs, and none starts, while this is held."""
+        ...
+
+    def forget_devices(self, macs: Collection[str]) -> None:
+        """The next flush does not write these devices once more."""
+        ...

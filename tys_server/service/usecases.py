@@ -1,4 +1,5 @@
-"""The Service: register, delete, profile, disqualify, dashboards, boards, ip → username."""
+"""The Service: register, delete (or erase), profile, disqualify, dashboards, boards,
+exports, purge, ip → username."""
 
 from __future__ import annotations
 
@@ -25,7 +26,9 @@ from tys_server.service.errors import (
     UsernameTaken,
     UserNotFound,
 )
-from tys_server.service.ports import MacLookup, SeenDevices, UserStore
+from tys_server.service.export import Table, board_table
+from tys_server.service.ports import FlushGate, MacLookup, SeenDevices, UserStore
+from tys_server.service.privacy import NoFlusher, Privacy
 from tys_server.service.replies import Replies
 from tys_server.store.database import (
     AliasConflict,
@@ -55,7 +58,8 @@ class Service:
     def __init__(self, settings: Settings, state: State, store: UserStore, cmx: MacLookup,
                  clock: Callable[[], float] = time.time, *,
                  observed: SeenDevices | None = None,
-                 on_lookup: Callable[[str], None] | None = None) -> None:
+                 on_lookup: Callable[[str], None] | None = None,
+                 flush: FlushGate | None = None) -> None:
         self.settings = settings
         self.state = state
         self.store = store
@@ -68,6 +72,8 @@ class Service:
         self.boards = Boards(state, self.is_ranked, settings.leaderboard.refresh_interval_s)
         self.replies = Replies(state, self.boards, settings.tracking.step_length_ft,
                                self.is_ranked, clock)
+        # Erasure and retention take turns with the flush (flush: the Flusher).
+        self.privacy = Privacy(state, store, flush if flush is not None else NoFlusher(), clock)
 
     # -- helpers --------------------------------------------------------------------
 
@@ -196,23 +202,38 @@ class Service:
             elif user.email == stored.email:
                 self.state.add_device(user, mac, self.clock())
 
-    async def delete(self, username: str) -> User:
-        """Forget a user and its devices (distance stays with the MACs); the user forgotten.
+    async def delete(self, username: str, erase: bool = False) -> User:
+        """Forget a user and its devices; the user forgotten. The distance stays with the
+        MACs (DESIGN 7), unless erase: then their distance, history and track go too.
 
         Raises UserNotFound or StorageFailed.
         """
         user = self.state.user(username)
         if user is None:
             raise UserNotFound()
-        try:
-            await self.store.delete_user(user.email)
-        except StoreError as exc:
-            log.warning("user not deleted: %s", exc)
-            raise StorageFailed() from exc
-        self.state.remove_user(user, self.clock())
+        if erase:
+            await self.privacy.erase(user)
+        else:
+            try:
+                await self.store.delete_user(user.email)
+            except StoreError as exc:
+                log.warning("user not deleted: %s", exc)
+                raise StorageFailed() from exc
+            self.state.remove_user(user, self.clock())
+            log.info("user deleted (%d users)", len(self.state.users))
         self.replies.forget(user)
-        log.info("user deleted (%d users)", len(self.state.users))
         return user
+
+    async def purge_unregistered(self, older_than_days: int) -> int:
+        """Purge devices nobody owns, inactive for older_than_days; how many were purged.
+
+        Raises StorageFailed.
+        """
+        return await self.privacy.purge(older_than_days)
+
+    def export(self, by: str, ordinal: int | None = None) -> Table:
+        """The whole board by user (with e-mails and teams) or by team, overall or a day."""
+        return board_table(self.boards, by, ordinal, self.settings.tracking.step_length_ft)
 
     def dashboard(self, username: str, days: int) -> bytes:
         """Per-device totals and the last `days` days, as username_data's encoded reply.
