@@ -54,6 +54,10 @@ class LiveHandler(BaseHandler):
                 raise  # a fault, not a refusal: write_error's 500, logged with its stack
             self.send_json_error(*known)
             return
+        self.reply(status, reply)
+
+    def reply(self, status: int, reply: Any) -> None:
+        """Finish with the answer: JSON here (an admin export writes CSV)."""
         self.write_json(status, reply)
 
 
@@ -69,7 +73,8 @@ class RegisterHandler(LiveHandler):
 
 class DeleteHandler(LiveHandler):
     async def answer(self, body: Any) -> Answer:
-        user = await self.service.delete(requests.delete_args(body))
+        username = requests.delete_args(body)  # the seed's 400 first, then erase's
+        user = await self.service.delete(username, erase=requests.erase_arg(body))
         return 200, {"success": DELETED, "username": user.username, "email": user.email}
 
 

@@ -136,6 +136,14 @@ def delete_args(body: Any) -> str:
     return username
 
 
+def erase_arg(body: dict[str, Any]) -> bool:
+    """delete_username's optional erase (a JSON boolean), after delete_args took the body."""
+    erase = body.get("erase", False)
+    if not isinstance(erase, bool):
+        raise BadRequest(BAD_DELETE)
+    return erase
+
+
 def dashboard_args(body: Any) -> tuple[str, int]:
     """username_data: (username, days)."""
     if not isinstance(body, dict):
