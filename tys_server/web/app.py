@@ -12,7 +12,7 @@ from tys_server.config import Settings
 from tys_server.core.events import Batch
 from tys_server.ops.sources import HealthSource
 from tys_server.service import Service
-from tys_server.web import live, meraki
+from tys_server.web import board, live, meraki
 from tys_server.web.base import BaseHandler, BasicAuth, HttpDate
 from tys_server.web.limits import PathRule
 from tys_server.web.notify import NotificationHandler
@@ -70,6 +70,8 @@ def make_app(settings: Settings, service: Service, health: HealthSource, *,
     ]
     rules = [PathRule("/live", api_auth, min(LIVE_MAX_BODY_BYTES, settings.server.max_body_bytes),
                       below=True)]
+    routes += board.routes(settings, service)  # the big screen; none when disabled
+    rules += board.edge_rules(settings)
     if feeds.cmx.enabled:  # a Spaces- or Meraki-only site has no /notification to guard
         # First in the table: the busiest route is matched first.
         routes.insert(0, (r"/notification(/area)?/?", NotificationHandler, notify_ctx))
