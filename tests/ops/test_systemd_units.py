@@ -1,4 +1,8 @@
-"""systemd/: the unit files say what DESIGN section 10 promises; READY=1 reaches systemd."""
+"""systemd/: the unit files say what DESIGN section 10 promises; READY=1 reaches systemd.
+
+tys-server@.service (DESIGN 15, several events on one host) is held to everything
+tys-server.service is, with the event's own configuration, secrets and state.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +15,22 @@ from pathlib import Path
 
 import pytest
 
-from tys_server.config import DatabaseSettings, ServerSettings
+from tests.test_example_config import EXAMPLE, TYS_ENV
+from tys_server.config import DatabaseSettings, ServerSettings, env_name, load_settings
 from tys_server.ops import sdnotify
 from tys_server.server import FINAL_FLUSH_ATTEMPTS, final_flush_pause_s
 
 ROOT = Path(__file__).resolve().parents[2]
 UNITS = ROOT / "systemd"
 INSTALL_PREFIX = "/opt/tys"
+# Each server unit and the name of its files in /etc/tys: tys.yaml, or the instance's.
+SERVER_UNITS = {"tys-server.service": "tys", "tys-server@.service": "%i"}
+# What a template may set otherwise than the plain unit: the event's own files and state.
+INSTANCE_KEYS = {("Unit", "Description"), ("Service", "EnvironmentFile"),
+                 ("Service", "ExecStart"), ("Service", "StateDirectory"),
+                 ("Service", "LogsDirectory"), ("Service", "RuntimeDirectory"),
+                 ("Service", "Environment")}
+EVENTS = ("clus-emea", "clus-us")
 
 HARDENING = {
     "NoNewPrivileges": "yes",
@@ -41,9 +54,14 @@ Unit = dict[str, dict[str, list[str]]]
 
 def parse_unit(path: Path) -> Unit:
     """Sections → key → every value (systemd keys may repeat), comments dropped."""
+    return parse_text(path, path.read_text())
+
+
+def parse_text(path: Path, text: str) -> Unit:
+    """parse_unit of a unit's text."""
     unit: Unit = {}
     section: dict[str, list[str]] | None = None
-    for number, raw in enumerate(path.read_text().splitlines(), 1):
+    for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line[0] in "#;":
             continue
@@ -74,9 +92,32 @@ def seconds(value: str) -> float:
     return total
 
 
+@pytest.fixture(scope="module", params=sorted(SERVER_UNITS))
+def server_name(request: pytest.FixtureRequest) -> str:
+    """Each server unit: the plain one and the template."""
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
-def server_unit() -> Unit:
-    return parse_unit(UNITS / "tys-server.service")
+def server_unit(server_name: str) -> Unit:
+    """The server unit as written (a template with %i and all)."""
+    return parse_unit(UNITS / server_name)
+
+
+def instance(name: str, event: str) -> Unit:
+    """The template as systemd loads the event's instance: %i is the instance name."""
+    text = (UNITS / name).read_text()
+    directives = [line for line in text.splitlines() if not line.startswith("#")]
+    assert "%I" not in "\n".join(directives)  # unescaped, clus-emea would be clus/emea
+    path = Path(f"/nonexistent/{name.replace('@.', f'@{event}.')}")
+    return parse_text(path, text.replace("%i", event))
+
+
+def environment(unit: Unit) -> dict[str, str]:
+    """The unit's Environment= assignments."""
+    pairs = [item.partition("=") for line in unit["Service"].get("Environment", [])
+             for item in line.split()]
+    return {key: value for key, _, value in pairs}
 
 
 @pytest.fixture(scope="module")
@@ -84,18 +125,21 @@ def backup_unit() -> Unit:
     return parse_unit(UNITS / "tys-backup.service")
 
 
-def test_server_unit_is_type_notify_with_the_production_command(server_unit: Unit) -> None:
+def test_server_unit_is_type_notify_with_the_production_command(server_name: str,
+                                                                 server_unit: Unit) -> None:
     service = server_unit["Service"]
+    files = SERVER_UNITS[server_name]  # "tys", or the instance's name
     assert one(server_unit, "Service", "Type") == "notify"
     assert one(server_unit, "Service", "NotifyAccess") == "main"
     exec_start = one(server_unit, "Service", "ExecStart")
     assert exec_start == (f"{INSTALL_PREFIX}/.venv/bin/python -m tys_server "
-                          "--config /etc/tys/tys.yaml")
+                          f"--config /etc/tys/{files}.yaml")
     assert one(server_unit, "Service", "WorkingDirectory") == INSTALL_PREFIX
-    assert service["EnvironmentFile"] == ["-/etc/tys/tys.env"]
+    assert service["EnvironmentFile"] == [f"-/etc/tys/{files}.env"]
     assert one(server_unit, "Service", "User") == "tys"
     assert one(server_unit, "Service", "Group") == "tys"
-    assert one(server_unit, "Service", "StateDirectory") == "tys"
+    assert one(server_unit, "Service", "StateDirectory") == \
+        ("tys" if files == "tys" else f"tys/{files}")
     assert one(server_unit, "Install", "WantedBy") == "multi-user.target"
 
 
@@ -116,12 +160,49 @@ def test_server_unit_stops_gracefully_and_restarts_on_failure(server_unit: Unit)
     assert one(server_unit, "Service", "RestartPreventExitStatus") == "2"
 
 
-@pytest.mark.parametrize("unit_name", ["tys-server.service", "tys-backup.service"])
+@pytest.mark.parametrize("unit_name", ["tys-server.service", "tys-server@.service",
+                                       "tys-backup.service"])
 def test_units_are_hardened(unit_name: str) -> None:
     unit = parse_unit(UNITS / unit_name)
     for key, expected in HARDENING.items():
         assert one(unit, "Service", key) == expected, key
-    assert unit["Service"]["EnvironmentFile"] == ["-/etc/tys/tys.env"]
+    files = "%i" if "@" in unit_name else "tys"
+    assert unit["Service"]["EnvironmentFile"] == [f"-/etc/tys/{files}.env"]
+
+
+def test_the_template_is_the_plain_unit_but_for_the_events_own_files() -> None:
+    plain = parse_unit(UNITS / "tys-server.service")
+    template = parse_unit(UNITS / "tys-server@.service")
+    assert plain.keys() == template.keys()
+    for section in plain:
+        for key in plain[section].keys() | template[section].keys():
+            if (section, key) not in INSTANCE_KEYS:
+                assert template[section].get(key) == plain[section].get(key), (section, key)
+    for section, key in INSTANCE_KEYS:
+        assert all("%i" in value for value in template[section][key]), (section, key)
+
+
+def test_each_event_reads_its_own_files_and_keeps_its_state_apart() -> None:
+    seen: dict[str, set[str]] = {}
+    for event in EVENTS:
+        unit = instance("tys-server@.service", event)
+        assert one(unit, "Service", "ExecStart").endswith(f" --config /etc/tys/{event}.yaml")
+        assert unit["Service"]["EnvironmentFile"] == [f"-/etc/tys/{event}.env"]
+        state = "/var/lib/" + one(unit, "Service", "StateDirectory")
+        runtime = "/run/" + one(unit, "Service", "RuntimeDirectory")
+        assert state == f"/var/lib/tys/{event}"
+        unit_env = environment(unit)
+        assert unit_env["XDG_RUNTIME_DIR"] == runtime
+        # What the server reads: the shipped example with the secrets of its env file and
+        # the unit's Environment=, as systemd passes them; its YAML paths are overridden.
+        assert {env_name(("database", "embedded_dir")), env_name(("database", "spill_dir"))} \
+            <= unit_env.keys()
+        database = load_settings(EXAMPLE, environ={**TYS_ENV, **unit_env}).database
+        for path in (database.embedded_dir, database.spill_dir):
+            assert path.startswith(state + "/"), path  # writable, and this event's alone
+        seen[event] = {database.embedded_dir, database.spill_dir, runtime}
+    assert not seen[EVENTS[0]] & seen[EVENTS[1]]
+    assert DatabaseSettings().spill_dir != DatabaseSettings().embedded_dir
 
 
 def test_backup_runs_the_script_as_tys_from_a_persistent_daily_timer(backup_unit: Unit) -> None:
@@ -139,12 +220,14 @@ def test_backup_runs_the_script_as_tys_from_a_persistent_daily_timer(backup_unit
 
 
 def installed_copy(tmp_path: Path) -> Path:
-    """The units as installed at this checkout, so that every ExecStart= exists."""
+    """The units as installed at this checkout, so that every ExecStart= exists; a
+    template as an instance of it (tys-server@test.service), as .ci/run verifies it."""
     out = tmp_path / "units"
     out.mkdir()
     for unit in UNITS.iterdir():
         text = unit.read_text().replace(f"{INSTALL_PREFIX}/.venv/bin/python", sys.executable)
-        (out / unit.name).write_text(text.replace(INSTALL_PREFIX, str(ROOT)))
+        name = unit.name.replace("@.", "@test.")
+        (out / name).write_text(text.replace(INSTALL_PREFIX, str(ROOT)))
     return out
 
 
@@ -153,6 +236,7 @@ def installed_copy(tmp_path: Path) -> Path:
 @pytest.mark.skipif(" " in str(ROOT), reason="checkout path has a space: ExecStart would split")
 def test_systemd_analyze_verify_is_silent(tmp_path: Path) -> None:
     units = installed_copy(tmp_path)
+    assert (units / "tys-server@test.service").exists()
     result = subprocess.run(["systemd-analyze", "verify", *sorted(map(str, units.iterdir()))],
                             capture_output=True, text=True, timeout=60, check=False)
     assert (result.returncode, result.stdout + result.stderr) == (0, "")
