@@ -12,7 +12,7 @@ from tys_server.config import Settings
 from tys_server.core.events import Batch
 from tys_server.ops.sources import HealthSource
 from tys_server.service import Service
-from tys_server.web import board, live, meraki
+from tys_server.web import admin, board, live, meraki
 from tys_server.web.base import BaseHandler, BasicAuth, HttpDate
 from tys_server.web.limits import PathRule
 from tys_server.web.notify import NotificationHandler
@@ -20,7 +20,7 @@ from tys_server.web.ops import HealthHandler, OpenApiHandler
 
 access_log = logging.getLogger("tornado.access")
 
-# /live/* bodies are a few hundred bytes; nobody needs to buffer more (DESIGN 13).
+# /live/* and /admin/* bodies are a few hundred bytes; nobody needs to buffer more (DESIGN 13).
 LIVE_MAX_BODY_BYTES = 64 * 1024
 
 
@@ -70,6 +70,11 @@ def make_app(settings: Settings, service: Service, health: HealthSource, *,
     ]
     rules = [PathRule("/live", api_auth, min(LIVE_MAX_BODY_BYTES, settings.server.max_body_bytes),
                       below=True)]
+    # The organisers' own pair: an API or monitoring password cannot export or erase.
+    admin_auth = BasicAuth(settings.auth.admin)
+    routes += admin.routes(settings, service, admin_auth)
+    rules.append(PathRule("/admin", admin_auth,
+                          min(LIVE_MAX_BODY_BYTES, settings.server.max_body_bytes), below=True))
     routes += board.routes(settings, service)  # the big screen; none when disabled
     rules += board.edge_rules(settings)
     if feeds.cmx.enabled:  # a Spaces- or Meraki-only site has no /notification to guard
