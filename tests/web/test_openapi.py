@@ -42,6 +42,7 @@ OPERATIONS = {
     "POST /live/username_data", "POST /live/leaderboard", "POST /live/ip_username",
     "POST /live/profile",
     "GET /healthz", "HEAD /healthz", "GET /openapi.yaml", "GET /metrics", "GET /status",
+    "GET /board",
 }
 # Calls whose text argument is an error text: a 400 of a request reader, the error writer.
 ERROR_TEXT_CALLS = {"BadRequest": 0, "send_json_error": 1, "error_body": 0}

@@ -117,8 +117,6 @@ class BoardHandler(BaseHandler):
         self.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         self.finish(self.screen.html())
 
-    head = get
-
 
 def routes(settings: Settings, service: Service) -> list[Any]:
     """The /board entry of the route table; none when board.enabled is false (404)."""
