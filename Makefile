@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CONFIG ?= conf/tys.yaml
 
-.PHONY: run test bench-quick lint demo bench clean venv
+.PHONY: run test test-clock bench-quick lint demo bench clean venv
 
 venv: $(VENV)/.installed
 
@@ -18,6 +18,16 @@ run: venv
 
 test: venv
 	$(PY) -m pytest
+
+# The clock-marked tests with this process's clock pinned (docs/reliability.md, "Time-proof
+# tests"): just after UTC midnight, just before it, and just before the event's local
+# midnight west (Los Angeles, UTC-7 in June) and east (Tokyo, UTC+9) of UTC.
+CLOCK_DATE ?= 2026-06-15
+test-clock: venv
+	TYS_TEST_NOW=$(CLOCK_DATE)T00:00:30Z $(PY) -m pytest -m clock
+	TYS_TEST_NOW=$(CLOCK_DATE)T23:59:50Z $(PY) -m pytest -m clock
+	TYS_TEST_NOW=$(CLOCK_DATE)T07:59:50Z TYS_TEST_TIMEZONE=America/Los_Angeles $(PY) -m pytest -m clock
+	TYS_TEST_NOW=$(CLOCK_DATE)T14:59:50Z TYS_TEST_TIMEZONE=Asia/Tokyo $(PY) -m pytest -m clock
 
 # tools/bench.py --quick end to end (every row present, verdicts consistent); not in `test`.
 bench-quick: venv

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 import os
 import shutil
 import tempfile
 import time
 import uuid
 import warnings
+import zoneinfo
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+import time_machine
 import tornado.httpclient
 import tornado.ioloop
 
@@ -30,6 +33,57 @@ TABLES = ("devices", "users", "distance", "distance_history", "count", "zone", "
 CMX_AUTH = ("cmx", "change-me-cmx")
 API_AUTH = ("frontend", "change-me-api")
 MONITOR_AUTH = ("monitor", "change-me-monitor")
+
+# The one controllable "now" of the whole run (docs/reliability.md, "Time-proof tests"):
+# TYS_TEST_NOW (ISO-8601 in UTC, e.g. 2026-06-15T23:59:50Z) moves this process's clock
+# there before any test module is imported, ticking on from it; TYS_TEST_TIMEZONE (an
+# IANA name) is the event's tracking.timezone in the settings fixture.
+TEST_NOW_ENV, TEST_TIMEZONE_ENV = "TYS_TEST_NOW", "TYS_TEST_TIMEZONE"
+_travel = pytest.StashKey[time_machine.travel]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Move the clock to TYS_TEST_NOW (time-machine, ticking) for the whole run."""
+    text = os.environ.get(TEST_NOW_ENV)
+    if not text:
+        return
+    try:
+        now = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise pytest.UsageError(f"{TEST_NOW_ENV}={text!r}: not an ISO-8601 time") from None
+    if now.utcoffset() != dt.timedelta(0):
+        raise pytest.UsageError(f"{TEST_NOW_ENV}={text!r}: give it in UTC (a Z suffix)")
+    travel = time_machine.travel(now, tick=True)
+    travel.start()
+    config.stash[_travel] = travel
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Give the clock back."""
+    travel = config.stash.get(_travel, None)
+    if travel is not None:
+        travel.stop()
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    """Say which "now" and which event time zone the run has, when pinned."""
+    pinned = [f"{name}={os.environ[name]}" for name in (TEST_NOW_ENV, TEST_TIMEZONE_ENV)
+              if os.environ.get(name)]
+    return "pinned: " + " ".join(pinned) if pinned else None
+
+
+def test_timezone() -> str | None:
+    """TYS_TEST_TIMEZONE, checked to be an IANA name (None: the shipped config's)."""
+    name = os.environ.get(TEST_TIMEZONE_ENV) or None
+    if name is not None:
+        try:
+            zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise pytest.UsageError(f"{TEST_TIMEZONE_ENV}={name!r}: no such time zone") from None
+    return name
+
+
+test_timezone.__test__ = False  # type: ignore[attr-defined]
 
 
 class TestDatabase:
@@ -131,11 +185,14 @@ def settings(db: TestDatabase, tmp_path: Path) -> Settings:
     notifications 50 ft apart credit 121.92 m, a held leg, ...), which is that filter's;
     the shipped default, tracking.filter: adaptive, is tested where a test asks for it
     (overrides {"tracking.filter": "adaptive"}; tests/core/test_adaptive.py).
+    TYS_TEST_TIMEZONE, when set, is the event's time zone (the clock-marked runs of CI).
     """
     base = load_settings("conf/tys.yaml", environ={})
+    timezone = test_timezone()
+    pinned = {"tracking.timezone": timezone} if timezone is not None else {}
     return with_overrides(base, **{"database.dsn": db.dsn, "database.flush_interval_s": 3600.0,
                                    "database.spill_dir": str(tmp_path / "spill"),
-                                   "tracking.filter": "classic"})
+                                   "tracking.filter": "classic", **pinned})
 
 
 @pytest.fixture

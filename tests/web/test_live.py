@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from typing import Any
 
 import pytest
 
 from tests.conftest import CMX_AUTH, json_of
+from tests.support.clock import Clock, event_date, room_in_day
 
 REGISTER = "/live/register_username"
 DELETE = "/live/delete_username"
@@ -16,6 +16,7 @@ DATA = "/live/username_data"
 BOARD = "/live/leaderboard"
 IP_USER = "/live/ip_username"
 BAD_REGISTER = "Not a POST request or no application/json headers with username and ip"
+DAY_S = 86400.0
 
 
 def test_mac(ip: str) -> str:
@@ -26,17 +27,16 @@ def test_mac(ip: str) -> str:
 test_mac.__test__ = False  # type: ignore[attr-defined]
 
 
-def earlier_today_s(ago_s: float) -> float:
-    """ago_s seconds ago, but not before today's UTC midnight: a walk meant for today."""
-    midnight_s = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0,
-                                                 microsecond=0).timestamp()
-    return max(midnight_s + 1, time.time() - ago_s)
+@pytest.fixture
+def runtime_clock(settings: Any) -> Clock:
+    """The runtime's "now", the run's (TYS_TEST_NOW), with two hours of its day behind it:
+    the walks of "today" below (at most an hour ago) stay today at any hour."""
+    return Clock(room_in_day(time.time(), settings.tracking.timezone))
 
 
-async def walk(post: Any, mac: str, legs: int, *, start_s: float | None = None,
-               y: float = 0.0) -> float:
+async def walk(post: Any, mac: str, legs: int, start_s: float, *, y: float = 0.0) -> float:
     """Send a straight walk crediting `legs` legs of 50 ft; returns the metres credited."""
-    start_ms = int((start_s if start_s is not None else earlier_today_s(3600)) * 1000)
+    start_ms = int(start_s * 1000)
     entries = [{"notificationType": "movement", "deviceId": mac, "floorId": 1,
                 "locationCoordinate": {"x": 50.0 * i, "y": y, "unit": "FEET"},
                 "moveDistanceInFt": 50.0, "timestamp": start_ms + 15_000 * i}
@@ -185,9 +185,9 @@ async def test_wifi_name_comes_from_config(overrides: Any, post: Any) -> None:
 
 @pytest.mark.gen_test
 async def test_delete_user_and_register_again_keeps_distance(post: Any, runtime: Any,
-                                                             db: Any) -> None:
+                                                             db: Any, runtime_clock: Clock) -> None:
     await register(post, "Alice", "10.1.2.3")
-    credited = await walk(post, test_mac("10.1.2.3"), 4)
+    credited = await walk(post, test_mac("10.1.2.3"), 4, runtime_clock() - 3600)
     reply = await post(DELETE, {"username": "alice"})
     assert reply.code == 200
     assert json_of(reply) == {"success": "Username and associated devices deleted",
@@ -220,14 +220,17 @@ async def test_delete_unknown_user_is_404(post: Any) -> None:
 # -- username_data -------------------------------------------------------------------
 
 
+@pytest.mark.clock
 @pytest.mark.gen_test
-async def test_dashboard_reports_days_totals_steps_and_place(post: Any) -> None:
+async def test_dashboard_reports_days_totals_steps_and_place(post: Any, runtime_clock: Clock,
+                                                             settings: Any) -> None:
     await register(post, "Alice", "10.0.0.1")
     await register(post, "Bob", "10.0.0.2")
-    yesterday = time.time() - 86400
-    await walk(post, test_mac("10.0.0.1"), 3, start_s=yesterday - 3600)
-    await walk(post, test_mac("10.0.0.1"), 5, start_s=earlier_today_s(1800), y=500)
-    await walk(post, test_mac("10.0.0.2"), 10)
+    now_s = runtime_clock()
+    yesterday = now_s - DAY_S
+    await walk(post, test_mac("10.0.0.1"), 3, yesterday - 3600)
+    await walk(post, test_mac("10.0.0.1"), 5, now_s - 1800, y=500)
+    await walk(post, test_mac("10.0.0.2"), 10, now_s - 3600)
     reply = await post(DATA, {"username": "alice", "days": 5})
     assert reply.code == 200
     (device,) = json_of(reply)
@@ -239,9 +242,9 @@ async def test_dashboard_reports_days_totals_steps_and_place(post: Any) -> None:
     assert device["total_miles"] == round(total_m / 1609.344, 3)
     assert device["total_steps"] == round(total_m / 0.3048 / 2.5)
     days = device["distance_day"]
-    assert [d["date"] for d in days] == [
-        dt.datetime.fromtimestamp(yesterday - 3600, dt.UTC).strftime("%m/%d/%Y"),
-        dt.datetime.now(dt.UTC).strftime("%m/%d/%Y")]
+    zone = settings.tracking.timezone
+    assert [d["date"] for d in days] == [event_date(yesterday - 3600, zone),
+                                         event_date(now_s, zone)]
     assert days[0] == {"date": days[0]["date"], "km": 0.046,
                        "miles": round(3 * 15.24 / 1609.344, 3),
                        "steps": round(3 * 15.24 / 0.3048 / 2.5)}
@@ -249,23 +252,25 @@ async def test_dashboard_reports_days_totals_steps_and_place(post: Any) -> None:
     assert len(only_today[0]["distance_day"]) == 1
 
 
+@pytest.mark.clock
 @pytest.mark.gen_test
 @pytest.mark.parametrize("overrides", [{"registration.max_devices_per_user": 2,
                                         "leaderboard.refresh_interval_s": 0.0}])
 async def test_dashboard_read_again_follows_distance_place_and_devices(
-        overrides: Any, post: Any) -> None:
+        overrides: Any, post: Any, runtime_clock: Clock) -> None:
     # A dashboard is kept per user between reads: each kind of change must show.
     await register(post, "Alice", "10.0.0.1")
     await register(post, "Bob", "10.0.0.2")
-    await walk(post, test_mac("10.0.0.1"), 4)
+    now_s = runtime_clock()
+    await walk(post, test_mac("10.0.0.1"), 4, now_s - 3600)
     first = json_of(await post(DATA, {"username": "Alice"}))
     assert first == json_of(await post(DATA, {"username": "Alice"}))
     assert (first[0]["place"], first[0]["total_steps"]) == (1, round(4 * 50 / 2.5))
-    await walk(post, test_mac("10.0.0.1"), 3, start_s=earlier_today_s(1800))
+    await walk(post, test_mac("10.0.0.1"), 3, now_s - 1800)
     (walked,) = json_of(await post(DATA, {"username": "Alice"}))
     assert walked["total_steps"] == round(7 * 50 / 2.5)
     assert walked["distance_day"][-1]["steps"] == round(7 * 50 / 2.5)
-    await walk(post, test_mac("10.0.0.2"), 20)  # Bob overtakes; Alice did not move
+    await walk(post, test_mac("10.0.0.2"), 20, now_s - 3600)  # Bob overtakes; Alice did not move
     (overtaken,) = json_of(await post(DATA, {"username": "Alice"}))
     assert overtaken == {**walked, "place": 2}
     assert (await register(post, "Alice", "10.0.0.3", add_device=True)).code == 201
@@ -319,15 +324,17 @@ async def test_empty_leaderboard_says_so(post: Any) -> None:
 
 
 @pytest.mark.gen_test
-async def test_leaderboard_orders_by_total_over_devices_ties_by_username(post: Any) -> None:
+async def test_leaderboard_orders_by_total_over_devices_ties_by_username(
+        post: Any, runtime_clock: Clock) -> None:
     await register(post, "carol", "10.0.0.3")
     await register(post, "Bob", "10.0.0.2")
     await register(post, "alice", "10.0.0.1")
     await register(post, "dave", "10.0.0.4")
-    await walk(post, test_mac("10.0.0.1"), 5)
-    await walk(post, test_mac("10.0.0.2"), 5)
-    await walk(post, test_mac("10.0.0.3"), 9)
-    await walk(post, "66:77:88:99:aa:bb", 50)  # not registered: not on the board
+    start_s = runtime_clock() - 3600
+    await walk(post, test_mac("10.0.0.1"), 5, start_s)
+    await walk(post, test_mac("10.0.0.2"), 5, start_s)
+    await walk(post, test_mac("10.0.0.3"), 9, start_s)
+    await walk(post, "66:77:88:99:aa:bb", 50, start_s)  # not registered: not on the board
     reply = await post(BOARD, {"number_leaders": 5})
     body = json_of(reply)
     assert [(e["place"], e["username"]) for e in body["leaders"]] == \
@@ -350,17 +357,19 @@ async def test_number_leaders_must_be_an_integer_1_to_100(post: Any, count: Any)
     assert "error" in json_of(reply)
 
 
+@pytest.mark.clock
 @pytest.mark.gen_test
-async def test_leaderboard_of_one_day(post: Any) -> None:
+async def test_leaderboard_of_one_day(post: Any, runtime_clock: Clock, settings: Any) -> None:
     await register(post, "alice", "10.0.0.1")
     await register(post, "bob", "10.0.0.2")
-    two_days_ago = time.time() - 2 * 86400
-    await walk(post, test_mac("10.0.0.1"), 20, start_s=two_days_ago)
-    await walk(post, test_mac("10.0.0.2"), 3)
-    day = dt.datetime.fromtimestamp(two_days_ago, dt.UTC).strftime("%m/%d/%Y")
+    now_s = runtime_clock()
+    two_days_ago = now_s - 2 * DAY_S - 3600  # the walk ends an hour before that "now"
+    await walk(post, test_mac("10.0.0.1"), 20, two_days_ago)
+    await walk(post, test_mac("10.0.0.2"), 3, now_s - 3600)
+    day = event_date(two_days_ago, settings.tracking.timezone)
     board = json_of(await post(BOARD, {"date": day}))
     assert [e["username"] for e in board["leaders"]] == ["alice"]
-    today = dt.datetime.now(dt.UTC).strftime("%m/%d/%Y")
+    today = event_date(now_s, settings.tracking.timezone)
     board = json_of(await post(BOARD, {"date": today}))
     assert [e["username"] for e in board["leaders"]] == ["bob"]
     overall = json_of(await post(BOARD, {}))
@@ -371,11 +380,12 @@ async def test_leaderboard_of_one_day(post: Any) -> None:
 
 @pytest.mark.gen_test
 @pytest.mark.parametrize("overrides", [{"leaderboard.exclude_email_domains": ("cisco.com",)}])
-async def test_staff_stay_off_the_board_but_keep_their_dashboard(overrides: Any, post: Any) -> None:
+async def test_staff_stay_off_the_board_but_keep_their_dashboard(
+        overrides: Any, post: Any, runtime_clock: Clock) -> None:
     await register(post, "boss@cisco.com", "10.0.0.1")
     await register(post, "alice", "10.0.0.2")
-    await walk(post, test_mac("10.0.0.1"), 20)
-    await walk(post, test_mac("10.0.0.2"), 2)
+    await walk(post, test_mac("10.0.0.1"), 20, runtime_clock() - 3600)
+    await walk(post, test_mac("10.0.0.2"), 2, runtime_clock() - 3600)
     board = json_of(await post(BOARD, {}))
     assert [(e["place"], e["username"]) for e in board["leaders"]] == [(1, "alice")]
     staff = json_of(await post(DATA, {"username": "boss@cisco.com"}))
