@@ -179,10 +179,12 @@ async def test_v2_found(start_cmx: StartCmx, http: CurlAsyncHTTPClient) -> None:
     fake, host = start_cmx(clients={PHONE_IP: PHONE_MAC.upper()})
     seen, on_lookup = recorder()
     client = CmxClient(cmx_settings(host), http=http, on_lookup=on_lookup)
+    started = time.perf_counter()
     assert await client.lookup_mac(PHONE_IP) == PHONE_MAC
+    around_s = time.perf_counter() - started
     assert fake.seen_ips == [PHONE_IP]
     assert [outcome for outcome, _ in seen] == ["found"]
-    assert 0 < seen[0][1] < TIMEOUT_S
+    assert 0 < seen[0][1] <= around_s  # the look-up's own seconds, within the call's
 
 
 @pytest.mark.gen_test
@@ -323,20 +325,20 @@ async def test_no_username_sends_no_authorization(
 
 # --- fail-over ------------------------------------------------------------------------
 
-def _refused(start_cmx: StartCmx) -> str:
-    return fake_cmx.refusing_host()
+def _refused(start_cmx: StartCmx) -> tuple[FakeCmx | None, str]:
+    return None, fake_cmx.refusing_host()
 
 
-def _erroring(start_cmx: StartCmx) -> str:
-    return start_cmx(status=500, body=b"Internal Server Error")[1]
+def _erroring(start_cmx: StartCmx) -> tuple[FakeCmx | None, str]:
+    return start_cmx(status=500, body=b"Internal Server Error")
 
 
-def _garbage(start_cmx: StartCmx) -> str:
-    return start_cmx(body=b"\x00\xffnot json at all")[1]
+def _garbage(start_cmx: StartCmx) -> tuple[FakeCmx | None, str]:
+    return start_cmx(body=b"\x00\xffnot json at all")
 
 
-def _slow(start_cmx: StartCmx) -> str:
-    return start_cmx(clients={PHONE_IP: OTHER_MAC}, delay_s=5.0)[1]
+def _slow(start_cmx: StartCmx) -> tuple[FakeCmx | None, str]:
+    return start_cmx(clients={PHONE_IP: OTHER_MAC}, delay_s=5.0)
 
 
 @pytest.mark.parametrize("down_host", [_refused, _erroring, _garbage, _slow],
@@ -344,14 +346,14 @@ def _slow(start_cmx: StartCmx) -> str:
 @pytest.mark.gen_test
 async def test_fails_over_to_the_next_host(
         start_cmx: StartCmx, http: CurlAsyncHTTPClient,
-        down_host: Callable[[StartCmx], str]) -> None:
-    first = down_host(start_cmx)
+        down_host: Callable[[StartCmx], tuple[FakeCmx | None, str]]) -> None:
+    down, first = down_host(start_cmx)
     second, second_host = start_cmx(clients={PHONE_IP: PHONE_MAC})
     seen, on_lookup = recorder()
     client = CmxClient(cmx_settings(first, second_host), http=http, on_lookup=on_lookup)
-    started = time.monotonic()
     assert await client.lookup_mac(PHONE_IP) == PHONE_MAC
-    assert time.monotonic() - started < TIMEOUT_S + 0.5
+    if down is not None:  # at most one timeout: the down host was asked once, not again
+        assert down.requests == 1
     assert second.requests == 1
     assert [state.status for state in client.hosts] == ["down", "up"]
     assert client.hosts[0].last_error
@@ -382,13 +384,15 @@ async def test_host_that_does_not_know_passes_to_the_next(
 async def test_all_hosts_down_is_location_unavailable(
         start_cmx: StartCmx, http: CurlAsyncHTTPClient) -> None:
     seen, on_lookup = recorder()
-    hosts = (fake_cmx.refusing_host(), _erroring(start_cmx), _slow(start_cmx))
+    hosts = (fake_cmx.refusing_host(), _erroring(start_cmx)[1], _slow(start_cmx)[1])
     client = CmxClient(cmx_settings(*hosts), http=http, on_lookup=on_lookup)
+    started = time.perf_counter()
     with pytest.raises(LocationUnavailable):
         await client.lookup_mac(PHONE_IP)
+    around_s = time.perf_counter() - started
     assert [state.status for state in client.hosts] == ["down"] * 3
     assert [outcome for outcome, _ in seen] == ["unavailable"]
-    assert TIMEOUT_S <= seen[0][1] < TIMEOUT_S + 0.5
+    assert TIMEOUT_S <= seen[0][1] <= around_s  # the slow host's timeout, within the call's
 
 
 @pytest.mark.gen_test
@@ -540,25 +544,28 @@ async def test_concurrent_lookups_wait_for_the_probe_of_the_only_host(
 @pytest.mark.gen_test
 async def test_loop_keeps_running_while_a_host_times_out(
         start_cmx: StartCmx, http: CurlAsyncHTTPClient) -> None:
-    slow_host = _slow(start_cmx)
+    slow_fake, slow_host = _slow(start_cmx)
     _, fast_host = start_cmx(clients={PHONE_IP: PHONE_MAC})
     slow = CmxClient(cmx_settings(slow_host, fast_host), http=http)
     fast = CmxClient(cmx_settings(fast_host), http=http)
 
-    ticks = [time.monotonic()]
+    ticks: list[float] = []
     ticker = PeriodicCallback(lambda: ticks.append(time.monotonic()), 10)
     ticker.start()
     try:
         pending = asyncio.ensure_future(slow.lookup_mac(PHONE_IP))
-        await asyncio.sleep(0.05)
+        while slow_fake is not None and slow_fake.requests == 0:  # no event to await: poll
+            await asyncio.sleep(0.005)
         assert await fast.lookup_mac(PHONE_IP) == PHONE_MAC
         assert not pending.done()  # the fast look-up finished while the slow one waits
+        ticks_before = len(ticks)
         assert await pending == PHONE_MAC
+        ticks_while_waiting = len(ticks) - ticks_before
     finally:
         ticker.stop()
-    assert ticks[-1] - ticks[0] >= TIMEOUT_S - 0.05  # it ticked all through the timeout
-    lag_s = max(later - earlier for earlier, later in zip(ticks, ticks[1:], strict=False))
-    assert lag_s < 0.1
+    # Order, not durations: the loop ran other callbacks while the slow host timed out
+    # (a look-up that blocked the loop would let none run until it returned).
+    assert ticks_while_waiting >= 1
 
 
 def test_hosts_is_a_snapshot() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import pytest
@@ -16,9 +15,15 @@ MAC = "00:aa:bb:cc:dd:01"
 
 
 @pytest.fixture
-def overrides(proxy: PgProxy) -> dict[str, Any]:
+def timeout_s() -> float:
+    """database.statement_timeout_s and connect_timeout_s (a test may parametrize it)."""
+    return 1.0
+
+
+@pytest.fixture
+def overrides(proxy: PgProxy, timeout_s: float) -> dict[str, Any]:
     return {"database.dsn": proxy.proxied_dsn(), "database.flush_interval_s": 1.0,
-            "database.statement_timeout_s": 1.0, "database.connect_timeout_s": 1.0}
+            "database.statement_timeout_s": timeout_s, "database.connect_timeout_s": timeout_s}
 
 
 def walk(start_ms: int, first: int, count: int) -> dict[str, Any]:
@@ -32,9 +37,9 @@ def walk(start_ms: int, first: int, count: int) -> dict[str, Any]:
 @pytest.mark.gen_test(timeout=30)
 async def test_outage_keeps_accepting_and_loses_nothing(post: Any, runtime: Any, db: Any,
                                                         proxy: PgProxy) -> None:
-    clock = Clock(time.time())
+    clock = Clock(runtime.clock())
     runtime.flusher.clock = clock
-    start_ms = int((time.time() - 3600) * 1000)
+    start_ms = int((clock() - 3600) * 1000)
     await post("/notification", walk(start_ms, 0, 4), auth=CMX_AUTH)
     assert await runtime.flusher.flush_once()
     assert db.query("SELECT mtrs FROM distance")[0][0] == pytest.approx(2 * 15.24, abs=1e-3)
@@ -66,19 +71,20 @@ async def test_outage_keeps_accepting_and_loses_nothing(post: Any, runtime: Any,
     assert db.query("SELECT sum(notification_count) FROM count") == [(12,)]
 
 
+# Timeouts far beyond the test's hang guard: "fast" is answered on the refused
+# connection itself, never after a timeout ran out (no duration is measured).
 @pytest.mark.gen_test(timeout=30)
+@pytest.mark.parametrize("timeout_s", [600.0])
 async def test_registration_fails_fast_while_database_is_down(post: Any, runtime: Any,
                                                               db: Any, proxy: PgProxy) -> None:
     await post("/live/register_username", {"username": "Keep", "ip": "10.0.0.9"})
     await proxy.down()
-    started = time.monotonic()
     reply = await post("/live/register_username", {"username": "Alice", "ip": "10.0.0.1"})
     assert reply.code == 500
     assert json_of(reply) == {"error": "Database error adding user"}
     deleted = await post("/live/delete_username", {"username": "Keep"})
     assert deleted.code == 500
     assert json_of(deleted) == {"error": "Could not delete user from database"}
-    assert time.monotonic() - started < 5
     assert runtime.state.user("Alice") is None
     assert runtime.state.user("Keep") is not None
     await proxy.up()
@@ -87,24 +93,27 @@ async def test_registration_fails_fast_while_database_is_down(post: Any, runtime
     assert db.query("SELECT nickname FROM users ORDER BY nickname") == [("Alice",), ("Keep",)]
 
 
+# A statement timeout long enough for the requests below on a busy runner: they are
+# counted by order (each answered while the flush still hangs), not by duration.
 @pytest.mark.gen_test(timeout=30)
+@pytest.mark.parametrize("timeout_s", [4.0])
 async def test_stalled_database_times_out_and_the_loop_keeps_serving(
         post: Any, runtime: Any, db: Any, proxy: PgProxy) -> None:
-    start_ms = int((time.time() - 3600) * 1000)
+    start_ms = int((runtime.clock() - 3600) * 1000)
     await post("/notification", walk(start_ms, 0, 4), auth=CMX_AUTH)
     proxy.stall()
     flush = asyncio.ensure_future(runtime.flusher.flush_once())
-    await asyncio.sleep(0.05)
+    while runtime.state.dirty:  # no event for it: a loop turn until the flush took the keys
+        await asyncio.sleep(0)
     # The hanging flush holds the changed keys: they still count as not written.
     health = json_of(await post("/healthz", method="GET", auth=None))
     assert health["backlog"] >= 2  # the track and its day, at least
     served = 0
-    while not flush.done():
+    for _ in range(6):
         reply = await post("/notification", walk(start_ms, 4 + served, 1), auth=CMX_AUTH)
         assert reply.code == 200
+        assert not flush.done()  # requests were answered while the flush hung
         served += 1
-        await asyncio.sleep(0.02)
-    assert served > 5  # requests were answered the whole time the flush hung
     assert await flush is False
     await proxy.up()
     assert await runtime.flusher.flush_once()

@@ -16,8 +16,9 @@ import pytest
 from tests.conftest import API_AUTH, CMX_AUTH, MONITOR_AUTH
 from tests.support import rawhttp
 from tests.support.procserver import free_port
+from tys_server.web import limits
 from tys_server.web.app import LIVE_MAX_BODY_BYTES
-from tys_server.web.limits import LINGER_S, TOO_LARGE
+from tys_server.web.limits import TOO_LARGE
 
 LIMIT = 1024 * 1024                  # server.max_body_bytes in these tests
 SLOW_S = 0.5                         # body_timeout_s and idle_connection_timeout_s
@@ -162,9 +163,8 @@ async def test_malformed_entries_are_all_rejected_and_nothing_is_kept(
 @pytest.mark.gen_test(timeout=30)
 async def test_5000_malformed_entries_in_one_batch(port: int, runtime: Any, db: Any) -> None:
     entries = [BAD_ENTRIES[i % len(BAD_ENTRIES)] for i in range(5000)]
-    started = time.perf_counter()
+    # How fast is tools/bench.py's to measure; here: every one of them is refused.
     reply = await rawhttp.post(port, NOTIFY, {"notifications": entries}, auth=CMX_AUTH)
-    assert time.perf_counter() - started < 2.0
     assert (reply.status, reply.json()) == (200, {"accepted": 0, "ignored": 0, "rejected": 5000})
     await assert_nothing_stored_and_still_serving(port, runtime, db)
     # Received notifications are counted (operations), even when all were refused.
@@ -177,19 +177,19 @@ async def test_5000_malformed_entries_in_one_batch(port: int, runtime: Any, db: 
 @pytest.mark.gen_test(timeout=30)
 @pytest.mark.parametrize("path", [NOTIFY, REGISTER, BOARD])
 async def test_body_over_the_limit_is_413_json_even_when_sent_whole(
-        port: int, runtime: Any, db: Any, path: str) -> None:
+        port: int, runtime: Any, db: Any, path: str, monkeypatch: Any) -> None:
+    # A linger longer than the test's hang guard: the reply's end can only come from the
+    # server ending its side after the reply, never from the linger running out.
+    monkeypatch.setattr(limits, "LINGER_S", 3600.0)
     entry = orjson.dumps(movement())
     count = LIMIT // len(entry) + 1
     body = b'{"notifications": [' + b",".join([entry] * count) + b"]}"
     assert len(body) > LIMIT
-    started = time.perf_counter()
     data = rawhttp.request_bytes("POST", path, body,
                                  auth=CMX_AUTH if path == NOTIFY else API_AUTH)
     reply = await rawhttp.exchange(port, data, until_close=True)
     assert (reply.status, reply.json()) == (413, {"error": TOO_LARGE})
     assert reply.headers["connection"] == "close"
-    # The server ends its side after the reply; the client's close ends the linger.
-    assert time.perf_counter() - started < LINGER_S
     await assert_nothing_stored_and_still_serving(port, runtime, db)
 
 
@@ -268,8 +268,8 @@ async def test_slow_clients_are_cut_off(port: int, runtime: Any, db: Any) -> Non
         closed_after(port, partial_head),   # headers never finish: idle_connection_timeout_s
         closed_after(port, b""),            # connects and says nothing
     )
-    for waited_s in waits:
-        assert SLOW_S * 0.8 <= waited_s < SLOW_S * 4
+    for waited_s in waits:  # cut by the server's timeout (closed_after's wait is 10x it)
+        assert waited_s >= SLOW_S * 0.8  # ...and not before it
     await assert_nothing_stored_and_still_serving(port, runtime, db)
 
 

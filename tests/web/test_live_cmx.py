@@ -134,34 +134,22 @@ class TestV3AndHashing:
 class TestLoopKeepsServing:
     @pytest.fixture
     def overrides(self, hosts: Hosts) -> dict[str, Any]:
-        hosts.add(FakeCmx(delay_s=5.0, clients={IP: MAC}))
-        return cmx_overrides(hosts, **{"cmx.timeout_s": 1.5})
+        hosts.add(FakeCmx(delay_s=60.0, clients={IP: MAC}))  # answers only after the timeout
+        return cmx_overrides(hosts, **{"cmx.timeout_s": 3.0})
 
-    @pytest.mark.gen_test(timeout=20)
+    @pytest.mark.gen_test(timeout=20)  # a hang guard, never a duration bound
     async def test_notifications_and_api_answer_while_cmx_times_out(
             self, hosts: Hosts, post: Any) -> None:
-        lags: list[float] = []
-
-        async def measure_lag() -> None:
-            while True:
-                before = time.perf_counter()
-                await asyncio.sleep(0.01)
-                lags.append(time.perf_counter() - before - 0.01)
-
-        ticker = asyncio.ensure_future(measure_lag())
         slow = asyncio.ensure_future(
             post("/live/register_username", {"username": "Alice", "ip": IP}))
-        await asyncio.sleep(0.1)
-        started = time.perf_counter()
+        while hosts.fakes[0].requests == 0:  # the fake offers no event for it: poll
+            await asyncio.sleep(0.005)
         for _ in range(5):
             ok = await post("/notification", {"notifications": []}, auth=CMX_AUTH)
             assert ok.code == 200
             board = await post("/live/leaderboard", {})
             assert board.code == 200
-        served_s = time.perf_counter() - started
-        assert not slow.done()  # the look-up is still waiting for CMX
+        # Ten answers while the look-up was still waiting for CMX: the loop was free.
+        assert not slow.done()
         reply = await slow
-        ticker.cancel()
         assert reply.code == 503
-        assert served_s < 1.0
-        assert max(lags) < 0.1
