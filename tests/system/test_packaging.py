@@ -57,8 +57,10 @@ def test_wheel_carries_every_module_and_no_tests(wheel: zipfile.ZipFile) -> None
     assert not [name for name in names if name.startswith(("tests/", "tools/"))]
 
 
-def test_wheel_declares_the_tys_server_console_script(wheel: zipfile.ZipFile) -> None:
+def test_wheel_declares_the_tys_server_and_tys_admin_console_scripts(
+        wheel: zipfile.ZipFile) -> None:
     [entry_points] = [n for n in wheel.namelist() if n.endswith(".dist-info/entry_points.txt")]
     parser = configparser.ConfigParser()
     parser.read_string(wheel.read(entry_points).decode())
-    assert dict(parser["console_scripts"]) == {"tys-server": "tys_server.server:main"}
+    assert dict(parser["console_scripts"]) == {"tys-server": "tys_server.server:main",
+                                               "tys-admin": "tys_server.admin.cli:main"}
