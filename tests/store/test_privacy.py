@@ -30,7 +30,7 @@ from tys_server.store import spill
 from tys_server.store.database import Store
 from tys_server.store.flusher import Flusher
 
-NOW_S = 1_795_000_000.0  # 2026-11-19 06:13 UTC: no day edge within the walks below
+NOW_S = 1_795_000_000.0  # 2026-11-18 11:06:40 UTC: no day edge within the walks below
 ALICE, BOB, STRANGER = "02:00:0a:00:00:01", "02:00:0a:00:00:02", "02:00:0a:00:00:09"
 LEG_M = 50 * 0.3048
 
