@@ -27,6 +27,7 @@ import yaml
 
 from tests.conftest import API_AUTH, CMX_AUTH, MONITOR_AUTH, TestDatabase, basic
 from tests.support.procserver import ServerProcess
+from tests.web.test_admin import ADMIN_AUTH
 from tys_server.web.notify import BAD_ENVELOPE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,6 +42,8 @@ OPERATIONS = {
     "POST /live/register_username", "POST /live/delete_username",
     "POST /live/username_data", "POST /live/leaderboard", "POST /live/ip_username",
     "POST /live/profile",
+    "POST /admin/export", "POST /admin/disqualify", "POST /admin/requalify",
+    "POST /admin/erase", "POST /admin/purge",
     "GET /healthz", "HEAD /healthz", "GET /openapi.yaml", "GET /metrics", "GET /status",
     "GET /board",
 }
@@ -121,6 +124,10 @@ password = "{API_AUTH[1]}"
 [auth.openapi.monitor]
 username = "{MONITOR_AUTH[0]}"
 password = "{MONITOR_AUTH[1]}"
+
+[auth.openapi.admin]
+username = "{ADMIN_AUTH[0]}"
+password = "{ADMIN_AUTH[1]}"
 
 [[operations]]
 include-path = ["/notification", "/notification/area"]
