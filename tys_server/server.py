@@ -170,7 +170,7 @@ class Runtime:
         self._retention: asyncio.Task[None] | None = None  # privacy.retain_unregistered_days
         self.retention_runs = 0  # purges the retention task has run
         self.retained = asyncio.Event()  # set after each of them
-        self.metrics = Metrics(self.state, feeds=self.feeds)
+        self.metrics = Metrics(self.state, feeds=self.feeds, clock=clock)
         self.cmx: CmxClient | None = None
         self.service: Service | None = None
         self.flusher: Flusher | None = None
@@ -275,7 +275,7 @@ class Runtime:
             self.loaded_cursors.update(spilled.cursors)
         configure_http_client(self.settings.cmx.max_clients)
         self.cmx = CmxClient(self.settings.cmx, on_lookup=self.metrics.observe_lookup)
-        self.flusher = Flusher(self.state, self.store, db.flush_interval_s,
+        self.flusher = Flusher(self.state, self.store, db.flush_interval_s, clock=self.clock,
                                on_flush=self.metrics.observe_flush, cursors=self._cursors)
         self.service = Service(self.settings, self.state, self.store, self.cmx, self.clock,
                                observed=self.observed, on_lookup=self.metrics.count_lookup,
@@ -284,7 +284,7 @@ class Runtime:
         if spilled is not None:
             await self._write_spill(spilled)
         self.metrics.watch(self.flusher, self.cmx)
-        self.flusher.last_success_s = time.time()
+        self.flusher.last_success_s = self.clock()
         self.flusher.start()
         self._start_feeds()
         if self.settings.privacy.retain_unregistered_days is not None:

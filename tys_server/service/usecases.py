@@ -301,7 +301,8 @@ class Service:
                                    timeout_s: float) -> list[tuple[float, float]] | None:
         """(epoch s, registered users) per hour of the last days; None when unreadable."""
         try:
-            rows = await asyncio.wait_for(self.store.registration_history(days), timeout_s)
+            since_s = self.clock() - days * 86400.0  # the page's "now", not the database's
+            rows = await asyncio.wait_for(self.store.registration_history(since_s), timeout_s)
         except (StoreError, TimeoutError) as exc:
             log.debug("no registration history: %s", exc)
             return None

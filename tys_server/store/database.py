@@ -55,10 +55,10 @@ class CommitUnknown(StoreError):
     """The connection was lost at COMMIT: the transaction may or may not have committed."""
 
 
-# count.time is UTC.
+# count.time is UTC; the start is the server's clock's (the service's), not PostgreSQL's.
 _REGISTRATION_HISTORY = (
     "SELECT extract(epoch FROM max(time))::float8, max(user_count) FROM count "
-    "WHERE time >= (now() AT TIME ZONE 'UTC') - %s * interval '1 day' "
+    "WHERE time >= to_timestamp(%s) AT TIME ZONE 'UTC' "
     "GROUP BY date_trunc('hour', time) ORDER BY 1")
 
 
@@ -301,9 +301,9 @@ class Store:
 
     # -- reports ----------------------------------------------------------------
 
-    async def registration_history(self, days: int) -> list[tuple[float, int]]:
-        """Registered users at the last counted minute of each hour of the last days."""
-        rows = await self.fetch(_REGISTRATION_HISTORY, (days,))
+    async def registration_history(self, since_s: float) -> list[tuple[float, int]]:
+        """Registered users at the last counted minute of each hour since since_s."""
+        rows = await self.fetch(_REGISTRATION_HISTORY, (since_s,))
         return [(float(at), int(users or 0)) for at, users in rows]
 
     async def fetch(self, query: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
