@@ -22,6 +22,7 @@ import time_machine
 import tornado.httpclient
 import tornado.ioloop
 
+from tests.support.clock import Clock, room_in_day
 from tests.support.pgproxy import PgProxy
 from tools import pg_admin
 from tools.cmx_sim.httpclient import basic_auth
@@ -205,6 +206,15 @@ def overrides() -> dict[str, Any]:
 def runtime_clock() -> Callable[[], float]:
     """The runtime's "now" (feeds, receive times, the service): a test may give a Clock."""
     return time.time
+
+
+@pytest.fixture
+def day_clock(settings: Settings) -> Clock:
+    """The run's "now" (TYS_TEST_NOW's when pinned), moved on if need be so that two hours
+    of its event day lie behind it; still until the test moves it. A test's walks in those
+    two hours are "today" at any hour: a module hands it to the runtime by overriding
+    runtime_clock with it."""
+    return Clock(room_in_day(time.time(), settings.tracking.timezone))
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import json
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import CMX_AUTH, TestDatabase, basic
+from tests.support.clock import wall_clock_s
 from tests.support.procserver import CLASSIC_FILTER, ROOT, ServerProcess, clean_environment
 
 FLOOR = 723413320329068590
@@ -43,7 +43,7 @@ def test_sigterm_flushes_everything_and_exits_0(server: ServerProcess, db: TestD
     assert (status, health["status"]) == (200, "ok")
 
     # A straight walk: 10 points 50 ft apart, 15 s apart, ending 15 s ago → 8 legs.
-    start_ms = int(time.time() * 1000) - 150_000
+    start_ms = int(wall_clock_s() * 1000) - 150_000
     walk = [movement("00:11:22:33:44:55", 10.0 + 50.0 * i, start_ms + 15_000 * i,
                      10000.0 if i == 0 else 50.0) for i in range(10)]
     status, counts = server.request("POST", "/notification", {"notifications": walk},
@@ -80,7 +80,7 @@ def sigterm_while_posting(server: ServerProcess, db: TestDatabase) -> LoadResult
         conn = server.connection()
         try:
             for i in range(100_000):
-                now_ms = int(time.time() * 1000)
+                now_ms = int(wall_clock_s() * 1000)
                 batch = [movement(f"02:00:00:00:{i % 256:02x}:{k:02x}", 5.0 * k, now_ms, 50.0)
                          for k in range(5)]
                 try:

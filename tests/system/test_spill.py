@@ -7,12 +7,12 @@ file; the database comes back; the next start writes everything and removes the 
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import API_AUTH, CMX_AUTH, TestDatabase
+from tests.support.clock import wall_clock_s
 from tests.support.procserver import CLASSIC_FILTER, ServerProcess
 from tests.system.test_faults_process import (
     ThreadedProxy,
@@ -43,7 +43,7 @@ def test_sigterm_with_the_database_down_loses_nothing(db: TestDatabase, workdir:
     first = ServerProcess(workdir, "first", env={
         **env, "TYS_DATABASE_DSN": proxy.proxy.proxied_dsn()})
     second: ServerProcess | None = None
-    base_ms = int(time.time() * 1000) - 3600 * 1000
+    base_ms = int(wall_clock_s() * 1000) - 3600 * 1000
     try:
         first.wait_for("READY=1")
         status, _ = first.request("POST", "/live/register_username",

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
 
 from tests.conftest import CMX_AUTH, json_of
-from tests.support.clock import Clock, event_date, room_in_day
+from tests.support.clock import Clock, event_date
 
 REGISTER = "/live/register_username"
 DELETE = "/live/delete_username"
@@ -28,10 +27,9 @@ test_mac.__test__ = False  # type: ignore[attr-defined]
 
 
 @pytest.fixture
-def runtime_clock(settings: Any) -> Clock:
-    """The runtime's "now", the run's (TYS_TEST_NOW), with two hours of its day behind it:
-    the walks of "today" below (at most an hour ago) stay today at any hour."""
-    return Clock(room_in_day(time.time(), settings.tracking.timezone))
+def runtime_clock(day_clock: Clock) -> Clock:
+    """The walks of "today" below (at most an hour ago) stay today at any hour."""
+    return day_clock
 
 
 async def walk(post: Any, mac: str, legs: int, start_s: float, *, y: float = 0.0) -> float:

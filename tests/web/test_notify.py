@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
 
 from tests.conftest import API_AUTH, CMX_AUTH, json_of
+from tests.support.clock import Clock
 
 FLOOR = 723413320329068590
 MAC = "00:11:22:33:44:55"
+
+
+@pytest.fixture
+def runtime_clock(day_clock: Clock) -> Clock:
+    """Walks of the last ten minutes stay on one event day at any hour (day rows below)."""
+    return day_clock
 
 
 def movement(mac: str, x: float, y: float, ts_ms: int, move_ft: float = 50.0,
@@ -44,8 +50,8 @@ async def test_notification_needs_the_cmx_pair(post: Any) -> None:
 
 
 @pytest.mark.gen_test
-async def test_area_path_is_the_same_handler(post: Any) -> None:
-    now_ms = int(time.time() * 1000)
+async def test_area_path_is_the_same_handler(post: Any, runtime_clock: Clock) -> None:
+    now_ms = int(runtime_clock() * 1000)
     reply = await post("/notification/area", {"notifications": [movement(MAC, 1, 2, now_ms)]},
                        auth=CMX_AUTH)
     assert reply.code == 200
@@ -65,7 +71,7 @@ async def test_body_that_is_no_envelope_is_400(post: Any, runtime: Any, raw: byt
 @pytest.mark.gen_test
 async def test_batch_mixing_good_and_malformed_entries_keeps_the_good(post: Any,
                                                                         runtime: Any) -> None:
-    now_ms = int(time.time() * 1000)
+    now_ms = int(runtime.clock() * 1000)
     entries = [
         movement(MAC, 1.0, 2.0, now_ms),
         movement("not-a-mac", 1.0, 2.0, now_ms),
@@ -81,10 +87,11 @@ async def test_batch_mixing_good_and_malformed_entries_keeps_the_good(post: Any,
     assert set(runtime.state.tracks) == {MAC, "00:11:22:33:44:77"}
 
 
+@pytest.mark.clock
 @pytest.mark.gen_test
 async def test_flush_writes_exact_rows(post: Any, runtime: Any, db: Any) -> None:
     # Both zone visits at seconds 5 and 6 of one minute, ten minutes ago: one zone row.
-    minute_s = (int(time.time()) - 600) // 60 * 60
+    minute_s = (int(runtime.clock()) - 600) // 60 * 60
     start_ms = (minute_s + 5) * 1000
     batch = straight_walk(MAC.upper(), start_ms) + [
         {"notificationType": "inout", "deviceId": MAC, "locationMapHierarchy": "V>B>Hall A",
@@ -116,7 +123,7 @@ async def test_flush_writes_exact_rows(post: Any, runtime: Any, db: Any) -> None
 
 @pytest.mark.gen_test
 async def test_second_flush_rewrites_absolute_values(post: Any, runtime: Any, db: Any) -> None:
-    start_ms = (int(time.time()) - 600) * 1000
+    start_ms = (int(runtime.clock()) - 600) * 1000
     walk = straight_walk(MAC, start_ms, points=12)
     await post("/notification", {"notifications": walk[:6]}, auth=CMX_AUTH)
     assert await runtime.flusher.flush_once()
@@ -130,10 +137,11 @@ async def test_second_flush_rewrites_absolute_values(post: Any, runtime: Any, db
         pytest.approx(10 * 15.24, abs=1e-3)
 
 
+@pytest.mark.clock
 @pytest.mark.gen_test
 async def test_next_flush_rewrites_a_commit_the_database_may_have_lost(post: Any, runtime: Any,
                                                                       db: Any) -> None:
-    start_ms = (int(time.time()) - 600) * 1000
+    start_ms = (int(runtime.clock()) - 600) * 1000
     await post("/notification", {"notifications": straight_walk(MAC, start_ms)}, auth=CMX_AUTH)
     assert await runtime.flusher.flush_once()
     # As if PostgreSQL crashed right after the asynchronous commit and lost it.

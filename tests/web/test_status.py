@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import API_AUTH, CMX_AUTH, MONITOR_AUTH
+from tests.support.clock import Clock
 from tests.web.test_notify import straight_walk
 from tys_server.core.units import steps
 from tys_server.store.database import StoreError
@@ -57,41 +58,47 @@ class FakeHealth:
 class BrokenStore:
     calls = 0
 
-    async def registration_history(self, days: int) -> list[tuple[float, int]]:
+    async def registration_history(self, since_s: float) -> list[tuple[float, int]]:
         self.calls += 1
         raise StoreError("connection refused")
 
 
+@pytest.mark.clock
 @pytest.mark.gen_test
 async def test_page_is_cached_and_drawn_without_the_database(runtime: Any) -> None:
     store = runtime.service.store = BrokenStore()
-    page = StatusPage(runtime.service, FakeHealth(), runtime.cmx)
+    clock = Clock(runtime.clock())  # still: "the last minute" cannot move on meanwhile
+    page = StatusPage(runtime.service, FakeHealth(), runtime.cmx, clock=clock)
     first = await page.html()
     assert store.calls == 1
-    runtime.state.notifications[int(time.time()) // 60 * 60 - 60] = 4242
+    runtime.state.notifications[int(clock()) // 60 * 60 - 60] = 4242
     assert await page.html() is first  # cached: the state change is not drawn yet
     page.cache_s = 0.0
     again = await page.html()
     assert b">4,242<" in again  # the "last minute" tile
     assert store.calls == 1  # the history is asked for once a minute at most
-    down = StatusPage(runtime.service, FakeHealth("down"), runtime.cmx)
+    down = StatusPage(runtime.service, FakeHealth("down"), runtime.cmx, clock=clock)
     body = await down.html()
     assert b'class="status down">down</span>' in body
     assert b"12 changed keys" in body
 
 
+@pytest.mark.clock
 @pytest.mark.gen_test
 async def test_registered_users_chart_reaches_back_into_the_database(runtime: Any,
                                                                      db: Any) -> None:
+    now_s = runtime.clock()  # the service's "now", which the history is read back from
     db.query("INSERT INTO count (time, user_count, device_count, notification_count) "
-             "VALUES ((now() AT TIME ZONE 'UTC') - interval '2 days', 5, 6, 7)")
+             "VALUES (to_timestamp(%s) AT TIME ZONE 'UTC', 5, 6, 7), "
+             "(to_timestamp(%s) AT TIME ZONE 'UTC', 9, 9, 9)",
+             (now_s - 2 * 86400, now_s - 8 * 86400))  # the second: before the 7 days
     history = await runtime.service.registration_history(7, 2.0)
-    assert history and history[0][1] == 5.0  # what the page asks for: the row of then
-    page = StatusPage(runtime.service, runtime.flusher, runtime.cmx)
-    svg = page.view(time.time())["registered_svg"]
+    assert [users for _, users in history] == [5.0]  # what the page asks for: the row of then
+    page = StatusPage(runtime.service, runtime.flusher, runtime.cmx, clock=runtime.clock)
+    svg = page.view(now_s)["registered_svg"]
     assert 'text-anchor="end">5</text>' not in svg  # drawn from memory alone: 0 users
     await page.html()
-    svg = page.view(time.time())["registered_svg"]
+    svg = page.view(now_s)["registered_svg"]
     assert 'text-anchor="end">5</text>' in svg  # the y axis reaches the 5 users of then
     weekdays = ("Mon ", "Tue ", "Wed ", "Thu ", "Fri ", "Sat ", "Sun ")
     assert sum(svg.count(f">{day}") for day in weekdays) == 3  # x labels span days
