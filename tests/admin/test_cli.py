@@ -69,7 +69,7 @@ async def test_export_writes_the_servers_csv_to_stdout_or_a_file(
     target = tmp_path / "teams.csv"
     status, out, err = await tys_admin(environ, "export", "--by", "team", "--date",
                                        YESTERDAY, "--output", str(target))
-    assert (status, out, err) == (0, f"exported 1 teams to {target}\n", "")
+    assert (status, out, err) == (0, f"wrote 1 team to {target}\n", "")
     teams = list(csv.reader(io.StringIO(target.read_text("utf-8"))))
     assert [row[:3] for row in teams] == [["place", "team", "members"],
                                           ["1", "Night Owls", "3"]]

@@ -161,7 +161,8 @@ def report(args: argparse.Namespace, reply: bytes, stdout: TextIO) -> None:
         except OSError as exc:
             raise Failure(f"cannot write {args.output}: {exc.strerror or exc}") from None
         rows = max(text.count("\r\n") - 1, 0)
-        print(f"exported {rows} {args.by}s to {args.output}", file=stdout)
+        print(f"wrote {rows} {args.by}{'' if rows == 1 else 's'} to {args.output}",
+              file=stdout)
         return
     answer = json.loads(reply)
     if args.command == "purge":
