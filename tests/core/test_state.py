@@ -337,3 +337,33 @@ def test_a_restart_continues_walks_and_their_settle() -> None:
         assert state.settle(NOW_S) == 1
     assert second.tracks[MAC].as_row() == first.tracks[MAC].as_row()
     assert second.total_m(MAC) == pytest.approx(5 * LEG_M + STOP_M)
+
+
+def test_forgetting_devices_drops_their_tracks_days_and_dirty_keys_only() -> None:
+    state = State(FilterParams(), "America/Los_Angeles")
+    midnight = dt.datetime(2026, 11, 28, tzinfo=LA).timestamp()
+    other = "00:11:22:33:44:66"
+    state.ingest(batch(*walk(midnight - 5 * 15 + 1, 10)), midnight + 200)  # two days
+    state.ingest(batch(*[Movement(other, 1, 50.0 * i, 0.0, 50.0, midnight + 15 * i)
+                         for i in range(6)]), midnight + 200)
+    owner = state.add_user("a@example.org", "a", MAC, midnight)
+    revision = owner.revision
+    state.take_changed_users()
+    assert len([key for key in state.days if key[0] == MAC]) == 2
+
+    assert state.forget_devices({MAC, "00:00:00:00:00:01"}) == 1  # one had a track
+    assert MAC not in state.tracks and all(mac != MAC for mac, _ in state.days)
+    assert MAC not in state.dirty.tracks and all(mac != MAC for mac, _ in state.dirty.days)
+    assert state.total_m(other) == pytest.approx(4 * 15.24)  # nobody else loses anything
+    assert other in state.dirty.tracks
+    assert owner.revision > revision and state.take_changed_users() == {owner}  # boards follow
+    rows = flushed(state, state.take_dirty())
+    assert {row[0] for row in rows["tracks"]} == {other}
+
+
+def test_a_forgotten_device_seen_again_starts_from_zero() -> None:
+    state = State(FilterParams(), "UTC")
+    state.ingest(batch(*walk(1_795_000_000.0, 6)), 1_795_000_200.0)
+    state.forget_devices([MAC])
+    state.ingest(batch(*walk(1_795_000_300.0, 4)), 1_795_000_400.0)
+    assert state.total_m(MAC) == pytest.approx(2 * 15.24)
