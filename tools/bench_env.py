@@ -52,15 +52,6 @@ class Postgres:
         self.created.append(name)
         return pg_admin.create_database(self.admin_dsn, name)
 
-    def drop_database(self, dsn: str) -> None:
-        """Drop a database of this run now (by its DSN) rather than at close()."""
-        for name in self.created:
-            if pg_admin.database_dsn(self.admin_dsn, name) == dsn:
-                pg_admin.drop_database(self.admin_dsn, name)
-                self.created.remove(name)
-                return
-        raise ValueError("not a database of this run")
-
     def version(self) -> str:
         """PostgreSQL's server_version."""
         [(version,)] = pg_admin.query(self.admin_dsn, "SHOW server_version")

@@ -16,14 +16,17 @@ import asyncio
 import dataclasses
 import itertools
 import json
+import os
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, TextIO
 
-from tools import bench_env
+from tools import bench_env, pg_admin
 from tools.cmx_sim import report
 from tools.cmx_sim.cadence import FEEDS, Feed
 from tools.cmx_sim.venue import NOISE_MODELS, NoiseModel, VenueConfig
@@ -62,6 +65,7 @@ class MatrixOptions:
     filter_mode: str | None = None  # tracking.filter; None: the server's default
     server_env: tuple[tuple[str, str], ...] = ()  # more TYS_* settings for every server
     admin_dsn: str | None = None
+    jobs: int = 2  # cells run at once
 
 
 def cells(opts: MatrixOptions) -> list[Cell]:
@@ -134,33 +138,52 @@ def summary(cell: Cell, result: dict[str, Any], real_s: float) -> dict[str, Any]
             "verdict": verdict(cell, result), "real_s": round(real_s, 1)}
 
 
-def run_cell(cell: Cell, opts: MatrixOptions, pg: bench_env.Postgres, workdir: Path) -> dict[
+def run_cell(cell: Cell, opts: MatrixOptions, admin_dsn: str, workdir: Path) -> dict[
         str, Any]:
-    """Start a server on a fresh database, walk the cell through it, stop it; the report."""
-    dsn = pg.create_database(f"acc_{cell.feed}")
+    """Start a server on a fresh database, walk the cell through it, stop it; its row."""
+    started = time.monotonic()
+    name = f"tys_accuracy_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    dsn = pg_admin.create_database(admin_dsn, name)
+    cell_dir = workdir / name
+    cell_dir.mkdir()
     firehose_port = bench_env.free_port()
     url = f"http://127.0.0.1:{firehose_port}/api/partners/v1/firehose/events"
-    tys = bench_env.start_tys(dsn, workdir, env=server_env(cell, opts, url))
     try:
-        with (workdir / "walk.log").open("a") as log:
-            return asyncio.run(run_walk(walk_options(cell, opts, tys.base_url, firehose_port),
-                                        log))
+        tys = bench_env.start_tys(dsn, cell_dir, env=server_env(cell, opts, url))
+        try:
+            with (cell_dir / "walk.log").open("w") as log:
+                result = asyncio.run(run_walk(
+                    walk_options(cell, opts, tys.base_url, firehose_port), log))
+        finally:
+            tys.stop()
     finally:
-        tys.stop()
-        pg.drop_database(dsn)
+        pg_admin.drop_database(admin_dsn, name)
+    return summary(cell, result, time.monotonic() - started)
 
 
 def run_matrix(opts: MatrixOptions, say: Callable[[str], None]) -> list[dict[str, Any]]:
-    """Every cell in turn (one at a time: the walk and the server take a core each)."""
-    rows = []
+    """Every cell, opts.jobs at a time; the rows in matrix order.
+
+    Two at a time suit two cores: a cell's walk and server each take a core only part of
+    the time (a cell spends seconds waiting for the server's periodic settle), and the
+    figures do not depend on speed.
+    """
     with bench_env.postgres(opts.admin_dsn) as pg, \
             tempfile.TemporaryDirectory(prefix="tys-accuracy-") as tmp:
-        for cell in cells(opts):
-            started = time.monotonic()
-            result = run_cell(cell, opts, pg, Path(tmp))
-            rows.append(summary(cell, result, time.monotonic() - started))
-            say(format_row(rows[-1]))
-    return rows
+        if opts.jobs <= 1:
+            rows = []
+            for cell in cells(opts):
+                rows.append(run_cell(cell, opts, pg.admin_dsn, Path(tmp)))
+                say(format_row(rows[-1]))
+            return rows
+        with ProcessPoolExecutor(max_workers=opts.jobs) as pool:
+            futures = [pool.submit(run_cell, cell, opts, pg.admin_dsn, Path(tmp))
+                       for cell in cells(opts)]
+            rows = []
+            for future in futures:
+                rows.append(future.result())
+                say(format_row(rows[-1]))
+            return rows
 
 
 def _pct(value: float | None) -> str:

@@ -156,8 +156,9 @@ def _choose(devices: list[Device], share: float, seed: int) -> list[Device]:
 
 async def _settled_totals(api: LiveApi, registered: list[Device],
                           opts: WalkOptions) -> list[float | None]:
-    """The registered devices' totals, once the server's settle has shown (or settle_wait_s
-    has passed): the first totals that differ from those read right after the walk."""
+    """The registered devices' totals once the server's settle has shown (or settle_wait_s
+    has passed): read again after the first totals that differ from those read right after
+    the walk."""
 
     async def read() -> list[float | None]:
         return await api.map(lambda d: api.total_km(username_for(d, opts.user_prefix)),
@@ -167,9 +168,10 @@ async def _settled_totals(api: LiveApi, registered: list[Device],
     deadline = time.monotonic() + opts.settle_wait_s
     while time.monotonic() < deadline:
         await asyncio.sleep(0.5)
-        again = await read()
-        if again != totals:
-            return again
+        if await read() != totals:
+            # The settle ran before or while that read: a read begun now is wholly after it
+            # (one settle pass stops every walk due).
+            return await read()
     return totals
 
 

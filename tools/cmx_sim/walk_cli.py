@@ -219,6 +219,8 @@ def add_accuracy(sub: Any, devices: argparse.ArgumentParser) -> None:
     p.add_argument("--server-env", type=_setting, action="append", default=[],
                    metavar="TYS_NAME=VALUE", help="another setting of every server "
                    "(e.g. TYS_TRACKING_GATE_FT=40)")
+    p.add_argument("--jobs", type=positive_int, default=d.jobs,
+                   help="cells run at once (each its own server and walk process)")
     p.add_argument("--dsn", help="a PostgreSQL where databases may be created and dropped "
                                  "(default: an embedded one in a temp dir)")
     p.add_argument("--out", default="var/accuracy", help="where accuracy.md and "
@@ -232,7 +234,7 @@ def run_accuracy_command(args: argparse.Namespace, argv: Sequence[str] | None = 
         feeds=args.feeds, noise_models=args.noise, sigmas_ft=args.sigmas_ft,
         minutes=args.minutes, attendees=args.attendees, stationary=args.stationary,
         seed=args.seed, speedup=args.speedup, venue=venue, filter_mode=args.filter_mode,
-        server_env=tuple(args.server_env), admin_dsn=args.dsn)
+        server_env=tuple(args.server_env), admin_dsn=args.dsn, jobs=args.jobs)
     words = list(sys.argv[1:] if argv is None else argv)
     command = " ".join(["python -m tools.cmx_sim", *(shlex.quote(w) for w in words)])
     return accuracy.main(opts, command, Path(args.out))
