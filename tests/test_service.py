@@ -201,6 +201,7 @@ async def test_dashboard_of_an_unknown_user_is_user_not_found(service: Service) 
         service.dashboard("ghost", 5)
 
 
+@pytest.mark.clock
 @pytest.mark.gen_test
 async def test_dashboard_reads_the_last_days_of_each_device(runtime: Runtime,
                                                             service: Service) -> None:
@@ -241,6 +242,7 @@ async def test_dashboard_of_a_user_without_devices_is_no_devices(
 # -- leaderboard ---------------------------------------------------------------------
 
 
+@pytest.mark.clock
 @pytest.mark.gen_test
 async def test_leaderboard_of_one_day_and_overall(runtime: Runtime, service: Service) -> None:
     await service.register("alice", "10.0.0.1")
@@ -436,6 +438,7 @@ async def test_boards_show_the_alias_and_leave_out_hidden_users(runtime: Runtime
     assert (carol["username"], carol["place"]) == ("carol", None)
 
 
+@pytest.mark.clock
 @pytest.mark.gen_test
 async def test_disqualified_users_leave_boards_and_totals_until_requalified(
         runtime: Runtime, service: Service, db: Any) -> None:
@@ -461,6 +464,7 @@ async def test_disqualified_users_leave_boards_and_totals_until_requalified(
     assert db.query("SELECT count(*) FROM users WHERE disqualified") == [(0,)]
 
 
+@pytest.mark.clock
 @pytest.mark.gen_test
 async def test_company_and_day_boards_rank_by_average_on_request(runtime: Runtime,
                                                                   service: Service) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.support.clock import Clock
 from tys_server.core.events import Batch, Fix, IpSeen
 from tys_server.ops.feeds import (
@@ -15,6 +17,8 @@ from tys_server.ops.feeds import (
     Health,
     ReceiverWatch,
 )
+
+pytestmark = pytest.mark.clock  # quiet states and the feeds' clocks
 
 NOW_S = 1_800_000_000.0
 QUIET_S = 300.0

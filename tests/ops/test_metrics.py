@@ -144,6 +144,7 @@ def test_request_children_are_made_once_per_label_set() -> None:
                  handler="NotificationHandler", le="0.0005") == 1001
 
 
+@pytest.mark.clock  # feeds' ages on the test's clock
 class TestFeedFamilies:
     """Every feed at once (CMX, the fake Firehose, a Meraki POST), on the test's clock."""
 

@@ -113,6 +113,7 @@ def stored(db: TestDatabase) -> dict[str, Any]:
     }
 
 
+@pytest.mark.clock
 @pytest.mark.gen_test(timeout=60)
 async def test_a_shutdown_with_the_database_down_spills_and_the_next_start_writes_it(
         settings: Any, db: TestDatabase, proxy: PgProxy, monkeypatch: Any) -> None:

@@ -105,7 +105,8 @@ class PgProxy:
         self._pipes: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
         self._commit_cut: CommitCut | None = None
-        self.stalled = False
+        self._flowing = asyncio.Event()  # cleared while stalled: the pipes await it
+        self._flowing.set()
         self.commits_cut = 0  # COMMITs cut since the proxy started
         self.port = 0
 
@@ -199,8 +200,7 @@ class PgProxy:
                 data = await src.read(65536)
                 if not data:
                     break
-                while self.stalled:
-                    await asyncio.sleep(0.05)
+                await self._flowing.wait()
                 passed = through(data)
                 if passed is None:
                     break
@@ -225,13 +225,18 @@ class PgProxy:
 
     async def up(self) -> None:
         """PostgreSQL back on the same port."""
-        self.stalled = False
+        self._flowing.set()
         if self._server is None:
             await self.start()
 
     def stall(self) -> None:
         """Connections hang: bytes are held, new connections get no answer."""
-        self.stalled = True
+        self._flowing.clear()
+
+    @property
+    def stalled(self) -> bool:
+        """True while connections hang (stall() until up() or close())."""
+        return not self._flowing.is_set()
 
     async def _drop_all(self) -> None:
         pipes = list(self._pipes)
@@ -247,6 +252,6 @@ class PgProxy:
 
     async def close(self) -> None:
         """Stop everything."""
-        self.stalled = False
+        self._flowing.set()
         await self.down()
 

@@ -19,6 +19,8 @@ from tools.cmx_sim import fake_firehose
 from tools.cmx_sim.fake_firehose import FakeFirehose
 from tys_server.server import Runtime
 
+pytestmark = pytest.mark.clock  # feeds' quiet states
+
 NOW_S = 1_800_000_000.0  # the feeds' and the service's clock: moved by hand
 QUIET_S = 300.0
 SECRET, VALIDATOR = "meraki s3cret", "validator-6f1e"

@@ -13,6 +13,8 @@ from tests.conftest import CMX_AUTH, json_of, with_overrides
 from tests.support.clock import Clock
 from tys_server.server import Runtime
 
+pytestmark = pytest.mark.clock  # the settle's clock
+
 FLOOR = 723413320329068590
 DATA = "/live/username_data"
 REGISTER = "/live/register_username"

@@ -17,6 +17,8 @@ from tests.web.test_live import register
 from tys_server.core.events import Batch, Movement
 from tys_server.server import Runtime
 
+pytestmark = pytest.mark.clock  # day boards (on a fixed clock: any event time zone)
+
 NOW_S = dt.datetime(2026, 11, 18, 12, 0, tzinfo=dt.UTC).timestamp()
 TODAY = "11/18/2026"
 YESTERDAY = "11/17/2026"
