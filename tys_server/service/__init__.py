@@ -5,8 +5,9 @@ exceptions of ``errors`` (no status code, no reply text). ``web/`` reads request
 those arguments and maps each exception to its HTTP status and text, endpoint by
 endpoint. ``usecases`` holds the Service; ``replies`` builds and caches the encoded
 dashboards and boards it serves; ``privacy`` erases users and purges old unregistered
-devices in turn with the flush; ``export`` turns a board into a table. May import ``store``, ``lookup``, ``feeds``, ``ops``,
-``core`` and ``config``; never ``web`` or ``server``.
+devices in turn with the flush; ``export`` turns a board into a table. May import
+``store``, ``lookup``, ``feeds``, ``ops``, ``core`` and ``config``; never ``web`` or
+``server``.
 """
 
 from tys_server.service.errors import (
