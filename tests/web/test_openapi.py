@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -407,10 +406,9 @@ def test_schemathesis_finds_no_contract_break(live_server: ServerProcess, tmp_pa
                str(SPEC_PATH), "--url", live_server.url, "--no-color",
                "--request-timeout", "10"]
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "120"}
-    started = time.monotonic()
+    # The timeout is a hang guard (TimeoutExpired), not a bound on schemathesis' speed.
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
                             timeout=SCHEMATHESIS_TIMEOUT_S, check=False)
-    elapsed = time.monotonic() - started
     output = result.stdout + result.stderr
     print(output)  # the run's summary, shown with -rP or on failure
     assert result.returncode == 0, f"schemathesis found problems:\n{output}"
@@ -423,4 +421,3 @@ def test_schemathesis_finds_no_contract_break(live_server: ServerProcess, tmp_pa
     assert " ERROR " not in log and "Traceback" not in log, log
     status, _, body = fetch(live_server.url + "/healthz")
     assert status == 200, body
-    assert elapsed < SCHEMATHESIS_TIMEOUT_S
