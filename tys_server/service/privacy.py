@@ -22,10 +22,12 @@ log = logging.getLogger(__name__)
 
 DAY_S = 86_400
 # Devices purged per transaction: the flush waits for one batch at most, and memory
-# forgets a batch in a few ms.
-PURGE_BATCH_DEVICES = 5_000
-# Tracks looked at between two turns of the loop while candidates are picked.
-SCAN_SLICE_TRACKS = 50_000
+# forgets a batch in about 12 ms of the loop (measured: 5,000 devices with 3 event days
+# in 31 ms, among a million tracks).
+PURGE_BATCH_DEVICES = 2_000
+# Tracks looked at between two turns of the loop while candidates are picked (measured:
+# 50,000 in 18 ms).
+SCAN_SLICE_TRACKS = 20_000
 
 
 class NoFlusher:
