@@ -24,7 +24,7 @@ from tys_server.core.events import Batch, Movement
 from tys_server.core.state import State
 from tys_server.core.tracking import FilterParams
 from tys_server.server import Runtime
-from tys_server.service import StorageFailed, UserNotFound
+from tys_server.service import StorageFailed, UserNotFound, privacy
 from tys_server.service.privacy import DAY_S, Privacy
 from tys_server.store import spill
 from tys_server.store.database import Store
@@ -275,6 +275,17 @@ async def test_purge_takes_unowned_devices_idle_longer_than_the_retention(rig: R
     rig.clock.now_s += 2 * DAY_S  # the recent one is 31 days idle now
     assert await rig.privacy.purge(30) == 1
     assert set(rig.rows()["distance"]) == {macs["owned"]}
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_purge_goes_batch_by_batch(rig: Rig, monkeypatch: Any) -> None:
+    macs = await devices_of_all_ages(rig)
+    monkeypatch.setattr(privacy, "PURGE_BATCH_DEVICES", 1)
+    monkeypatch.setattr(privacy, "SCAN_SLICE_TRACKS", 1)
+    assert await rig.privacy.purge(30) == 2
+    rows = rig.rows()
+    assert set(rows["distance"]) == {macs["recent"], macs["owned"]}
+    assert rig.memory() == rows
 
 
 @pytest.mark.gen_test(timeout=30)
