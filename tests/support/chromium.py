@@ -38,7 +38,7 @@ class Browser:
     """One headless Chromium process and its DevTools connection."""
 
     def __init__(self, process: asyncio.subprocess.Process, ws: WebSocketClientConnection,
-                 drain: asyncio.Task[None]) -> None:
+                 drain: asyncio.Future[bytes]) -> None:
         self.process = process
         self.ws = ws
         self._drain = drain
@@ -61,7 +61,7 @@ class Browser:
             raise
         # The browser logs on stderr all along: keep reading, or a full pipe stalls it.
         drain = asyncio.ensure_future(process.stderr.read())
-        return cls(process, ws, drain)  # type: ignore[arg-type]
+        return cls(process, ws, drain)
 
     async def call(self, method: str, session: str | None = None, **params: Any) -> Any:
         """Send one command (to a tab's session) and return its result."""
