@@ -17,7 +17,8 @@ from tys_server.core.events import Batch, DeviceExit, Fix, IpSeen
 from tys_server.core.macs import hash_mac
 from tys_server.core.units import M_PER_FT
 from tys_server.feeds.cmx_fields import floor_key, read_floor
-from tys_server.feeds.spaces_events import LineSplitter, SpacesReader
+from tys_server.feeds.lines import LineSplitter
+from tys_server.feeds.spaces_events import SpacesReader
 
 # A DEVICE_LOCATION_UPDATE line of a Cisco Spaces "Simulation" tenant, as quoted verbatim in
 # a public Pub/Sub test publisher (the shape of Cisco's Sample Events page, developer.cisco

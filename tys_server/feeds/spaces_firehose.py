@@ -48,7 +48,8 @@ from tornado.curl_httpclient import CurlAsyncHTTPClient
 from tornado.httpclient import HTTPClientError, HTTPRequest
 
 from tys_server.core.events import EventSink
-from tys_server.feeds.spaces_events import LineSplitter, SpacesReader
+from tys_server.feeds.lines import LineSplitter
+from tys_server.feeds.spaces_events import SpacesReader
 
 log = logging.getLogger(__name__)
 
