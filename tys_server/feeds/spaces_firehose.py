@@ -9,13 +9,13 @@ of its own; the reply never ends (NDJSON, read by ``spaces_events``). Why it is 
 - The ``header_callback`` reads the status line first: only a 200's body is read as events.
   Lines are reassembled across chunks, a partial line bounded by ``MAX_LINE_BYTES``.
 - No byte for ``stall_timeout_s`` (a KEEP_ALIVE comes about every 15 s) → cut, reconnect.
-  libcurl cannot cancel one transfer of a multi handle from outside, and calls no progress
-  callback on an idle socket, so a cut shuts the transfer's socket down
-  (``CURLINFO_ACTIVESOCKET``): the transfer ends at once as a transport error. ``stop()``
-  cuts the same way, so SIGTERM ends the stream without waiting for a timeout.
+  A cut shuts the transfer's socket down (``transfer``): the transfer ends at once as a
+  transport error. ``stop()`` cuts the same way, so SIGTERM ends the stream without
+  waiting for a timeout.
 - Back-off 1 s doubling to 60 s with full jitter, reset once a connection stayed up 5
   minutes (Cisco's best practice); 429 → at least 30 s, or Retry-After (up to an hour);
-  401/403/400 → ``unauthorized``, retried every 5 minutes; anything else → back-off.
+  401/403/400 → ``unauthorized``, retried every 5 minutes; anything else → back-off
+  (``reconnect``).
 
 States: ``connecting``, ``connected``, ``quiet`` (connected, KEEP_ALIVEs flow, but no
 DEVICE_* line for ``quiet_after_s``), ``backing_off``, ``unauthorized``, ``stopped``.
@@ -32,35 +32,32 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import email.utils
 import logging
-import os
 import random
-import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode
 
-import pycurl
 from tornado.curl_httpclient import CurlAsyncHTTPClient
 from tornado.httpclient import HTTPClientError, HTTPRequest
 
 from tys_server.core.events import EventSink
 from tys_server.feeds.lines import LineSplitter
+from tys_server.feeds.reconnect import (
+    HEALTHY_RESET_S,
+    UNAUTHORIZED_RETRY_S,
+    Backoff,
+    retry_after_s,
+)
 from tys_server.feeds.spaces_events import SpacesReader
+from tys_server.feeds.transfer import TransferCut
 
 log = logging.getLogger(__name__)
 
 DEFAULT_URL = "https://partners.ciscospaces.io/api/partners/v1/firehose/events"
 USER_AGENT = "tys-server"
-BACKOFF_FIRST_S, BACKOFF_MAX_S = 1.0, 60.0
-HEALTHY_RESET_S = 300.0  # a connection up this long resets the back-off
-RATE_LIMITED_MIN_S, RETRY_AFTER_MAX_S = 30.0, 3600.0
-UNAUTHORIZED_RETRY_S = 300.0
-_UNAUTHORIZED = frozenset({400, 401, 403})
-_ABORT_RETRY_S = 0.05  # still resolving or connecting: no socket to cut yet
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,24 +98,20 @@ class FirehoseConsumer:
         self.last_event_at: float | None = None
         self.last_event_ts: float | None = None
         self.last_error: str | None = None  # why the last connection ended (None once up)
-        self._clock, self._sleep, self._jitter = clock, sleep, jitter
+        self._clock, self._sleep = clock, sleep
         self._splitter = LineSplitter()
         self._state = "stopped"
         self._task: asyncio.Task[None] | None = None
         self._http: CurlAsyncHTTPClient | None = None
         self._stopping = False
-        self._attempt = 0  # failures since the last healthy connection
-        self._curl: pycurl.Curl | None = None  # the transfer in flight
+        self._backoff = Backoff(jitter)
+        self._transfer = TransferCut()
         self._status: int | None = None
-        self._cut_reason: str | None = None
         self._early: list[bytes] = []  # body chunks delivered before the status line
         self._retry_after_s: float | None = None
         self._connected_at: float | None = None
         self._device_seen_at = 0.0  # clock of the newest DEVICE_* line (or of connecting)
         self._device_lines = 0
-        self._last_byte = 0.0  # loop time of the newest byte of the transfer
-        self._stall_timer: asyncio.TimerHandle | None = None
-        self._cut_timer: asyncio.TimerHandle | None = None
 
     @property
     def state(self) -> str:
@@ -174,8 +167,8 @@ class FirehoseConsumer:
         if task is None:
             return
         self._stopping = True
-        if self._curl is not None:
-            self._cut("stopping")
+        if self._transfer.curl is not None:
+            self._transfer.cut("stopping")
         else:  # waiting to reconnect: nothing in flight
             task.cancel()
         try:
@@ -200,7 +193,8 @@ class FirehoseConsumer:
                 code, self.last_error = 599, type(exc).__name__
             if self._stopping:
                 break
-            state, delay_s = self._wait_after(code)
+            state, delay_s = self._backoff.after(
+                self._status if self._status is not None else code, self._retry_after_s)
             self._set_state(state, self.last_error)
             self.reconnects += 1
             await self._sleep(delay_s)
@@ -216,17 +210,15 @@ class FirehoseConsumer:
         """One request, read until it ends; its status (599: transport error or cut)."""
         opts = self.options
         assert self._http is not None
-        self._status = self._retry_after_s = self._connected_at = self._cut_reason = None
+        self._status = self._retry_after_s = self._connected_at = None
         self._early = []
         request = HTTPRequest(
             self._url(), headers={"X-API-KEY": opts.api_key, "Accept": "application/x-ndjson"},
             user_agent=USER_AGENT, connect_timeout=opts.connect_timeout_s, request_timeout=0,
             follow_redirects=False, validate_cert=opts.validate_cert, ca_certs=opts.ca_file,
             header_callback=self._on_header, streaming_callback=self._on_chunk,
-            prepare_curl_callback=self._on_curl)
-        loop = asyncio.get_running_loop()
-        self._last_byte = loop.time()
-        self._stall_timer = loop.call_later(opts.stall_timeout_s, self._check_stall)
+            prepare_curl_callback=self._transfer.on_curl)
+        self._transfer.begin(opts.stall_timeout_s)
         try:
             response = await self._http.fetch(request, raise_error=False)
             code, error = response.code, ("the stream ended" if response.code == 200
@@ -234,31 +226,14 @@ class FirehoseConsumer:
         except HTTPClientError as exc:  # 599: refused, DNS, TLS, reset, or our own cut
             code, error = exc.code, exc.message or f"HTTP {exc.code}"
         finally:
-            self._curl = None
-            for timer in (self._stall_timer, self._cut_timer):
-                if timer is not None:
-                    timer.cancel()
-            self._stall_timer = self._cut_timer = None
+            self._transfer.end()
             if self._splitter.reset():
                 self.reader.bad_lines += 1  # the stream ended inside a line
-        self.last_error = self._cut_reason or error
+        self.last_error = self._transfer.reason or error
         if self._connected_at is not None and (
                 self._clock() - self._connected_at >= HEALTHY_RESET_S):
-            self._attempt = 0
+            self._backoff.reset()
         return code
-
-    def _wait_after(self, code: int) -> tuple[str, float]:
-        """The state and the wait before the next connection, after one that ended."""
-        status = self._status if self._status is not None else code
-        if status in _UNAUTHORIZED:
-            return "unauthorized", UNAUTHORIZED_RETRY_S
-        window_s = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2.0 ** min(self._attempt, 16))
-        self._attempt += 1
-        delay_s = self._jitter() * window_s
-        if status == 429:
-            asked_s = min(self._retry_after_s or 0.0, RETRY_AFTER_MAX_S)
-            delay_s = max(RATE_LIMITED_MIN_S, asked_s, delay_s)
-        return "backing_off", delay_s
 
     def _set_state(self, state: str, reason: str | None) -> None:
         if state == self._state:
@@ -274,11 +249,8 @@ class FirehoseConsumer:
 
     # --- callbacks of the transfer (run on the IOLoop, in order) ---------------------
 
-    def _on_curl(self, curl: pycurl.Curl) -> None:
-        self._curl = curl
-
     def _on_header(self, line: str) -> None:
-        self._last_byte = asyncio.get_running_loop().time()
+        self._transfer.touch()
         if line.startswith("HTTP/"):  # a status line (a 1xx may come before the final one)
             parts = line.split(None, 2)
             self._status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
@@ -291,10 +263,10 @@ class FirehoseConsumer:
                 for chunk in early:
                     self._apply(chunk)
         elif line[:12].lower() == "retry-after:":
-            self._retry_after_s = _retry_after_s(line[12:].strip(), self._clock())
+            self._retry_after_s = retry_after_s(line[12:].strip(), self._clock())
 
     def _on_chunk(self, chunk: bytes) -> None:
-        self._last_byte = asyncio.get_running_loop().time()
+        self._transfer.touch()
         if self._status is None:
             # Header callbacks are queued on the IOLoop, but curl's final flush of a reply
             # read in one go runs at once: such chunks wait for their status line.
@@ -325,44 +297,3 @@ class FirehoseConsumer:
                 self.last_event_ts = max(event.ts for event in batch.events)
         except Exception:  # a bug in a reader or the sink: log it, keep the stream
             log.exception("Spaces Firehose: a chunk could not be applied")
-
-    def _check_stall(self) -> None:
-        loop = asyncio.get_running_loop()
-        idle_s = loop.time() - self._last_byte
-        stall_s = self.options.stall_timeout_s
-        if idle_s >= stall_s:
-            self._stall_timer = None
-            self._cut(f"no byte for {stall_s:g} s")
-        else:
-            self._stall_timer = loop.call_later(stall_s - idle_s, self._check_stall)
-
-    def _cut(self, reason: str) -> None:
-        """End the transfer in flight now, by shutting its socket down."""
-        curl = self._curl
-        if curl is None:
-            return
-        self._cut_reason = reason
-        try:
-            fd = curl.getinfo(pycurl.ACTIVESOCKET)
-        except pycurl.error:
-            fd = -1
-        if fd < 0:  # resolving or connecting; connect_timeout bounds the wait
-            self._cut_timer = asyncio.get_running_loop().call_later(
-                _ABORT_RETRY_S, self._cut, reason)
-            return
-        try:
-            with socket.socket(fileno=os.dup(fd)) as sock:  # a duplicate: curl closes its own
-                sock.shutdown(socket.SHUT_RDWR)
-        except OSError:  # already closed by the peer: the transfer is ending anyway
-            pass
-
-
-def _retry_after_s(value: str, now_s: float) -> float | None:
-    """Retry-After as seconds from now: delta-seconds or an HTTP date."""
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - now_s)
