@@ -1,4 +1,10 @@
-"""PostgreSQL through aiopg: the pool, schema, flush, user transactions, reports."""
+"""The Store: every database operation TYS makes, each one unit of work on the pool.
+
+Schema, ping, the start-up load (``load``), the flush (``flush_sql``), user and device
+transactions (``users``), erasure and purge (``privacy``), reports. How a unit of work
+runs, is retried and fails is ``pool``'s; the conflicts a user transaction can meet are
+this module's ``StoreError`` subclasses.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +13,8 @@ import functools
 import importlib.resources
 import logging
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
-import aiopg
 import psycopg2
 import psycopg2.errors
 
@@ -19,20 +24,18 @@ from tys_server.core.users import NO_PROFILE, Profile, ProfileChanges
 from tys_server.store import privacy, users
 from tys_server.store.flush_sql import FlushChunk, statements
 from tys_server.store.load import read_into
+from tys_server.store.pool import CommitUnknown, Pool, StoreError, first_line
 from tys_server.store.users import StoredUser
 
-log = logging.getLogger(__name__)
+__all__ = ["AliasConflict", "CommitUnknown", "DeviceConflict", "DeviceLimit", "Store",
+           "StoreError", "UsernameConflict", "sql_text"]
 
-T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def sql_text(name: str) -> str:
     """One of the SQL files shipped with the package (schema, logged, unlogged)."""
     return (importlib.resources.files("tys_server.store") / "sql" / name).read_text("utf-8")
-
-
-class StoreError(Exception):
-    """The database could not do what was asked (down, timed out, refused)."""
 
 
 class UsernameConflict(StoreError):
@@ -51,10 +54,6 @@ class DeviceLimit(StoreError):
     """The user already owns the most devices it may."""
 
 
-class CommitUnknown(StoreError):
-    """The connection was lost at COMMIT: the transaction may or may not have committed."""
-
-
 # count.time is UTC; the start is the server's clock's (the service's), not PostgreSQL's.
 _REGISTRATION_HISTORY = (
     "SELECT extract(epoch FROM max(time))::float8, max(user_count) FROM count "
@@ -62,84 +61,8 @@ _REGISTRATION_HISTORY = (
     "GROUP BY date_trunc('hour', time) ORDER BY 1")
 
 
-class Store:
+class Store(Pool):
     """The service's only door to PostgreSQL."""
-
-    def __init__(self, pool: aiopg.Pool, statement_timeout_s: float) -> None:
-        self._pool = pool
-        self._statement_timeout_ms = int(statement_timeout_s * 1000)
-
-    @classmethod
-    async def connect(cls, dsn: str, *, pool_size: int, connect_timeout_s: float,
-                      statement_timeout_s: float) -> Store:
-        """Open a pool; fails (StoreError) when the server does not answer."""
-        timeout_s = statement_timeout_s + connect_timeout_s
-        try:
-            pool = await aiopg.create_pool(
-                dsn, minsize=1, maxsize=pool_size, timeout=timeout_s,
-                enable_json=False, enable_hstore=False, enable_uuid=False,
-                connect_timeout=max(1, round(connect_timeout_s)))
-        except (TimeoutError, psycopg2.Error, OSError) as exc:
-            raise StoreError(f"cannot connect to PostgreSQL: {_first_line(exc)}") from None
-        return cls(pool, statement_timeout_s)
-
-    async def close(self) -> None:
-        """Close every pooled connection."""
-        self._pool.close()
-        await self._pool.wait_closed()
-
-    # -- plumbing ---------------------------------------------------------------
-
-    async def _run(self, work: Callable[[Any], Awaitable[T]], *, transaction: bool,
-                   idempotent: bool = True) -> T:
-        """Run work(cursor), retrying once on a connection broken by a server restart.
-
-        A transaction that is not idempotent is never run again after its COMMIT was
-        sent: a lost connection there raises CommitUnknown for the caller to read back.
-        """
-        for attempt in (1, 2):
-            committing = False
-            try:
-                conn = await self._pool.acquire()
-            except (TimeoutError, psycopg2.Error, OSError) as exc:
-                raise StoreError(_first_line(exc)) from None
-            try:
-                async with conn.cursor() as cur:
-                    if not transaction:
-                        return await work(cur)
-                    await cur.execute("BEGIN")
-                    try:
-                        await cur.execute(
-                            f"SET LOCAL statement_timeout = {self._statement_timeout_ms}")
-                        result = await work(cur)
-                        committing = True
-                        await cur.execute("COMMIT")
-                        return result
-                    except BaseException as exc:
-                        await _rollback_or_close(conn, cur, exc)
-                        raise
-            except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
-                conn.close()
-                if committing and not idempotent and not _is_timeout(exc):
-                    raise CommitUnknown(_first_line(exc)) from None
-                if attempt == 2 or _is_timeout(exc):
-                    raise StoreError(_first_line(exc)) from None
-                log.info("database connection lost, retrying on a new one")
-            except psycopg2.IntegrityError:
-                raise
-            except psycopg2.Error as exc:
-                raise StoreError(_first_line(exc)) from None
-            except TimeoutError:
-                conn.close()
-                if committing and not idempotent:
-                    raise CommitUnknown("COMMIT timed out") from None
-                raise StoreError("database operation timed out") from None
-            except asyncio.CancelledError:
-                conn.close()
-                raise
-            finally:
-                await self._pool.release(conn)
-        raise AssertionError("unreachable")
 
     # -- schema -----------------------------------------------------------------
 
@@ -237,7 +160,7 @@ class Store:
         except (users.NameTaken, psycopg2.errors.UniqueViolation) as exc:
             raise AliasConflict(type(exc).__name__) from None  # the only unique it can hit
         except psycopg2.Error as exc:
-            raise StoreError(_first_line(exc)) from None
+            raise StoreError(first_line(exc)) from None
 
     async def add_device(self, email: str, mac: str, max_devices: int) -> None:
         """Attach one more device to a user; DeviceLimit past max_devices."""
@@ -292,7 +215,7 @@ class Store:
             except users.NameTaken:
                 raise UsernameConflict("another user's alias") from None
             except psycopg2.Error as exc:
-                raise StoreError(_first_line(exc)) from None
+                raise StoreError(first_line(exc)) from None
             except CommitUnknown as exc:
                 log.warning("connection lost at COMMIT (%s): reading back", exc)
                 if bool(await self.fetch(written, args)) == present:
@@ -315,25 +238,3 @@ class Store:
 
         # In a transaction so that statement_timeout applies to reports too.
         return await self._run(work, transaction=True)
-
-
-async def _rollback_or_close(conn: Any, cur: Any, exc: BaseException) -> None:
-    if conn.closed:
-        return
-    if isinstance(exc, (asyncio.CancelledError, asyncio.TimeoutError, psycopg2.OperationalError)):
-        conn.close()  # the connection's state is unknown: never reuse it
-        return
-    try:
-        await cur.execute("ROLLBACK")
-    except (TimeoutError, psycopg2.Error):
-        conn.close()
-
-
-def _is_timeout(exc: BaseException) -> bool:
-    return isinstance(exc, psycopg2.errors.QueryCanceled)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-

@@ -12,6 +12,7 @@ from typing import Any
 from tys_server.core import restore
 from tys_server.core.snapshot import Loaded
 from tys_server.core.state import State
+from tys_server.store.pool import StoreError
 
 # Rows per keyset page: each round trip stays bounded for a million devices.
 LOAD_PAGE_ROWS = 100_000
@@ -55,8 +56,6 @@ async def read_into(cur: Any, state: State, *, recent_since_s: float) -> Loaded:
     """Seed state with users, devices, tracks, day totals and the counters since
     recent_since_s; returns what was read, less the tracks and days (now in state)."""
     if state.users or state.tracks or state.days:
-        from tys_server.store.database import StoreError  # it imports this module
-
         # A connection lost mid-load is retried on a new one: never seed twice.
         raise StoreError("the start-up load was interrupted (connection lost); start again")
     # One snapshot for every page of every table.
