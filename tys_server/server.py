@@ -23,9 +23,10 @@ import tornado.web
 
 from tys_server.config import DEFAULT_CONFIG, ConfigError, Settings, load_settings
 from tys_server.core import restore
+from tys_server.core.dirty import RECENT_S
 from tys_server.core.gate import GateParams
 from tys_server.core.snapshot import Unflushed
-from tys_server.core.state import RECENT_S, State
+from tys_server.core.state import State
 from tys_server.core.tracking import FilterParams
 from tys_server.feeds.spaces_firehose import FirehoseConsumer, FirehoseOptions
 from tys_server.lookup.cmx_api import CmxClient, configure_http_client

@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 
 from tys_server.core import restore
 from tys_server.core.calendar import EventCalendar
+from tys_server.core.dirty import Dirty, FlushBook
 from tys_server.core.events import Batch, DeviceExit, Event, Fix, IpSeen, Movement, ZoneVisit
 from tys_server.core.gate import GateParams, adaptive_gate
 from tys_server.core.gate import gate as classic_gate
@@ -21,33 +21,10 @@ from tys_server.core.users import user_key as user_key
 from tys_server.core.zones import VisitWindow
 
 MINUTE_S = 60
-# Counters older than this are dropped from memory after they are flushed (the status
-# page shows them); zone visits are counted for a much shorter window (core/zones.py).
-RECENT_S = 3 * 3600
 DEFAULT_MAX_DEVICES = 2_000_000
 
 
-@dataclass
-class Dirty:
-    """Keys changed since the last successful flush."""
-
-    tracks: set[str] = field(default_factory=set)
-    days: set[tuple[str, int]] = field(default_factory=set)
-    minutes: set[int] = field(default_factory=set)
-    zones: set[tuple[int, str]] = field(default_factory=set)
-
-    def __len__(self) -> int:
-        return len(self.tracks) + len(self.days) + len(self.minutes) + len(self.zones)
-
-    def merge(self, other: Dirty) -> None:
-        """Put back keys of a flush that failed."""
-        self.tracks |= other.tracks
-        self.days |= other.days
-        self.minutes |= other.minutes
-        self.zones |= other.zones
-
-
-class State:
+class State(FlushBook):
     """Everything the server knows, kept in memory and flushed as absolute values."""
 
     def __init__(self, params: FilterParams, timezone: str, *, gate: GateParams | None = None,
@@ -318,28 +295,6 @@ class State:
                 owner.revision += 1
                 self.changed_users.add(owner)
         return forgotten
-
-    # -- flush ----------------------------------------------------------------------
-
-    def take_dirty(self) -> Dirty:
-        """Hand the dirty keys to a flush; new changes collect in a fresh set."""
-        dirty, self.dirty = self.dirty, Dirty()
-        return dirty
-
-    def forget_old(self, now_s: float) -> None:
-        """Drop per-minute counters older than the status page shows (already flushed)."""
-        horizon = int(now_s) - RECENT_S
-        for minute in [m for m in self.notifications if m < horizon]:
-            if minute not in self.dirty.minutes:
-                del self.notifications[minute]
-        for key in [k for k in self.zones if k[0] < horizon]:
-            if key not in self.dirty.zones:
-                del self.zones[key]
-        if len(self.registered) > 1:
-            latest = max(self.registered)
-            for minute in [m for m in self.registered if m < horizon and m != latest]:
-                if minute not in self.dirty.minutes:
-                    del self.registered[minute]
 
     # -- start-up -------------------------------------------------------------------
 

@@ -10,7 +10,8 @@ from collections.abc import Iterable, Iterator
 from operator import itemgetter
 from typing import Any
 
-from tys_server.core.state import Dirty, State
+from tys_server.core.dirty import Dirty
+from tys_server.core.state import State
 from tys_server.core.tracking import Track
 from tys_server.store.flush_sql import FlushChunk
 

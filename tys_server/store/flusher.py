@@ -9,7 +9,8 @@ import time
 from collections.abc import AsyncIterator, Callable, Collection
 from typing import Any
 
-from tys_server.core.state import Dirty, State
+from tys_server.core.dirty import Dirty
+from tys_server.core.state import State
 from tys_server.store.database import Store, StoreError
 from tys_server.store.flush_rows import flush_chunks
 

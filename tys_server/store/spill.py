@@ -18,8 +18,9 @@ from typing import Any
 import orjson
 
 from tys_server.core.adaptive import JITTER_PRIOR_FT
+from tys_server.core.dirty import Dirty
 from tys_server.core.snapshot import Unflushed
-from tys_server.core.state import Dirty, State
+from tys_server.core.state import State
 from tys_server.store.database import StoreError
 from tys_server.store.flush_rows import count_rows, day_rows, zone_rows
 

@@ -14,7 +14,8 @@ import tornado.template
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from tys_server.config import Settings
-from tys_server.core.state import MINUTE_S, RECENT_S
+from tys_server.core.dirty import RECENT_S
+from tys_server.core.state import MINUTE_S
 from tys_server.core.units import km, steps
 from tys_server.ops.feeds import FeedBoard
 from tys_server.ops.metrics import Metrics
