@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from tys_server.core.adaptive import JITTER_PRIOR_FT
 from tys_server.core.snapshot import Loaded, Unflushed
 from tys_server.core.tracking import NO_FLOOR, Track
-from tys_server.core.users import Profile
+from tys_server.core.users import Profile, User, user_key
 
 if TYPE_CHECKING:
     from tys_server.core.state import State
@@ -21,8 +21,6 @@ DayRows = Iterable[tuple[str, float, float | None]]  # mac, day start (epoch s),
 
 def seed(state: State, loaded: Loaded) -> None:
     """Fill memory from the database so a restart never lowers a stored value."""
-    from tys_server.core.state import User, user_key
-
     by_email: dict[str, User] = {}
     for email, nickname, *profile in loaded.users:
         user = User(email, nickname or email)

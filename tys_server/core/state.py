@@ -12,19 +12,18 @@ from tys_server.core.dirty import Dirty, FlushBook
 from tys_server.core.events import Batch, DeviceExit, Event, Fix, IpSeen, Movement, ZoneVisit
 from tys_server.core.gate import GateParams, adaptive_gate
 from tys_server.core.gate import gate as classic_gate
+from tys_server.core.registry import Registry
 from tys_server.core.settling import SettleQueue
 from tys_server.core.snapshot import Loaded
 from tys_server.core.tracking import NO_FLOOR, FilterParams, Track, advance, settle
-from tys_server.core.users import Profile, name_key
+from tys_server.core.units import MINUTE_S
 from tys_server.core.users import User as User  # re-exported: State's users
-from tys_server.core.users import user_key as user_key
 from tys_server.core.zones import VisitWindow
 
-MINUTE_S = 60
 DEFAULT_MAX_DEVICES = 2_000_000
 
 
-class State(FlushBook):
+class State(Registry, FlushBook):
     """Everything the server knows, kept in memory and flushed as absolute values."""
 
     def __init__(self, params: FilterParams, timezone: str, *, gate: GateParams | None = None,
@@ -181,84 +180,6 @@ class State(FlushBook):
             if owner is not None:
                 owner.revision += 1
                 self.changed_users.add(owner)
-
-    # -- users ----------------------------------------------------------------------
-
-    def user(self, username: str) -> User | None:
-        """The user registered under that name (any case), or None."""
-        return self.users.get(user_key(username))
-
-    def owner(self, mac: str) -> User | None:
-        """Who registered that (stored) MAC, or None."""
-        return self.owners.get(mac)
-
-    def add_user(self, email: str, username: str, mac: str, now_s: float) -> User:
-        """Record a registration that the database has accepted."""
-        user = User(email, username, [mac])
-        self.users[user_key(username)] = user
-        self.owners[mac] = user
-        self.index_names(user)
-        self._registrations_changed(now_s, user)
-        return user
-
-    def add_device(self, user: User, mac: str, now_s: float) -> None:
-        """Record one more device of a user (already in the database)."""
-        user.macs.append(mac)
-        self.owners[mac] = user
-        self._registrations_changed(now_s, user)
-
-    def remove_user(self, user: User, now_s: float) -> None:
-        """Forget a deleted user; distance stays with the MACs."""
-        self.users.pop(user_key(user.username), None)
-        for mac in user.macs:
-            self.owners.pop(mac, None)
-        for name in (user.username, user.alias):
-            if name is not None and self.names.get(name_key(name)) is user:
-                del self.names[name_key(name)]
-        self._registrations_changed(now_s, user)
-
-    def name_owner(self, name: str) -> User | None:
-        """The user whose username or alias is name (casefolded), or None."""
-        return self.names.get(name_key(name))
-
-    def index_names(self, user: User) -> None:
-        """Make the user's username and alias known to name_owner (first holder kept)."""
-        self.names.setdefault(name_key(user.username), user)
-        if user.alias is not None:
-            self.names.setdefault(name_key(user.alias), user)
-
-    def set_profile(self, user: User, profile: Profile) -> None:
-        """Hold a profile the database has stored; boards and dashboards follow."""
-        if user.profile == profile:
-            return
-        old = user.alias
-        if old is not None and name_key(old) != name_key(user.username) \
-                and self.names.get(name_key(old)) is user:
-            del self.names[name_key(old)]
-        user.take(profile)
-        self.index_names(user)
-        user.revision += 1
-        self.changed_users.add(user)
-
-    def device_count(self) -> int:
-        """Registered devices."""
-        return len(self.owners)
-
-    def _registrations_changed(self, now_s: float, user: User) -> None:
-        minute = int(now_s) // MINUTE_S * MINUTE_S
-        self.registered[minute] = (len(self.users), len(self.owners))
-        self.dirty.minutes.add(minute)
-        user.revision += 1
-        self.changed_users.add(user)
-
-    def is_registered(self, user: User) -> bool:
-        """True while user is the one registered under its username."""
-        return self.users.get(user_key(user.username)) is user
-
-    def take_changed_users(self) -> set[User]:
-        """Users changed since the last call (the leaderboards' change feed)."""
-        changed, self.changed_users = self.changed_users, set()
-        return changed
 
     # -- distance queries ---------------------------------------------------------------
 

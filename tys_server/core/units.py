@@ -3,6 +3,7 @@
 M_PER_FT = 0.3048
 M_PER_MILE = 1609.344
 M_PER_KM = 1000.0
+MINUTE_S = 60  # counters are kept per minute (epoch seconds // MINUTE_S * MINUTE_S)
 
 
 def km(distance_m: float) -> float:

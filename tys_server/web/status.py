@@ -15,8 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from tys_server.config import Settings
 from tys_server.core.dirty import RECENT_S
-from tys_server.core.state import MINUTE_S
-from tys_server.core.units import km, steps
+from tys_server.core.units import MINUTE_S, km, steps
 from tys_server.ops.feeds import FeedBoard
 from tys_server.ops.metrics import Metrics
 from tys_server.ops.sources import HealthSource, HostSource
