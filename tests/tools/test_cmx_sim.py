@@ -157,6 +157,10 @@ def test_simulated_window_ends_at_the_real_end() -> None:
     assert sim_start_epoch(now, 1800, 30) + 1800 == pytest.approx(now + 1800 / 30)
     assert sim_start_epoch(now, 1800, 1) == now
     assert sim_start_epoch(now, 1800, 0) == now - 1800
+    # A whole second, never later than exact: the feeds' times do not depend on the run's
+    # fraction of a second, and never run ahead of the wall clock.
+    assert sim_start_epoch(now + 0.7, 1800, 0) == sim_start_epoch(now + 0.2, 1800, 0) \
+        == now - 1800
 
 
 def test_load_bodies_walk_each_mac_forward_in_time() -> None:

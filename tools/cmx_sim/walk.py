@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
+import math
 import random
 import sys
 import time
@@ -83,8 +84,13 @@ class WalkOptions:
 
 
 def sim_start_epoch(now_s: float, duration_s: float, speedup: float) -> float:
-    """Epoch seconds of simulated t=0, so the simulated window ends at the real end."""
-    return now_s - duration_s * (1 - 1 / speedup if speedup > 0 else 1)
+    """Epoch seconds of simulated t=0, so the simulated window ends at the real end.
+
+    A whole second: the feeds' times are then the same whatever the run's wall clock
+    (Meraki's are whole seconds; a fraction carried in would move each fix's second, and
+    the filter's speed cap with it, from one run to the next).
+    """
+    return float(math.floor(now_s - duration_s * (1 - 1 / speedup if speedup > 0 else 1)))
 
 
 def username_for(device: Device, prefix: str) -> str:
