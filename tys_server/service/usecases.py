@@ -1,55 +1,35 @@
-"""The Service: register, delete (or erase), profile, disqualify, dashboards, boards,
-exports, purge, ip → username."""
+"""The Service: register (``registration``), delete (or erase), profile, disqualify,
+dashboards, boards, exports, purge, ip → username."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import NamedTuple
+from collections.abc import Callable
 
 from tys_server.config import Settings
 from tys_server.core.addresses import is_private, read_address
 from tys_server.core.leaderboard import Boards
 from tys_server.core.ranking import Ranking
 from tys_server.core.state import State, User
-from tys_server.core.users import Profile, ProfileChanges, name_key
+from tys_server.core.users import Profile, ProfileChanges
 from tys_server.lookup.cmx_api import NotOnWifi
 from tys_server.service.errors import (
     AliasTaken,
     DeviceNotRegistered,
-    DeviceOwned,
-    LimitReached,
     NoDevices,
     StorageFailed,
-    UsernameTaken,
     UserNotFound,
 )
 from tys_server.service.export import Table, board_table
 from tys_server.service.ports import FlushGate, MacLookup, SeenDevices, UserStore
 from tys_server.service.privacy import NoFlusher, Privacy
+from tys_server.service.registration import Registrar, Registration
 from tys_server.service.replies import Replies
-from tys_server.store.database import (
-    AliasConflict,
-    DeviceConflict,
-    DeviceLimit,
-    StoreError,
-    UsernameConflict,
-)
-from tys_server.store.users import StoredUser
+from tys_server.store.database import AliasConflict, StoreError
 
 log = logging.getLogger(__name__)
-
-
-class Registration(NamedTuple):
-    """A user's device after register(); added is False when it was theirs already."""
-
-    added: bool
-    username: str
-    email: str
-    ip: str
-    mac: str
 
 
 class Service:
@@ -74,14 +54,9 @@ class Service:
                                self.is_ranked, clock)
         # Erasure and retention take turns with the flush (flush: the Flusher).
         self.privacy = Privacy(state, store, flush if flush is not None else NoFlusher(), clock)
+        self.registrar = Registrar(settings, state, store, self._lookup, clock)
 
     # -- helpers --------------------------------------------------------------------
-
-    def email_for(self, username: str) -> str:
-        """username@email_domain, unless the username is an address itself."""
-        if "@" in username:
-            return username
-        return f"{username}@{self.settings.registration.email_domain}"
 
     def is_ranked(self, user: User) -> bool:
         """Hidden and disqualified users and staff (excluded e-mail domains) stay off boards."""
@@ -131,76 +106,7 @@ class Service:
         Raises NotOnWifi, LocationUnavailable, DeviceOwned, UsernameTaken, LimitReached
         or StorageFailed.
         """
-        mac = await self._lookup(ip)
-        known = self._registered(username, ip, mac, add_device)
-        if known is not None:
-            return known
-        user = self.state.user(username)
-        email = self.email_for(username) if user is None else user.email
-        username = username if user is None else user.username
-        profile = Profile(team, self.clock() if team is not None else None)
-        try:
-            if user is None:
-                await _stored(self.store.add_user(email, username, mac, profile))
-            else:
-                await _stored(self.store.add_device(
-                    email, mac, self.settings.registration.max_devices_per_user))
-        except (DeviceOwned, UsernameTaken, LimitReached):
-            # Memory let it through, the database refused: it holds rows memory lacks (a
-            # request beside this one, or a COMMIT whose answer was lost). Learn them.
-            await self._recall(username, mac)
-            known = self._registered(username, ip, mac, add_device)
-            if known is not None:
-                return known
-            raise
-        self._remember(StoredUser(email, username, (mac,), profile))
-        log.info("registered (%d users, %d devices)", len(self.state.users),
-                 self.state.device_count())
-        return Registration(True, username, email, ip, mac)
-
-    def _registered(self, username: str, ip: str, mac: str,
-                    add_device: bool) -> Registration | None:
-        """Memory's answer: the device is the user's already, a refusal, or None (write it)."""
-        user = self.state.user(username)
-        owner = self.state.owner(mac)
-        if owner is not None:
-            if owner is user:
-                return Registration(False, owner.username, owner.email, ip, mac)
-            raise DeviceOwned()
-        if user is not None:
-            if not add_device:
-                raise UsernameTaken()
-            if len(user.macs) >= self.settings.registration.max_devices_per_user:
-                raise LimitReached()
-        elif self._alias_of_another(username):
-            raise UsernameTaken()
-        return None
-
-    def _alias_of_another(self, username: str) -> bool:
-        """True when username is (casefolded) another user's alias."""
-        holder = self.state.name_owner(username)
-        return holder is not None and holder.alias is not None \
-            and name_key(holder.alias) == name_key(username)
-
-    async def _recall(self, username: str, mac: str) -> None:
-        """Memory learns what the database holds for this username and this device."""
-        try:
-            for stored in await self.store.registrations(username, mac):
-                self._remember(stored)
-        except StoreError as exc:
-            log.warning("registrations not read back: %s", exc)
-
-    def _remember(self, stored: StoredUser) -> None:
-        """Memory holds a user and devices the database holds; each once, whoever came first."""
-        user = self.state.user(stored.username)
-        for mac in stored.macs:
-            if self.state.owner(mac) is not None:
-                continue
-            if user is None:
-                user = self.state.add_user(stored.email, stored.username, mac, self.clock())
-                self.state.set_profile(user, stored.profile)
-            elif user.email == stored.email:
-                self.state.add_device(user, mac, self.clock())
+        return await self.registrar.register(username, ip, add_device, team)
 
     async def delete(self, username: str, erase: bool = False) -> User:
         """Forget a user and its devices; the user forgotten. The distance stays with the
@@ -318,17 +224,3 @@ class Service:
             raise DeviceNotRegistered()
         return owner.username
 
-
-async def _stored(write: Awaitable[None]) -> None:
-    """Await a registration's database write, its conflicts read as the domain's."""
-    try:
-        await write
-    except DeviceConflict:
-        raise DeviceOwned() from None
-    except UsernameConflict:
-        raise UsernameTaken() from None
-    except DeviceLimit:
-        raise LimitReached() from None
-    except StoreError as exc:
-        log.warning("registration not stored: %s", exc)
-        raise StorageFailed() from exc
