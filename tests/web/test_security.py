@@ -376,7 +376,7 @@ async def test_sql_in_values_is_stored_verbatim_and_tables_stay(post: Any, runti
 # Built SQL that is known and safe: an integer from the config, a database name
 # made by the test fixtures or `make run` (identifiers cannot be parameters).
 BUILT_SQL_ALLOWED = {
-    ("database.py", "SET LOCAL statement_timeout"),
+    ("pool.py", "SET LOCAL statement_timeout"),
     ("embedded.py", "CREATE DATABASE"),
 }
 
