@@ -18,7 +18,7 @@ import pytest
 from tests.test_example_config import EXAMPLE, TYS_ENV
 from tys_server.config import DatabaseSettings, ServerSettings, env_name, load_settings
 from tys_server.ops import sdnotify
-from tys_server.server import FINAL_FLUSH_ATTEMPTS, final_flush_pause_s
+from tys_server.runtime import FINAL_FLUSH_ATTEMPTS, final_flush_pause_s
 
 ROOT = Path(__file__).resolve().parents[2]
 UNITS = ROOT / "systemd"

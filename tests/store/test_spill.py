@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import TestDatabase, with_overrides
 from tests.support.pgproxy import PgProxy
-from tys_server import server
+from tys_server import runtime as runtime_module
 from tys_server.core.adaptive import JITTER_PRIOR_FT
 from tys_server.core.events import Batch, Movement, ZoneVisit
 from tys_server.core.snapshot import Unflushed
@@ -117,7 +117,7 @@ def stored(db: TestDatabase) -> dict[str, Any]:
 @pytest.mark.gen_test(timeout=60)
 async def test_a_shutdown_with_the_database_down_spills_and_the_next_start_writes_it(
         settings: Any, db: TestDatabase, proxy: PgProxy, monkeypatch: Any) -> None:
-    monkeypatch.setattr(server, "final_flush_pause_s", lambda attempt: 0.0)
+    monkeypatch.setattr(runtime_module, "final_flush_pause_s", lambda attempt: 0.0)
     cut = with_overrides(settings, **{"database.dsn": proxy.proxied_dsn(),
                                       "database.connect_timeout_s": 1.0,
                                       "database.statement_timeout_s": 1.0})

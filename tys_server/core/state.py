@@ -161,7 +161,7 @@ class State(Registry, FlushBook):
         """Adaptive mode: stop every walk with no fix since now_s − settle_s (rule S).
 
         now_s is a time before which no more fixes can arrive: the feeds' clock less
-        their lateness (server.py). Only queued walks are visited. Devices settled.
+        their lateness (background.py). Only queued walks are visited. Devices settled.
         """
         settled = 0
         for mac, track in self.walking.pop_due(self.tracks, now_s, self.params.settle_s):

@@ -15,7 +15,7 @@ A feed's state never turns /healthz into a 503: that status is the database's (D
 and restarting TYS cannot bring a feed back.
 
 Each feed also keeps a ``FeedClock``: its event time, run on while it is live. The
-adaptive filter's settle (server.py) runs at ``FeedBoard.settle_time_s()``, the earliest
+adaptive filter's settle (background.py) runs at ``FeedBoard.settle_time_s()``, the earliest
 feed clock less ``SETTLE_LATENESS_S``: a time before which no more events are expected
 from any feed. Event time, never the wall clock: Meraki posts a minute late, a Firehose
 resume replays minutes-old events, a simulator runs event time behind the wall clock,
