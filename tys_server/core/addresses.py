@@ -45,6 +45,14 @@ def is_private(address: IpAddress) -> bool:
                if network.version == address.version)
 
 
+def private_ipv4(text: object) -> str | None:
+    """The canonical text of the private IPv4 address in text, else None (a feed's ipv4)."""
+    address = read_address(text)
+    if isinstance(address, ipaddress.IPv4Address) and is_private(address):
+        return str(address)
+    return None
+
+
 def is_private_ip(ip: str) -> bool:
     """True when ip is the text of a private address."""
     address = read_address(ip)

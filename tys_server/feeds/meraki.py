@@ -33,10 +33,9 @@ not an object); ``bluetooth`` and ``other`` ignored, one per observation.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 from operator import attrgetter
 
-from tys_server.core.addresses import is_private, read_address
+from tys_server.core.addresses import private_ipv4
 from tys_server.core.events import Batch, Event, Fix, IpSeen
 from tys_server.core.macs import hash_mac, normalise_mac
 from tys_server.core.units import M_PER_FT
@@ -169,7 +168,8 @@ class _WifiReader:
         fixes.sort(key=_FIX_TIME)  # Meraki lists them oldest first, but does not say so
         self.count("fix", "accepted", len(fixes))
         self.events.extend(fixes)
-        ip = _private_ipv4(observation.get("ipv4"))
+        ipv4 = observation.get("ipv4")  # "10.0.0.5", "/10.0.0.5" or "host/10.0.0.5"
+        ip = private_ipv4(ipv4.rpartition("/")[2]) if isinstance(ipv4, str) else None
         if ip is not None:
             self.events.append(IpSeen(ip, device, fixes[-1].ts if fixes else self.now_s))
 
@@ -226,13 +226,3 @@ class _WifiReader:
         if key is None:
             key = self.floors[plan] = floor_key(FLOOR_NAMESPACE + plan.strip())
         return key
-
-
-def _private_ipv4(value: object) -> str | None:
-    """The private IPv4 in an ipv4 field ("10.0.0.5", "/10.0.0.5", "host/10.0.0.5")."""
-    if not isinstance(value, str):
-        return None
-    address = read_address(value.rpartition("/")[2])
-    if isinstance(address, ipaddress.IPv4Address) and is_private(address):
-        return str(address)
-    return None

@@ -33,7 +33,6 @@ consumers (CiscoDevNet/DNASpaces-FirehoseAPI-*) and a public capture:
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import math
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -41,7 +40,7 @@ from typing import Any
 
 import orjson
 
-from tys_server.core.addresses import is_private, read_address
+from tys_server.core.addresses import private_ipv4
 from tys_server.core.events import Batch, DeviceExit, Event, Fix, IpSeen
 from tys_server.core.macs import hash_mac, normalise_mac
 from tys_server.core.units import M_PER_FT
@@ -63,7 +62,6 @@ FLOOR_NAMESPACE = "spaces:"
 # 30 MB of uid strings at the bound. Counted, not timed: a burst after a resume must not
 # let a replayed uid fall out of the window early because the clock moved.
 DEDUP_CAPACITY = 200_000
-_NO_IP = frozenset({"", "NOT APPLICABLE"})
 _LABELS = frozenset({LOCATION_UPDATE, DEVICE_EXIT, KEEP_ALIVE})
 _MAX_LOCATION_DEPTH = 16  # FLOOR sits 1-2 levels up; ROOT is ~5 levels up
 _FLOOR_CACHE_MAX = 4096
@@ -188,7 +186,7 @@ class SpacesReader:
         if ip == "":
             if len(self._ips) >= _CACHE_MAX:
                 self._ips.clear()
-            ip = self._ips[ip_text] = _private_ipv4(ip_text)
+            ip = self._ips[ip_text] = private_ipv4(ip_text)  # "NOT APPLICABLE": None
         if ip is not None:
             events.append(IpSeen(ip, mac, ts))
 
@@ -280,16 +278,6 @@ def _record_ms(value: object) -> int | None:
     else:
         return None
     return ms if ms >= SECONDS_BELOW else None  # seconds or garbage: not a cursor
-
-
-def _private_ipv4(value: object) -> str | None:
-    """The private IPv4 in an ipv4 field; "" and "NOT APPLICABLE" mean none."""
-    if not isinstance(value, str) or value in _NO_IP:
-        return None
-    address = read_address(value)
-    if isinstance(address, ipaddress.IPv4Address) and is_private(address):
-        return str(address)
-    return None
 
 
 def _opaque_id_mac(device_id: str, key: str) -> str:
