@@ -81,6 +81,13 @@ class Batch:
     future_ts: int = 0
 
 
+def arrival_lag_s(received_s: float | None, event_ts: float | None) -> float | None:
+    """How late an event arrived: receive time − event time (None before any event)."""
+    if received_s is None or event_ts is None:
+        return None
+    return received_s - event_ts
+
+
 class EventSink(Protocol):
     """Where a feed's batches go (the state); tracks: devices it already follows."""
 

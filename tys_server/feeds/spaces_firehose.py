@@ -43,7 +43,7 @@ from urllib.parse import urlencode
 from tornado.curl_httpclient import CurlAsyncHTTPClient
 from tornado.httpclient import HTTPClientError, HTTPRequest
 
-from tys_server.core.events import EventSink
+from tys_server.core.events import EventSink, arrival_lag_s
 from tys_server.feeds.lines import LineSplitter
 from tys_server.feeds.reconnect import (
     HEALTHY_RESET_S,
@@ -129,9 +129,7 @@ class FirehoseConsumer:
     @property
     def lag_s(self) -> float | None:
         """How late the newest DEVICE_* event was: receive time − event time."""
-        if self.last_event_at is None or self.last_event_ts is None:
-            return None
-        return self.last_event_at - self.last_event_ts
+        return arrival_lag_s(self.last_event_at, self.last_event_ts)
 
     @property
     def by_type(self) -> dict[tuple[str, str], int]:

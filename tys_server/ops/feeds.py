@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator, Mapping
 from operator import attrgetter
 from typing import Any, Protocol
 
-from tys_server.core.events import Batch
+from tys_server.core.events import Batch, arrival_lag_s
 from tys_server.ops.sources import HealthSource
 
 RECEIVER_STATES = ("ok", "quiet")
@@ -167,9 +167,7 @@ class ReceiverWatch:
     @property
     def lag_s(self) -> float | None:
         """How late the newest event was when it arrived."""
-        if self.last_event_at is None or self.last_event_ts is None:
-            return None
-        return self.last_event_at - self.last_event_ts
+        return arrival_lag_s(self.last_event_at, self.last_event_ts)
 
     @property
     def last_event_age_s(self) -> float | None:
