@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from tys_server.core.addresses import parse_ip
 from tys_server.core.groups import GROUPINGS, RANKS
@@ -20,6 +21,7 @@ NAME_MAX = 64  # teams and aliases
 DEFAULT_DAYS = 5
 DEFAULT_LEADERS = 5
 _DATE_SHAPE = re.compile(r"[0-9]{2}/[0-9]{2}/[0-9]{4}")
+T = TypeVar("T")
 
 BAD_REGISTER = "Not a POST request or no application/json headers with username and ip"
 BAD_DELETE = "Expecting keyname username to delete."
@@ -83,6 +85,14 @@ def date_ordinal(value: object) -> int | None:
         return None
 
 
+def _required(body: Any, key: str, read: Callable[[object], T | None], bad: str) -> T:
+    """body[key] as read() reads it, or BadRequest(bad) (no object, no key, or unreadable)."""
+    value = read(body.get(key)) if isinstance(body, dict) else None
+    if value is None:
+        raise BadRequest(bad)
+    return value
+
+
 def register_args(body: Any) -> tuple[str, str, bool]:
     """register_username: (username, ip, add_device)."""
     if not isinstance(body, dict):
@@ -113,9 +123,7 @@ def _optional_name(body: dict[str, Any], key: str, bad: str) -> str | None:
 
 def profile_args(body: Any) -> tuple[str, ProfileChanges]:
     """profile: (username, the fields given: team and alias (None clears), hidden)."""
-    username = valid_username(body.get("username")) if isinstance(body, dict) else None
-    if username is None:
-        raise BadRequest(BAD_PROFILE)
+    username = _required(body, "username", valid_username, BAD_PROFILE)
     changes: ProfileChanges = {}
     if "team" in body:
         changes["team"] = _optional_name(body, "team", BAD_TEAM)
@@ -130,10 +138,7 @@ def profile_args(body: Any) -> tuple[str, ProfileChanges]:
 
 def delete_args(body: Any) -> str:
     """delete_username: the username."""
-    username = valid_username(body.get("username")) if isinstance(body, dict) else None
-    if username is None:
-        raise BadRequest(BAD_DELETE)
-    return username
+    return _required(body, "username", valid_username, BAD_DELETE)
 
 
 def erase_arg(body: dict[str, Any]) -> bool:
@@ -184,7 +189,4 @@ def board_kind_args(body: dict[str, Any]) -> tuple[str, str]:
 
 def ip_args(body: Any) -> str:
     """ip_username: the IP, in its canonical text."""
-    ip = parse_ip(body.get("ip")) if isinstance(body, dict) else None
-    if ip is None:
-        raise BadRequest(BAD_IP)
-    return ip
+    return _required(body, "ip", parse_ip, BAD_IP)
