@@ -174,10 +174,7 @@ class SpacesReader:
         y_ft = read_number(payload.get("yPos")) * self.ft_per_unit
         if abs(x_ft) > MAX_COORDINATE_FT or abs(y_ft) > MAX_COORDINATE_FT:
             raise Malformed
-        ts = _event_time(payload.get("lastSeen"), record.get("recordTimestamp"), now_s)
-        if ts > now_s + FUTURE_TOLERANCE_S:  # a clock off by minutes: never "stale" for hours
-            ts = now_s
-            self.future_ts += 1
+        ts = self._event_ts(payload.get("lastSeen"), record.get("recordTimestamp"), now_s)
         events.append(Fix(mac, floor, x_ft, y_ft, None, ts))
         ip_text = payload.get("ipv4")
         if type(ip_text) is not str:
@@ -196,11 +193,15 @@ class SpacesReader:
         if type(payload) is not dict:
             raise Malformed
         mac = self._device(payload.get("device"))
-        ts = _event_time(None, record.get("recordTimestamp"), now_s)
-        if ts > now_s + FUTURE_TOLERANCE_S:
+        events.append(DeviceExit(mac, self._event_ts(None, record.get("recordTimestamp"), now_s)))
+
+    def _event_ts(self, first: object, second: object, now_s: float) -> float:
+        """The event's time (_event_time); over 5 minutes ahead, now_s, counted in future_ts."""
+        ts = _event_time(first, second, now_s)
+        if ts > now_s + FUTURE_TOLERANCE_S:  # a clock off by minutes: never "stale" for hours
             ts = now_s
             self.future_ts += 1
-        events.append(DeviceExit(mac, ts))
+        return ts
 
     def _device(self, device: object) -> str:
         """The device's id as stored: its MAC (hashed with a key), else its deviceId's."""
