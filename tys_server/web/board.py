@@ -10,12 +10,9 @@ screens ask.
 from __future__ import annotations
 
 import datetime as dt
-import importlib.resources
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
-
-import tornado.template
 
 from tys_server.config import Settings
 from tys_server.core.groups import GroupEntry
@@ -24,8 +21,8 @@ from tys_server.core.units import km, miles, steps
 from tys_server.service import Service
 from tys_server.web.base import BaseHandler, BasicAuth
 from tys_server.web.limits import PathRule
+from tys_server.web.pages import page_templates
 
-TEMPLATE_DIR = importlib.resources.files("tys_server.web") / "templates"
 CACHE_S = 5.0  # the page is rebuilt at most this often, whoever asks
 REFRESH_S = 15  # each screen reloads the page this often (meta refresh)
 TOP = 10  # rows per board: what a 1080p screen shows in type readable from 10 m
@@ -44,7 +41,7 @@ class BigScreen:
         self.clock = clock if clock is not None else service.clock  # "today" as the API's
         self.monotonic = monotonic
         self.cache_s = cache_s
-        self.loader = tornado.template.Loader(str(TEMPLATE_DIR))
+        self.loader = page_templates()
         self._html = b""
         self._built_at = -float("inf")
 

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import importlib.resources
 import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import tornado.template
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from tys_server.config import Settings
@@ -22,10 +20,10 @@ from tys_server.ops.sources import HealthSource, HostSource
 from tys_server.service import Service
 from tys_server.web import charts
 from tys_server.web.base import BaseHandler, BasicAuth
+from tys_server.web.pages import page_templates
 
 log = logging.getLogger(__name__)
 
-TEMPLATE_DIR = importlib.resources.files("tys_server.web") / "templates"
 CACHE_S = 5.0  # the page is rebuilt at most this often, whoever asks
 HISTORY_CACHE_S = 60.0  # the database is asked for older registrations at most this often
 HISTORY_DAYS = 7
@@ -66,7 +64,7 @@ class StatusPage:
         self.feeds = feeds if feeds is not None else FeedBoard()
         self.clock = clock
         self.cache_s = cache_s
-        self.loader = tornado.template.Loader(str(TEMPLATE_DIR))
+        self.loader = page_templates()
         self._html = b""
         self._built_at = -float("inf")
         self._history: list[tuple[float, float]] = []
