@@ -64,12 +64,7 @@ class Registrar:
 
     async def register(self, username: str, ip: str, add_device: bool = False,
                        team: str | None = None) -> Registration:
-        """The device at ip becomes the user's: a new user, or (add_device) one more device.
-
-        A new user joins `team` (an existing user keeps theirs: /live/profile changes it).
-        Raises NotOnWifi, LocationUnavailable, DeviceOwned, UsernameTaken, LimitReached
-        or StorageFailed.
-        """
+        """Service.register, which says what it does and raises."""
         mac = await self._lookup(ip)
         known = self._registered(username, ip, mac, add_device)
         if known is not None:
