@@ -16,6 +16,7 @@ from tools.cmx_sim import fake_firehose
 from tys_server.core.events import Batch, DeviceExit, Fix, IpSeen
 from tys_server.core.macs import hash_mac
 from tys_server.core.units import M_PER_FT
+from tys_server.feeds import spaces_events
 from tys_server.feeds.cmx_fields import floor_key, read_floor
 from tys_server.feeds.lines import LineSplitter
 from tys_server.feeds.spaces_events import SpacesReader
@@ -403,3 +404,29 @@ def test_splitting_a_stream_anywhere_yields_the_same_lines(
         at, i = at + size, i + 1
     assert got == parts
     assert splitter.reset() is False
+
+
+# --- a fault on one line -----------------------------------------------------------------
+
+def test_a_line_the_reader_fails_on_is_counted_bad_and_the_others_are_read(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug met on one line (injected in the ipv4 reader) costs that line, not the batch."""
+    real = spaces_events.private_ipv4
+
+    def fails_on_one_ip(text: object) -> str | None:
+        if text == "10.9.9.9":
+            raise RuntimeError("injected")
+        return real(text)
+
+    monkeypatch.setattr(spaces_events, "private_ipv4", fails_on_one_ip)
+    records = [{**event(ipv4=ip), "recordUid": f"uid-{n}"}
+               for n, ip in enumerate(["10.0.0.1", "10.9.9.9", "10.0.0.3"])]
+    reader = SpacesReader()
+    batch, newest_ms = read(*records, reader=reader)
+    assert batch.events == [Fix(MAC, FLOOR, 372.79483, 210.72083, None, LAST_SEEN_S),
+                            IpSeen("10.0.0.1", MAC, LAST_SEEN_S),
+                            Fix(MAC, FLOOR, 372.79483, 210.72083, None, LAST_SEEN_S),
+                            IpSeen("10.0.0.3", MAC, LAST_SEEN_S)]  # none of the failed line
+    assert (batch.accepted, batch.ignored, batch.rejected, reader.bad_lines) == (2, 0, 0, 1)
+    assert batch.by_type == {("DEVICE_LOCATION_UPDATE", "accepted"): 2}
+    assert isinstance(reader.line_error, RuntimeError) and newest_ms == RECORD_MS

@@ -92,6 +92,8 @@ class SpacesReader:
         self.dedup_capacity = dedup_capacity
         self.by_type: dict[tuple[str, str], int] = {}  # since start, for the metrics
         self.bad_lines = 0
+        # The newest exception a line raised (counted in bad_lines), for the consumer to log.
+        self.line_error: Exception | None = None
         self.device_lines = 0  # DEVICE_* lines read (not duplicates): "quiet" watches it
         self.future_ts = 0  # event times over 5 minutes ahead, replaced (since start)
         self._seen: OrderedDict[str, None] = OrderedDict()
@@ -141,6 +143,7 @@ class SpacesReader:
                 newest_ms = record_ms
             if label == LOCATION_UPDATE or label == DEVICE_EXIT:
                 self.device_lines += 1
+                mark = len(events)
                 try:
                     if label == LOCATION_UPDATE:
                         self._location_update(record, now_s, events)
@@ -149,6 +152,11 @@ class SpacesReader:
                 except Malformed:
                     outcome = "rejected"
                     rejected += 1
+                except Exception as exc:  # a bug met on one line: that line is bad, not the chunk
+                    del events[mark:]
+                    self.bad_lines += 1
+                    self.line_error = exc
+                    continue
                 else:
                     outcome = "accepted"
                     accepted += 1

@@ -283,6 +283,9 @@ class FirehoseConsumer:
                 return
             now_s = self._clock()
             batch, newest_ms = self.reader.read(lines, now_s)
+            if self.reader.line_error is not None:  # the line is counted bad; the rest went on
+                error, self.reader.line_error = self.reader.line_error, None
+                log.error("Spaces Firehose: a line could not be read", exc_info=error)
             if batch.events or batch.accepted or batch.rejected or batch.ignored:
                 self.sink.ingest(batch, now_s)
             if newest_ms is not None and (self.cursor_ms is None or newest_ms > self.cursor_ms):
