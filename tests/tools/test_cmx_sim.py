@@ -489,3 +489,26 @@ def test_every_subcommand_has_help(command: list[str]) -> None:
                           cwd=ROOT, capture_output=True, text=True, timeout=30, check=False)
     assert done.returncode == 0, done.stderr
     assert "usage: python -m tools.cmx_sim" in done.stdout
+
+
+def test_walk_command_line_becomes_walk_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tools.cmx_sim.__main__ import build_parser
+    from tools.cmx_sim.walk_cli import walk_options
+
+    monkeypatch.setenv("TYS_FEEDS_MERAKI_SECRET", "from-env")
+    monkeypatch.setenv("TYS_FEEDS_MERAKI_PATH", "/hidden-meraki")
+    args = build_parser().parse_args(
+        ["walk", "--server", "http://tys:8080", "--feed", "meraki", "--attendees", "7",
+         "--stationary", "2", "--register-share", "0.5", "--noise", "correlated",
+         "--noise-ft", "12", "--noise-corr-s", "40", "--duration-min", "5", "--tail-s", "90",
+         "--settle-wait-s", "2", "--serve-firehose", "9999", "--speedup", "0"])
+    opts = walk_options(args)
+    assert (opts.feed, opts.attendees, opts.stationary, opts.register_share) == (
+        "meraki", 7, 2, 0.5)
+    assert (opts.venue.noise_model, opts.venue.noise_ft, opts.venue.noise_corr_s) == (
+        "correlated", 12.0, 40.0)
+    assert (opts.duration_s, opts.tail_s, opts.settle_wait_s, opts.speedup) == (
+        300.0, 90.0, 2.0, 0.0)
+    assert opts.meraki_url == "http://tys:8080/hidden-meraki"
+    assert opts.meraki_secret == "from-env"
+    assert opts.serve_firehose == ("127.0.0.1", 9999)

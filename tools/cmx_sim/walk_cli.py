@@ -145,7 +145,7 @@ def walk_options(args: argparse.Namespace) -> walk.WalkOptions:
         mac_mode=args.mac_mode, hash_key=secret(args.hash_key, "TYS_CMX_MAC_HASH_KEY", ""),
         venue=venue_config(args), duration_s=args.duration_min * 60, speedup=args.speedup,
         batch_size=args.batch_size, batch_interval_s=args.batch_interval_s,
-        registershare=args.registershare, user_prefix=args.user_prefix,
+        register_share=args.register_share, user_prefix=args.user_prefix,
         serve_cmx=args.serve_cmx,
         cmx_auth=(args.cmx_username, secret(args.cmx_password, "TYS_CMX_PASSWORD", "")),
         devices_file=args.devices_file, progress_s=args.progress_s,
