@@ -213,8 +213,8 @@ class _FeedFamilies:
         reconnects = CounterMetricFamily("tys_feed_reconnects", "Feed connections that "
                                          "ended and were retried.", labels=["feed"])
         bad_lines = CounterMetricFamily("tys_feed_bad_lines", "Stream lines that were no "
-                                        "event (not JSON, cut short, too long).",
-                                        labels=["feed"])
+                                        "event (not JSON, cut short, too long, or one the "
+                                        "reader failed on).", labels=["feed"])
         for name, feed in self.feeds:
             for (kind, outcome), count in list(feed.by_type.items()):
                 events.add_metric([name, kind, outcome], count)
@@ -234,12 +234,14 @@ class _FeedFamilies:
         yield from (events, future, states, lag, age, reconnects, bad_lines)
         state = self.state
         for name, documentation, value in (
-                ("tys_devices_refused", "New devices refused past tracking.max_devices.",
-                 state.refused_devices),
+                ("tys_devices_refused", "Movements and fixes of new devices refused "
+                 "because tracking.max_devices devices are tracked (one per event, not "
+                 "per device).", state.refused_devices),
                 ("tys_stale_movements", "Fixes older than their track's newest point, "
                  "dropped.", state.stale_movements),
-                ("tys_stale_visits", "Zone visits older than memory's window, counted "
-                 "and not written.", state.stale_visits)):
+                ("tys_stale_visits", "Zone visits not counted, their minute not open: "
+                 "over 10 minutes behind or 5 minutes ahead of the receive time, or a "
+                 "minute whose zone count was loaded at start-up.", state.stale_visits)):
             yield CounterMetricFamily(name, documentation, value=value)
 
 
