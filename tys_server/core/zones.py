@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import sys
 
-MINUTE_S = 60
+from tys_server.core.units import MINUTE_S
+
 # Feeds deliver late (Spaces up to ~20 s out of order, Meraki a POST a minute), so a
 # minute stays open this long after it ended...
 BEHIND_S = 10 * MINUTE_S
