@@ -155,7 +155,8 @@ async def test_board_is_public_html_with_no_script_and_nothing_loaded(post: Any)
     assert reply.code == 200
     assert reply.headers["Content-Type"] == "text/html; charset=UTF-8"
     assert reply.headers["Content-Security-Policy"] == \
-        "default-src 'none'; style-src 'unsafe-inline'" == CONTENT_SECURITY_POLICY
+        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'" \
+        == CONTENT_SECURITY_POLICY
     assert reply.headers["Cache-Control"] == f"public, max-age={CACHE_S:.0f}"
     assert CACHE_S < REFRESH_S  # each refresh finds the browser's copy stale
     body = reply.body.decode()
@@ -402,3 +403,29 @@ async def test_board_in_headless_chromium_on_a_1080p_screen(post: Any, runtime: 
     (tmp_path / "board.png").write_bytes(png)
     if os.environ.get("TYS_UPDATE_SCREENSHOTS") == "1":  # the README's picture, on request
         (DOCS / "board.png").write_bytes(png)
+
+
+# -- HEAD ----------------------------------------------------------------------------
+
+
+@pytest.mark.gen_test
+async def test_head_answers_the_gets_status_and_headers_without_a_body(post: Any) -> None:
+    got = await post("/board", method="GET", auth=None)
+    head = await post("/board", method="HEAD", auth=None)
+    assert (head.code, head.body) == (200, b"")
+    for name in ("Content-Type", "Content-Security-Policy", "Cache-Control", "Content-Length"):
+        assert head.headers[name] == got.headers[name], name
+    assert int(head.headers["Content-Length"]) == len(got.body)
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("overrides", [{"board.require_auth": True}], indirect=True)
+async def test_head_wants_the_monitor_pair_like_get(post: Any, runtime: Runtime) -> None:
+    assert (await post("/board", method="HEAD", auth=None)).code == 401
+    assert (await post("/board", method="HEAD", auth=MONITOR_AUTH)).code == 200
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("overrides", [{"board.enabled": False}], indirect=True)
+async def test_head_is_404_when_disabled(post: Any, runtime: Runtime) -> None:
+    assert (await post("/board", method="HEAD", auth=None)).code == 404

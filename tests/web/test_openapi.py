@@ -44,7 +44,7 @@ OPERATIONS = {
     "POST /admin/export", "POST /admin/disqualify", "POST /admin/requalify",
     "POST /admin/erase", "POST /admin/purge",
     "GET /healthz", "HEAD /healthz", "GET /openapi.yaml", "GET /metrics", "GET /status",
-    "GET /board",
+    "GET /board", "HEAD /board",
 }
 # Calls whose text argument is an error text: a 400 of a request reader, the error writer.
 ERROR_TEXT_CALLS = {"BadRequest": 0, "send_json_error": 1, "error_body": 0}

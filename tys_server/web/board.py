@@ -1,4 +1,4 @@
-"""GET /board: the big screen in the hall (DESIGN 15), server-rendered, self-refreshing.
+"""GET (and HEAD) /board: the big screen in the hall (DESIGN 15), server-rendered, self-refreshing.
 
 The page shows the service's own boards (the rankings /live/leaderboard serves, under
 aliases, without hidden, disqualified or staff users): the top 10 overall, of today
@@ -26,7 +26,9 @@ from tys_server.web.pages import page_templates
 CACHE_S = 5.0  # the page is rebuilt at most this often, whoever asks
 REFRESH_S = 15  # each screen reloads the page this often (meta refresh)
 TOP = 10  # rows per board: what a 1080p screen shows in type readable from 10 m
-CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'"
+# Nothing loaded, nothing run, and never inside another site's frame: the screens open
+# the page itself (full screen, kiosk mode), as TLS's X-Frame-Options: DENY already asks.
+CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
 
 
 class BigScreen:
@@ -113,6 +115,8 @@ class BoardHandler(BaseHandler):
         self.set_header("Cache-Control", self.cache_control)
         self.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         self.finish(self.screen.html())
+
+    head = get  # a player or a probe may ask whether the page is there (no body)
 
 
 def routes(settings: Settings, service: Service) -> list[Any]:
