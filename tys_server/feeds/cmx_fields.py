@@ -1,7 +1,8 @@
 """Readers of single CMX field values: numbers, floorId, event times. Pure: no I/O.
 
-Each raises Malformed when the value cannot be read; notifications.py counts the
-entry as rejected. The tolerances are listed in notifications.py's docstring.
+Each raises Malformed when the value cannot be read; the feed reading the entry (cmx.py,
+spaces_events.py, meraki.py) counts it as rejected. The tolerances are listed in cmx.py's
+docstring.
 """
 
 from __future__ import annotations

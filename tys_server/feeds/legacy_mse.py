@@ -1,6 +1,6 @@
 """Legacy MSE notifications ({"MovementEvent": {...}}, {"StreamingNotification": ...}).
 
-Rewritten into a CMX entry with the field names notifications.py reads. Pure: no I/O.
+Rewritten into a CMX entry with the field names cmx.py reads. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ LEGACY_KEYS = ("MovementEvent", "StreamingNotification")
 
 
 def from_legacy(inner: dict[str, object]) -> dict[str, object]:
-    """A legacy MSE notification rewritten with the CMX field names notifications.py reads.
+    """A legacy MSE notification rewritten with the CMX field names cmx.py reads.
 
     MAC: deviceId, macAddress, location.macAddress.  Position: locationCoordinate,
     mapCoordinate, location.mapCoordinate / MapCoordinate.  Floor: floorId,
