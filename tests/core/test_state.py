@@ -315,6 +315,28 @@ def test_device_exit_settles_a_walk_at_once_in_the_adaptive_mode() -> None:
     assert state.settle(NOW_S + 3600) == 0  # nothing left to settle
 
 
+def floor_walk(start_s: float) -> list[Fix]:
+    """Eight fixes 60 ft apart (past the gate) on floor 1, then eight on floor 2, 15 s apart."""
+    return [Fix(MAC, 1 + i // 8, 60.0 * i, 0.0, None, start_s + 15 * i) for i in range(16)]
+
+
+@pytest.mark.parametrize("params", [FilterParams(), ADAPTIVE], ids=["classic", "adaptive"])
+@pytest.mark.parametrize("exited", [False, True], ids=["walking", "exited"])
+def test_a_replayed_fix_older_than_the_track_is_stale_whatever_its_floor(
+        params: FilterParams, exited: bool) -> None:
+    """A Firehose resume replays fixes from before a floor change or an exit (DESIGN 12.2):
+    taken as a new floor, they started the track again and credited the walk twice."""
+    state = State(params, "UTC")
+    stream = floor_walk(NOW_S - 300)
+    state.ingest(batch(*stream, *([DeviceExit(MAC, NOW_S - 30)] if exited else [])), NOW_S)
+    before = (repr(state.tracks[MAC]), dict(state.days))
+    last_ts = state.tracks[MAC].last_ts
+    replay = stream[4:]  # four fixes on floor 1, eight on floor 2
+    state.ingest(batch(*replay), NOW_S)
+    assert (repr(state.tracks[MAC]), dict(state.days)) == before
+    assert state.stale_movements == sum(fix.ts < last_ts for fix in replay)
+
+
 def test_the_adaptive_gate_s_state_is_flushed_even_when_no_fix_passes() -> None:
     state = State(ADAPTIVE, "UTC", gate=GateParams(gate_ft=50.0, max_uncertainty_ft=82.0))
     state.ingest(batch(*fixes(MAC, [0.0, 3.0], NOW_S - 300)), NOW_S)

@@ -119,7 +119,11 @@ class State(Registry, FlushBook):
         if kind is Fix:
             fix: Fix = event  # type: ignore[assignment]
             track = self.tracks.get(fix.mac)
-            if track is not None and fix.floor == track.floor and fix.ts < track.last_ts:
+            # Older than the track's newest point: stale whatever its floor (DESIGN 6
+            # rule 2 before rule 1). A Firehose resume replays fixes from before a floor
+            # change or an exit; taken as a new floor, they would restart the track and
+            # the rest of the replay would credit the walk again (DESIGN 12.2).
+            if track is not None and fix.ts < track.last_ts:
                 self.stale_movements += 1
                 return None
             movement = self._gate(track, fix, self.gate)
