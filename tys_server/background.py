@@ -1,5 +1,6 @@
-"""What runs beside the HTTP server: the feeds' watches, the Firehose consumer, and the
-periodic work (sighting expiry, the adaptive filter's settle, the retention purge).
+"""What runs beside the HTTP server: the feed watches, the Firehose, the periodic tasks.
+
+The periodic tasks: sighting expiry, the adaptive filter's settle, the retention purge.
 
 ``runtime.Runtime`` builds one ``Background`` with the state, starts it once the state
 is loaded and the service exists, and stops it before the final flush: the Firehose

@@ -1,5 +1,7 @@
-"""Configuration: typed settings (``settings``), read from YAML and TYS_* (``load``), checked
-(``checks``). DESIGN section 4.
+"""Configuration: YAML and TYS_* environment → typed, checked settings (DESIGN 4).
+
+``settings``: the typed settings and their defaults; ``load``: reading the file and the
+environment; ``checks``: the checks across settings, with secrets kept out of errors.
 
 A leaf: imports nothing else of the project, and every layer but ``core`` may import it
 (import-linter contract ``config-leaf``). Callers import from here.

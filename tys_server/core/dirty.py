@@ -1,5 +1,7 @@
-"""The flush's bookkeeping in memory: what changed since the last successful flush, and
-the flushed per-minute counters dropped once older than the status page shows. Pure.
+"""The flush's bookkeeping in memory: the keys changed since the last flush. Pure.
+
+Also which flushed per-minute counters memory drops: those older than the status page
+shows.
 
 ``State`` keeps its dirty keys in a ``Dirty``; a flush takes them (``take_dirty``) and
 puts them back if it fails (``Dirty.merge``). Values are flushed as absolute values, so

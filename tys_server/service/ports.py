@@ -1,5 +1,7 @@
-"""What the service needs of its neighbours: the CMX look-up, the feeds' sightings, the
-store, and the flusher's lock."""
+"""What the service needs of its neighbours, as protocols.
+
+The CMX look-up, the feeds' sightings, the store, and the flusher's lock.
+"""
 
 from __future__ import annotations
 

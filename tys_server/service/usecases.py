@@ -1,5 +1,8 @@
-"""The Service: register (``registration``), delete (or erase), profile, disqualify,
-dashboards, boards, exports, purge, ip → username."""
+"""The Service: the API's use cases over memory, the database and the look-ups.
+
+Register (``registration``), delete (or erase), profile, disqualify, dashboards,
+boards, exports, purge, ip → username.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""GET (and HEAD) /board: the big screen in the hall (DESIGN 15), server-rendered, self-refreshing.
+"""GET (and HEAD) /board: the big screen in the hall (DESIGN 15), self-refreshing.
 
 The page shows the service's own boards (the rankings /live/leaderboard serves, under
 aliases, without hidden, disqualified or staff users): the top 10 overall, of today
