@@ -1,4 +1,7 @@
-"""In-memory aggregate: tracks, day totals, users, devices, counters, dirty sets."""
+"""The in-memory aggregate and its ingest loop: tracks, day totals, counters, visits.
+
+Its users are ``registry``'s half of State, its flush bookkeeping ``dirty``'s.
+"""
 
 from __future__ import annotations
 

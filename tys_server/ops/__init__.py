@@ -1,4 +1,4 @@
-"""The operator's plumbing: what /healthz, /metrics and /status read, and start-up's.
+"""The operator's plumbing: health, metrics, feed states, start-up failures, TLS.
 
 ``metrics``: the Prometheus families (hooks and scrape-time gauges); ``feeds``: each
 enabled feed's state, counts and event clock (``FeedBoard``, ``Health``);
