@@ -17,25 +17,14 @@ from typing import Any
 
 import pytest
 
-from tests.support.clock import Clock
+from tests.support import event
+from tests.support.event import ADMIN_AUTH, DAY_S, NOW_S, YESTERDAY, mac_of, walk
 from tests.support.procserver import free_port
-from tests.web.test_admin import ADMIN_AUTH
-from tests.web.test_team_boards import NOW_S, YESTERDAY, event, mac_of, walk
 from tys_server.admin import cli
 from tys_server.server import Runtime
 
-DAY_S = 86_400
-
-
-@pytest.fixture
-def runtime_clock() -> Clock:
-    return Clock(NOW_S)
-
-
-@pytest.fixture
-def overrides() -> dict[str, Any]:
-    return {"leaderboard.refresh_interval_s": 0.0,
-            "leaderboard.exclude_email_domains": ("staff.example",)}
+runtime_clock = event.noon_clock
+overrides = event.board_overrides
 
 
 @pytest.fixture
@@ -59,7 +48,7 @@ async def tys_admin(environ: dict[str, str], *argv: str) -> tuple[int, str, str]
 @pytest.mark.gen_test(timeout=30)
 async def test_export_writes_the_servers_csv_to_stdout_or_a_file(
         post: Any, runtime: Runtime, environ: dict[str, str], tmp_path: Path) -> None:
-    await event(post, runtime)
+    await event.six_walkers(post, runtime)
     status, out, err = await tys_admin(environ, "export")
     assert (status, err) == (0, "")
     rows = list(csv.reader(io.StringIO(out)))
@@ -78,7 +67,7 @@ async def test_export_writes_the_servers_csv_to_stdout_or_a_file(
 @pytest.mark.gen_test(timeout=30)
 async def test_disqualify_requalify_and_erase_say_what_the_server_did(
         post: Any, runtime: Runtime, environ: dict[str, str]) -> None:
-    await event(post, runtime)
+    await event.six_walkers(post, runtime)
     assert await tys_admin(environ, "disqualify", "BOB") == (0, "bob: disqualified\n", "")
     assert runtime.state.user("bob").disqualified
     assert await tys_admin(environ, "requalify", "bob") == (0, "bob: requalified\n", "")
@@ -179,7 +168,7 @@ def test_help_names_every_command_and_the_environment() -> None:
 @pytest.mark.gen_test(timeout=60)
 async def test_python_m_tys_server_admin_reads_the_url_and_pair_from_the_environment(
         post: Any, runtime: Runtime, environ: dict[str, str]) -> None:
-    await event(post, runtime)
+    await event.six_walkers(post, runtime)
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tys_server.admin", "disqualify", "frank", env=environ,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -15,16 +15,14 @@ from typing import Any
 import pytest
 
 from tests.conftest import API_AUTH, CMX_AUTH, MONITOR_AUTH, json_of
-from tests.support import rawhttp
-from tests.support.clock import Clock
+from tests.support import event, rawhttp
+from tests.support.event import ADMIN_AUTH, DAY_S, LEG_M, NOW_S, YESTERDAY, mac_of, walk
 from tests.support.pgproxy import PgProxy
 from tests.support.procserver import free_port
-from tests.web.test_team_boards import NOW_S, YESTERDAY, event, mac_of, walk
 from tys_server.server import Runtime
 from tys_server.web.app import LIVE_MAX_BODY_BYTES
 from tys_server.web.limits import TOO_LARGE
 
-ADMIN_AUTH = ("admin", "change-me-admin")
 EXPORT, DISQUALIFY, REQUALIFY = "/admin/export", "/admin/disqualify", "/admin/requalify"
 ERASE, PURGE = "/admin/erase", "/admin/purge"
 ADMIN_PATHS = (EXPORT, DISQUALIFY, REQUALIFY, ERASE, PURGE)
@@ -34,20 +32,11 @@ BAD_EXPORT = "Expecting a JSON object with by and an optional date."
 BAD_EXPORT_BY = "by must be user or team."
 BAD_DATE = "date must be a day as MM/DD/YYYY."
 BAD_PURGE = "unregistered_older_than_days must be an integer from 0 to 36500."
-LEG_M = 15.24
 DOMAIN = "cmxtrackyoursteps.com"
-DAY_S = 86_400
 
 
-@pytest.fixture
-def runtime_clock() -> Clock:
-    return Clock(NOW_S)
-
-
-@pytest.fixture
-def overrides() -> dict[str, Any]:
-    return {"leaderboard.refresh_interval_s": 0.0,
-            "leaderboard.exclude_email_domains": ("staff.example",)}
+runtime_clock = event.noon_clock
+overrides = event.board_overrides
 
 
 def figures(legs: float) -> list[str]:
@@ -75,7 +64,7 @@ def table(reply: Any) -> list[list[str]]:
 @pytest.mark.gen_test
 async def test_export_by_user_is_the_whole_board_with_emails_and_teams(post: Any,
                                                                        runtime: Runtime) -> None:
-    await event(post, runtime)
+    await event.six_walkers(post, runtime)
     reply = await admin(post, EXPORT, {"by": "user"})
     assert reply.headers["Content-Disposition"] == 'attachment; filename="tys-users-overall.csv"'
     assert reply.headers["Cache-Control"] == "no-store"
@@ -95,7 +84,7 @@ async def test_export_by_user_is_the_whole_board_with_emails_and_teams(post: Any
 @pytest.mark.gen_test
 async def test_export_shows_aliases_and_leaves_out_hidden_and_disqualified_users(
         post: Any, runtime: Runtime) -> None:
-    await event(post, runtime)
+    await event.six_walkers(post, runtime)
     assert (await post("/live/profile", {"username": "alice", "alias": "Ace"})).code == 200
     assert (await post("/live/profile", {"username": "bob", "hidden": True})).code == 200
     assert (await admin(post, DISQUALIFY, {"username": "dave@acme.example"})).code == 200
@@ -108,7 +97,7 @@ async def test_export_shows_aliases_and_leaves_out_hidden_and_disqualified_users
 @pytest.mark.gen_test
 async def test_export_of_a_day_holds_that_days_walkers_only(post: Any,
                                                             runtime: Runtime) -> None:
-    await event(post, runtime)
+    await event.six_walkers(post, runtime)
     reply = await admin(post, EXPORT, {"by": "user", "date": YESTERDAY})
     assert reply.headers["Content-Disposition"] == \
         'attachment; filename="tys-users-11-17-2026.csv"'
@@ -120,7 +109,7 @@ async def test_export_of_a_day_holds_that_days_walkers_only(post: Any,
 
 @pytest.mark.gen_test
 async def test_export_by_team_has_members_and_average(post: Any, runtime: Runtime) -> None:
-    await event(post, runtime)
+    await event.six_walkers(post, runtime)
     rows = table(await admin(post, EXPORT, {"by": "team"}))
     average = figures(100 / 3)[0]
     assert rows == [
@@ -159,7 +148,7 @@ async def test_cells_a_spreadsheet_would_run_as_formulas_are_quoted(post: Any,
 @pytest.mark.gen_test
 async def test_an_empty_post_exports_the_whole_event_by_user(post: Any,
                                                              runtime: Runtime) -> None:
-    await event(post, runtime)
+    await event.six_walkers(post, runtime)
     reply = await admin(post, EXPORT, raw=b"", content_type="text/plain")
     assert len(table(reply)) == 6
 
@@ -181,7 +170,7 @@ async def test_a_bad_export_is_a_clear_400(post: Any, body: Any, text: str) -> N
 @pytest.mark.gen_test
 async def test_disqualify_takes_a_user_off_the_boards_and_requalify_puts_them_back(
         post: Any, runtime: Runtime, db: Any) -> None:
-    await event(post, runtime)
+    await event.six_walkers(post, runtime)
     before = json_of(await post(BOARD, {}))
     reply = await admin(post, DISQUALIFY, {"username": "DAVE@acme.example"})
     assert (reply.code, json_of(reply)) == (200, {"username": "dave@acme.example",
@@ -200,7 +189,7 @@ async def test_disqualify_takes_a_user_off_the_boards_and_requalify_puts_them_ba
 @pytest.mark.gen_test
 async def test_erase_is_delete_username_with_erase(post: Any, runtime: Runtime,
                                                    db: Any) -> None:
-    await event(post, runtime)
+    await event.six_walkers(post, runtime)
     assert runtime.flusher is not None and await runtime.flusher.flush_once()
     reply = await admin(post, ERASE, {"username": "Alice"})
     assert (reply.code, json_of(reply)) == (200, {
@@ -216,7 +205,7 @@ async def test_erase_is_delete_username_with_erase(post: Any, runtime: Runtime,
 @pytest.mark.gen_test
 async def test_purge_takes_unregistered_devices_idle_past_the_days_given(
         post: Any, runtime: Runtime, db: Any) -> None:
-    await event(post, runtime)
+    await event.six_walkers(post, runtime)
     walk(runtime, "10.0.9.1", 5, NOW_S - 10 * DAY_S)  # nobody registered these
     walk(runtime, "10.0.9.2", 5, NOW_S - 3 * DAY_S)
     assert runtime.flusher is not None and await runtime.flusher.flush_once()
@@ -256,7 +245,7 @@ async def test_purge_needs_a_whole_number_of_days(post: Any, runtime: Runtime,
 @pytest.mark.parametrize("path", ADMIN_PATHS)
 async def test_every_other_pair_gets_401(post: Any, runtime: Runtime, db: Any,
                                          path: str) -> None:
-    await event(post, runtime)
+    await event.six_walkers(post, runtime)
     body = {"username": "alice", "unregistered_older_than_days": 0}
     for pair in (API_AUTH, MONITOR_AUTH, CMX_AUTH, None, ("admin", "change-me-api")):
         reply = await post(path, body, auth=pair)
@@ -269,7 +258,7 @@ async def test_every_other_pair_gets_401(post: Any, runtime: Runtime, db: Any,
 @pytest.mark.gen_test
 async def test_each_admin_call_is_logged_with_who_what_and_never_a_secret(
         post: Any, runtime: Runtime, caplog: Any) -> None:
-    await event(post, runtime)
+    await event.six_walkers(post, runtime)
     with caplog.at_level(logging.INFO, logger="tys_server"):
         await admin(post, DISQUALIFY, {"username": "bob"})
         await admin(post, ERASE, {"username": "ghost"})

@@ -6,7 +6,6 @@ straight into the runtime's state and the boards follow every change (refresh 0 
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import re
 from html.parser import HTMLParser
@@ -16,20 +15,16 @@ from typing import Any
 import pytest
 
 from tests.conftest import API_AUTH, CMX_AUTH, MONITOR_AUTH, json_of
-from tests.support import chromium, rawhttp
+from tests.support import chromium, event, rawhttp
 from tests.support.clock import Clock
+from tests.support.event import LEG_M, NOW_S, TODAY, walk
 from tests.support.procserver import free_port
 from tests.web.test_live import register
-from tests.web.test_team_boards import mac_of
-from tys_server.core.events import Batch, Movement
 from tys_server.server import Runtime
 from tys_server.web.board import CACHE_S, CONTENT_SECURITY_POLICY, REFRESH_S, BigScreen
 
-NOW_S = dt.datetime(2026, 11, 18, 12, 0, tzinfo=dt.UTC).timestamp()
-TODAY = "11/18/2026"
 PROFILE = "/live/profile"
 STEPS_PER_LEG = 20  # a 50 ft leg of 2.5 ft steps
-LEG_M = 15.24
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 # What people type, and what the page must show as text: markup, ampersands, quotes,
 # right-to-left script, and the longest name of the widest letter.
@@ -40,9 +35,7 @@ RTL = "مريم العذراء"
 LONG = "W" * 64
 
 
-@pytest.fixture
-def runtime_clock() -> Clock:
-    return Clock(NOW_S)
+runtime_clock = event.noon_clock
 
 
 @pytest.fixture
@@ -53,13 +46,6 @@ def overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
         extra["server.port"] = free_port()  # taken now, not when the tests were collected
     return {"leaderboard.refresh_interval_s": 0.0,
             "leaderboard.exclude_email_domains": ("staff.example",), **extra}
-
-
-def walk(runtime: Runtime, ip: str, legs: int, start_s: float, now_s: float = NOW_S) -> None:
-    """A straight walk crediting `legs` 50 ft legs to the device at ip, from start_s."""
-    moves = [Movement(mac_of(ip), 1, 50.0 * i, 0.0, 50.0, start_s + 15 * i)
-             for i in range(legs + 2)]
-    runtime.state.ingest(Batch(list(moves), len(moves), 0, 0), now_s)
 
 
 async def walker(post: Any, runtime: Runtime, username: str, number: int, legs: int, *,

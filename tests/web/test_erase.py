@@ -15,9 +15,9 @@ import pytest
 
 from tests.conftest import json_of, with_overrides
 from tests.support.clock import Clock
+from tests.support.event import NOW_S, km, mac_of, walk
 from tests.support.flushhold import TableLock, WatchedGate
 from tests.web.test_live import register
-from tests.web.test_team_boards import NOW_S, km, mac_of, walk
 from tys_server.server import Runtime
 
 DELETE = "/live/delete_username"

@@ -25,8 +25,8 @@ import schemathesis
 import yaml
 
 from tests.conftest import API_AUTH, CMX_AUTH, MONITOR_AUTH, TestDatabase, basic
+from tests.support.event import ADMIN_AUTH
 from tests.support.procserver import ServerProcess
-from tests.web.test_admin import ADMIN_AUTH
 from tys_server.web.notify import BAD_ENVELOPE
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,72 +6,21 @@ straight into the runtime's state, the boards follow every change (refresh 0 s).
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import pytest
 
 from tests.conftest import json_of
-from tests.support.clock import Clock
-from tests.web.test_live import register
-from tys_server.core.events import Batch, Movement
+from tests.support import event
+from tests.support.event import LEG_M, TODAY, YESTERDAY, km, miles
 from tys_server.server import Runtime
 
 pytestmark = pytest.mark.clock  # day boards (on a fixed clock: any event time zone)
 
-NOW_S = dt.datetime(2026, 11, 18, 12, 0, tzinfo=dt.UTC).timestamp()
-TODAY = "11/18/2026"
-YESTERDAY = "11/17/2026"
 BOARD = "/live/leaderboard"
 PROFILE = "/live/profile"
-LEG_M = 15.24  # one 50 ft leg
-
-
-@pytest.fixture
-def runtime_clock() -> Clock:
-    return Clock(NOW_S)
-
-
-@pytest.fixture
-def overrides() -> dict[str, Any]:
-    return {"leaderboard.refresh_interval_s": 0.0,
-            "leaderboard.exclude_email_domains": ("staff.example",)}
-
-
-def mac_of(ip: str) -> str:
-    """CMX test mode: a.b.c.d → 02:00:aa:bb:cc:dd."""
-    return "02:00:" + ":".join(f"{int(octet):02x}" for octet in ip.split("."))
-
-
-def walk(runtime: Runtime, ip: str, legs: int, start_s: float = NOW_S - 1800) -> None:
-    """A straight walk crediting `legs` 50 ft legs to the device at ip."""
-    moves = [Movement(mac_of(ip), 1, 50.0 * i, 0.0, 50.0, start_s + 15 * i)
-             for i in range(legs + 2)]
-    runtime.state.ingest(Batch(list(moves), len(moves), 0, 0), NOW_S)
-
-
-def km(legs: float) -> float:
-    return round(legs * LEG_M / 1000, 1)
-
-
-def miles(legs: float) -> float:
-    return round(legs * LEG_M / 1609.344, 1)
-
-
-async def event(post: Any, runtime: Runtime) -> None:
-    """Six walkers in two teams and two companies, one of them staff, one walked yesterday.
-
-    Legs: dave 60, frank 50 (yesterday), alice 40, carol 30, bob 10; erin (staff) 100.
-    """
-    people = [("alice", "10.0.0.1", "Night Owls", 40), ("bob", "10.0.0.2", "night owls", 10),
-              ("carol@acme.example", "10.0.0.3", "Larks", 30),
-              ("dave@acme.example", "10.0.0.4", None, 60),
-              ("erin@staff.example", "10.0.0.5", "Larks", 100),
-              ("frank", "10.0.0.6", "NIGHT OWLS", 50)]
-    for username, ip, team, legs in people:
-        extra = {} if team is None else {"team": team}
-        assert (await register(post, username, ip, **extra)).code == 201
-        walk(runtime, ip, legs, NOW_S - (86400 if username == "frank" else 1800))
+runtime_clock = event.noon_clock
+overrides = event.board_overrides
 
 
 async def board(post: Any, **body: Any) -> Any:
@@ -83,7 +32,7 @@ async def board(post: Any, **body: Any) -> Any:
 @pytest.mark.gen_test
 async def test_a_team_board_ranks_teams_by_their_ranked_members_sum(post: Any,
                                                                     runtime: Runtime) -> None:
-    await event(post, runtime)
+    await event.six_walkers(post, runtime)
     teams = await board(post, by="team", number_leaders=10)
     # erin is staff: off the boards, so no member of Larks; her metres are the event's.
     assert teams == {
@@ -101,7 +50,7 @@ async def test_a_team_board_ranks_teams_by_their_ranked_members_sum(post: Any,
 
 @pytest.mark.gen_test
 async def test_company_boards_by_total_and_by_average(post: Any, runtime: Runtime) -> None:
-    await event(post, runtime)
+    await event.six_walkers(post, runtime)
     total = await board(post, by="domain")
     assert [(e["place"], e["domain"], e["members"], e["kilometres"])
             for e in total["leaders"]] == [(1, "cmxtrackyoursteps.com", 3, km(100)),
@@ -113,7 +62,7 @@ async def test_company_boards_by_total_and_by_average(post: Any, runtime: Runtim
 
 @pytest.mark.gen_test
 async def test_date_works_for_every_by(post: Any, runtime: Runtime) -> None:
-    await event(post, runtime)
+    await event.six_walkers(post, runtime)
     yesterday = {by: await board(post, by=by, date=YESTERDAY) for by in ("user", "team",
                                                                         "domain")}
     assert [e["username"] for e in yesterday["user"]["leaders"]] == ["frank"]
@@ -132,7 +81,7 @@ async def test_date_works_for_every_by(post: Any, runtime: Runtime) -> None:
 @pytest.mark.gen_test
 async def test_an_alias_shows_on_boards_and_the_owner_sees_the_real_name(
         post: Any, runtime: Runtime) -> None:
-    await event(post, runtime)
+    await event.six_walkers(post, runtime)
     assert (await post(PROFILE, {"username": "alice", "alias": "Nightjar"})).code == 200
     users = await board(post)
     assert [e["username"] for e in users["leaders"]] == \
@@ -147,7 +96,7 @@ async def test_an_alias_shows_on_boards_and_the_owner_sees_the_real_name(
 @pytest.mark.gen_test
 async def test_a_hidden_user_is_off_every_board_with_place_null(post: Any,
                                                                 runtime: Runtime) -> None:
-    await event(post, runtime)
+    await event.six_walkers(post, runtime)
     before = await board(post)
     assert (await post(PROFILE, {"username": "bob", "hidden": True})).code == 200
     for by in ("user", "team", "domain"):
@@ -185,7 +134,7 @@ async def test_a_bad_by_or_rank_is_a_clear_400(post: Any, runtime: Runtime, body
 
 @pytest.mark.gen_test
 async def test_an_old_clients_board_is_unchanged(post: Any, runtime: Runtime) -> None:
-    await event(post, runtime)
+    await event.six_walkers(post, runtime)
     old = await board(post, number_leaders=3)
     assert old == await board(post, number_leaders=3, by="user", rank="average")
     assert set(old) == {"leaders", "total_kilometres", "total_miles"}
