@@ -71,14 +71,28 @@ async def test_export_by_user_is_the_whole_board_with_emails_and_teams(post: Any
     assert table(reply) == [
         ["place", "username", "email", "team", "km", "miles", "steps"],
         ["1", "dave@acme.example", "dave@acme.example", "", *figures(60)],
-        ["2", "frank", f"frank@{DOMAIN}", "NIGHT OWLS", *figures(50)],
+        ["2", "frank", f"frank@{DOMAIN}", "Night Owls", *figures(50)],
         ["3", "alice", f"alice@{DOMAIN}", "Night Owls", *figures(40)],
         ["4", "carol@acme.example", "carol@acme.example", "Larks", *figures(30)],
-        ["5", "bob", f"bob@{DOMAIN}", "night owls", *figures(10)],
+        ["5", "bob", f"bob@{DOMAIN}", "Night Owls", *figures(10)],
     ]  # erin is staff: off the board, so off the export
     board = json_of(await post(BOARD, {"number_leaders": 100}))
     assert [leader["username"] for leader in board["leaders"]] == [
         row[1] for row in table(await admin(post, EXPORT, {}))[1:]]
+
+
+@pytest.mark.gen_test
+async def test_export_names_each_users_team_as_the_team_board_does(post: Any,
+                                                                   runtime: Runtime) -> None:
+    # bob typed "night owls" and frank "NIGHT OWLS" after alice's "Night Owls": the sheet
+    # for the prizes says "Night Owls" on all three rows, as the team board does.
+    await event.six_walkers(post, runtime)
+    users = table(await admin(post, EXPORT, {"by": "user"}))[1:]
+    teams = json_of(await post(BOARD, {"by": "team"}))["leaders"]
+    assert {row[1]: row[3] for row in users} == {
+        "dave@acme.example": "", "frank": "Night Owls", "alice": "Night Owls",
+        "carol@acme.example": "Larks", "bob": "Night Owls"}
+    assert {row[3] for row in users} - {""} == {team["team"] for team in teams}
 
 
 @pytest.mark.gen_test
@@ -101,7 +115,7 @@ async def test_export_of_a_day_holds_that_days_walkers_only(post: Any,
     reply = await admin(post, EXPORT, {"by": "user", "date": YESTERDAY})
     assert reply.headers["Content-Disposition"] == \
         'attachment; filename="tys-users-11-17-2026.csv"'
-    assert table(reply)[1:] == [["1", "frank", f"frank@{DOMAIN}", "NIGHT OWLS",
+    assert table(reply)[1:] == [["1", "frank", f"frank@{DOMAIN}", "Night Owls",
                                  *figures(50)]]
     assert table(await admin(post, EXPORT, {"date": "01/01/2020"})) == [
         ["place", "username", "email", "team", "km", "miles", "steps"]]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from tys_server.core.groups import team_key
 from tys_server.core.leaderboard import Board, Boards
 from tys_server.core.units import km, miles, steps
 
@@ -28,10 +29,10 @@ def board_table(boards: Boards, by: str, ordinal: int | None, step_ft: float) ->
     board = boards.overall() if ordinal is None else boards.day(ordinal)
     if by == "team":
         return _team_table(boards, board, step_ft)
-    return _user_table(board, step_ft)
+    return _user_table(boards, board, step_ft)
 
 
-def _user_table(board: Board, step_ft: float) -> Table:
+def _user_table(boards: Boards, board: Board, step_ft: float) -> Table:
     # Who the board ranks, at the place it gives them: hidden, disqualified and staff are
     # not placed, and a board shows nobody without distance.
     placed = []
@@ -40,9 +41,11 @@ def _user_table(board: Board, step_ft: float) -> Table:
         if place is not None:
             placed.append((place, user, total_m))
     placed.sort(key=lambda entry: entry[0])
+    # A team as its board shows it (its earliest member's spelling), not as each typed it.
+    team_names = boards.grouped(board, "team").membership.names
     return Table(USER_COLUMNS, [
-        (place, user.shown_name, user.email, user.team or "", round(km(total_m), 3),
-         round(miles(total_m), 3), steps(total_m, step_ft))
+        (place, user.shown_name, user.email, team_names.get(team_key(user) or "", ""),
+         round(km(total_m), 3), round(miles(total_m), 3), steps(total_m, step_ft))
         for place, user, total_m in placed])
 
 
