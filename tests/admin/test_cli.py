@@ -85,7 +85,7 @@ async def test_purge_reports_the_devices_purged(runtime: Runtime,
     walk(runtime, "10.0.9.1", 5, NOW_S - 10 * DAY_S)
     walk(runtime, "10.0.9.2", 5, NOW_S - DAY_S)
     assert await tys_admin(environ, "purge", "--older-than-days", "7") == (
-        0, "purged 1 unregistered devices\n", "")
+        0, "purged 1 unregistered device\n", "")
     assert set(runtime.state.tracks) == {mac_of("10.0.9.2")}
 
 

@@ -166,7 +166,8 @@ def report(args: argparse.Namespace, reply: bytes, stdout: TextIO) -> None:
         return
     answer = json.loads(reply)
     if args.command == "purge":
-        print(f"purged {answer['purged_devices']} unregistered devices", file=stdout)
+        purged = answer["purged_devices"]
+        print(f"purged {purged} unregistered device{'' if purged == 1 else 's'}", file=stdout)
     elif args.command == "erase":
         print(f"erased {answer['username']} ({answer['email']}) with their devices' data",
               file=stdout)
