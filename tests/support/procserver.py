@@ -29,10 +29,14 @@ CLASSIC_FILTER = {"TYS_TRACKING_FILTER": "classic"}
 
 
 class ServerProcess:
-    """One server process on a free port; `name` keeps the files of restarts apart."""
+    """One server process on a free port; `name` keeps the files of restarts apart.
+
+    module: what runs it, python -m tys_server, or tests.support.pinned_server for a
+    server whose clock TYS_TEST_NOW pins.
+    """
 
     def __init__(self, workdir: Path, name: str, *, env: dict[str, str],
-                 config: str = "conf/tys.yaml") -> None:
+                 config: str = "conf/tys.yaml", module: str = "tys_server") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / f"{name}.log"
@@ -42,7 +46,7 @@ class ServerProcess:
         full_env = clean_environment(NOTIFY_SOCKET=str(notify_path), **env)
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "tys_server", "--config", config,
+                [sys.executable, "-m", module, "--config", config,
                  "--port", str(self.port)],
                 cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)
 
