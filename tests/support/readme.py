@@ -59,7 +59,22 @@ def _open(command: str) -> bool:
     if FUNCTION.match(command):
         last = re.sub(r"\s#.*$", "", command.rsplit("\n", 1)[-1])  # a comment after it
         return not last.rstrip().endswith("}")
-    return command.count("'") % 2 == 1 or command.endswith("\\")
+    return _quote_open(command) or command.endswith("\\")
+
+
+def _quote_open(command: str) -> bool:
+    """Whether a quote is still open at the end (a comment's quotes do not count)."""
+    quote, comment = "", False
+    for i, char in enumerate(command):
+        if comment:
+            comment = char != "\n"
+        elif quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == "#" and (i == 0 or command[i - 1].isspace()):
+            comment = True
+    return bool(quote)
 
 
 def steps(text: str, heading: str) -> list[Step]:

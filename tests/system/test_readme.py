@@ -1,10 +1,12 @@
-"""The README's "A whole event, step by step", run as written against a real server.
+"""The README's examples, run as written against a real server.
 
-The section's commands run in order in one bash (curl, its walk function, tys-admin) against
-`make run`'s server in a subprocess, on the test database, its clock pinned to the run the
-README's replies come from; each reply the README shows is compared with the real one. Only
-the host and port are replaced (http://127.0.0.1:8080 in commands, TYS_ADMIN_URL for
-tys-admin): the pairs are the shipped conf/tys.yaml's, which the README shows.
+"A whole event, step by step" is one test; the reference sections' examples (REFERENCE, in
+README order, as one event too) another. A section's commands run in order in one bash
+(curl, the walk function, tys-admin) against `make run`'s server in a subprocess, on the
+test database, its clock pinned to the run the README's replies come from; each reply the
+README shows is compared with the real one. Only the host and port are replaced
+(http://127.0.0.1:8080 in commands, TYS_ADMIN_URL for tys-admin): the pairs are the
+shipped conf/tys.yaml's, which the README shows.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from tests.support.procserver import ROOT, ServerProcess, clean_environment
 from tests.support.readme import Shell, Step, steps
 
 HEADING = "A whole event, step by step"
+REFERENCE = ("Notifications in", "The API (`/live/*`)", "The big screen", "Administration",
+             "Privacy")
 README_URL = "http://127.0.0.1:8080"
 # The README's replies are of a run at this time (the walks are of 26 and 27 November).
 README_NOW = "2026-11-27T21:00:00Z"
@@ -125,3 +129,11 @@ def test_readme_event_replies_as_shown(server: ServerProcess, shell: Shell,
         macs = db.query(f"SELECT DISTINCT mac::text FROM {table} ORDER BY 1")
         assert ALICE in [mac for (mac,) in macs], table
         assert not {mac for (mac,) in macs} & set(ERASED), table
+
+
+def test_reference_examples_reply_as_shown(server: ServerProcess, shell: Shell) -> None:
+    text = (ROOT / "README.md").read_text()
+    examples = [step for heading in REFERENCE for step in steps(text, heading)]
+    assert sum(1 for step in examples if step.reply) >= 28  # the sections still show them
+    for step in examples:
+        run_step(shell, step, server.url)
