@@ -6,6 +6,8 @@ Pure: the store reads the rows, these functions put them into a State.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from itertools import groupby
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from tys_server.core.adaptive import JITTER_PRIOR_FT
@@ -54,21 +56,40 @@ def seed(state: State, loaded: Loaded) -> None:
 
 
 def day_seeder(state: State) -> Callable[[DayRows], None]:
-    """A function adding stored day rows to memory, page by page (after seed's tracks)."""
-    same_mac = {mac: mac for mac in state.tracks}  # freed with the function
+    """A function adding stored day rows to memory, page by page (after seed's tracks).
+
+    Rows of one day start go into that day's dict in one C-speed update, keyed by the
+    MAC strings the tracks hold; a row whose (mac, day) is already held is added to it
+    (two starts of one day after a time zone change, or a repeated row).
+    """
+    same_mac = {mac: mac for mac in state.tracks}.get  # freed with the function
     ordinals: dict[float, int] = {}
     days, calendar = state.days, state.calendar
 
     def add(rows: DayRows) -> None:
-        for mac, start, metres in rows:
+        for start, group in groupby(rows, key=itemgetter(1)):
             ordinal = ordinals.get(start)
             if ordinal is None:
                 # Through the calendar: the leaderboards learn which days have distance.
                 ordinal = ordinals[start] = calendar.ordinal_of_start(start)
-            key = (same_mac.get(mac, mac), ordinal)
-            days[key] = days.get(key, 0.0) + (metres or 0.0)
+            macs, _, metres = zip(*group, strict=True)
+            _add_day(days.day(ordinal), list(map(same_mac, macs, macs)), metres)
 
     return add
+
+
+def _add_day(day: dict[str, float], macs: list[str], metres: tuple[float | None, ...]) -> None:
+    if None in metres:
+        metres = tuple(m or 0.0 for m in metres)
+    held = len(day)
+    if day.keys().isdisjoint(macs):
+        day.update(zip(macs, metres, strict=True))  # type: ignore[arg-type]
+        if len(day) == held + len(macs):
+            return
+        for mac in macs:  # a MAC repeated within the rows: add them one by one
+            day.pop(mac, None)
+    for mac, value in zip(macs, metres, strict=True):
+        day[mac] = day.get(mac, 0.0) + (value or 0.0)
 
 
 def apply_unflushed(state: State, unflushed: Unflushed) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 
 from tys_server.core import restore
 from tys_server.core.calendar import EventCalendar
+from tys_server.core.days import DayTotals
 from tys_server.core.dirty import Dirty, FlushBook
 from tys_server.core.events import Batch, DeviceExit, Event, Fix, IpSeen, Movement, ZoneVisit
 from tys_server.core.gate import GateParams, adaptive_gate
@@ -45,7 +46,7 @@ class State(Registry, FlushBook):
         self.on_ip_seen = on_ip_seen
         self.calendar = EventCalendar(timezone)
         self.tracks: dict[str, Track] = {}
-        self.days: dict[tuple[str, int], float] = {}
+        self.days = DayTotals()                       # (mac, day ordinal) → metres
         self.notifications: dict[int, int] = {}       # minute → notifications received
         self.registered: dict[int, tuple[int, int]] = {}  # minute → (users, devices)
         self.zones: dict[tuple[int, str], int] = {}   # (minute, zone) → devices seen
@@ -75,7 +76,7 @@ class State(Registry, FlushBook):
         # The per-movement loop is the ingest hot path: names are bound once per batch,
         # and a credit is booked inline rather than through a method call.
         tracks, params, dirty_tracks = self.tracks, self.params, self.dirty.tracks
-        days, dirty_days, owners, day_of = self.days, self.dirty.days, self.owners, \
+        by_day, dirty_days, owners, day_of = self.days.by_day, self.dirty.days, self.owners, \
             self.calendar.day_of
         gated_params, adaptive, walking = self.gated_params, params.adaptive, self.walking
         queued = walking.queued
@@ -108,9 +109,12 @@ class State(Registry, FlushBook):
             if credited_m > 0.0:
                 # An adaptive credit that ended a walk is its stop (rule S): it belongs
                 # to the time of the fix before, as when the settle credits it.
-                key = (mac, day_of(event.ts if not adaptive or track.walk & 1 else before_ts))
-                days[key] = days.get(key, 0.0) + credited_m
-                dirty_days.add(key)
+                ordinal = day_of(event.ts if not adaptive or track.walk & 1 else before_ts)
+                day = by_day.get(ordinal)
+                if day is None:
+                    day = self.days.day(ordinal)
+                day[mac] = day.get(mac, 0.0) + credited_m
+                dirty_days.add((mac, ordinal))
                 owner = owners.get(mac)
                 if owner is not None:
                     owner.revision += 1
@@ -180,9 +184,9 @@ class State(Registry, FlushBook):
     def _credit(self, mac: str, ts: float, credited_m: float) -> None:
         """Book a credit outside ingest's loop to the event day of ts."""
         if credited_m > 0.0:
-            key = (mac, self.calendar.day_of(ts))
-            self.days[key] = self.days.get(key, 0.0) + credited_m
-            self.dirty.days.add(key)
+            ordinal = self.calendar.day_of(ts)
+            self.days.add(mac, ordinal, credited_m)
+            self.dirty.days.add((mac, ordinal))
             owner = self.owners.get(mac)
             if owner is not None:
                 owner.revision += 1
@@ -197,27 +201,29 @@ class State(Registry, FlushBook):
 
     def day_m(self, mac: str, ordinal: int) -> float:
         """A device's credited distance on one event day."""
-        return self.days.get((mac, ordinal), 0.0)
+        day = self.days.by_day.get(ordinal)
+        return 0.0 if day is None else day.get(mac, 0.0)
 
     def forget_devices(self, macs: Iterable[str]) -> int:
         """Drop the tracks and day totals of erased or purged devices, dirty keys included.
 
         The database rows are gone already (the caller holds the flusher off meanwhile).
-        A device seen again is tracked anew from its next fix. Day keys are probed on
-        the days stored distance can be on (calendar.days_named), never by a scan of
-        every day row. Returns the devices that had a track.
+        A device seen again is tracked anew from its next fix. Day values and dirty day
+        keys are probed per day (the days held; calendar.days_named, the days stored
+        distance can be on), never by a scan of every day row. Returns the devices that
+        had a track.
         """
         ordinals = tuple(self.calendar.days_named)
-        tracks, days, dirty = self.tracks, self.days, self.dirty
+        tracks, dirty = self.tracks, self.dirty
+        macs = list(macs)
+        self.days.forget(macs)
         forgotten = 0
         for mac in macs:
             if tracks.pop(mac, None) is not None:
                 forgotten += 1
             dirty.tracks.discard(mac)
             for ordinal in ordinals:
-                key = (mac, ordinal)
-                days.pop(key, None)
-                dirty.days.discard(key)
+                dirty.days.discard((mac, ordinal))
             owner = self.owners.get(mac)
             if owner is not None:
                 owner.revision += 1
@@ -242,5 +248,7 @@ class State(Registry, FlushBook):
 
     def user_day_m(self, user: User, ordinal: int) -> float:
         """The sum of a user's devices' distance on one day."""
-        days = self.days
-        return sum(days.get((mac, ordinal), 0.0) for mac in user.macs)
+        day = self.days.by_day.get(ordinal)
+        if day is None:
+            return 0.0
+        return sum(day.get(mac, 0.0) for mac in user.macs)
