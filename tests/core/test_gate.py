@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 from tys_server.core.adaptive import gate_distance_ft
@@ -122,6 +123,36 @@ def test_the_gate_follows_each_device_s_own_noise() -> None:
     track = resting([(2, 1)])
     before = track.jitter_ft
     adaptive_gate(track, fix(40.0, 0.0, 4.0 + 31.0), ADAPTIVE_GATE)
+    assert track.jitter_ft == before
+
+
+def test_a_phone_whose_fix_drifts_slowly_earns_nothing() -> None:
+    # A location engine's error wanders: consecutive fixes 4 s apart differ by at most
+    # 4 ft, yet they roam 25 ft either way from the phone. Sized on consecutive steps, the
+    # gate stayed at its minimum and the drift was credited (114 m over 20 minutes).
+    track = Track(FLOOR, 0.0, 0.0, 0.0)
+    for i in range(1, 301):
+        ts = 4.0 * i
+        x = 25.0 * math.sin(2 * math.pi * ts / 150.0)
+        y = 25.0 * math.sin(2 * math.pi * ts / 110.0)
+        movement = adaptive_gate(track, fix(x, y, ts, uncertainty_ft=None), ADAPTIVE_GATE)
+        if movement is not None:
+            advance(track, movement, GATED)
+    assert gate_distance_ft(track.jitter_ft, 30.0, 50.0) > 40.0
+    assert track.total_m == 0.0
+
+
+def test_a_walker_s_steps_leave_the_jitter_alone() -> None:
+    # 1.3 m/s, a fix every 4 s: the gate passes a point every few fixes, so no fix is a
+    # sample of the still spread (only 30 s without a pass makes one).
+    track = resting([])
+    before = track.jitter_ft
+    for i in range(1, 31):
+        movement = adaptive_gate(track, fix(17.0 * i, 0.0, 4.0 * i, uncertainty_ft=None),
+                                 ADAPTIVE_GATE)
+        if movement is not None:
+            advance(track, movement, GATED)
+    assert track.total_m > 0.0
     assert track.jitter_ft == before
 
 

@@ -24,13 +24,17 @@ from tys_server.core.adaptive import SETTLED, gate_distance_ft
 from tys_server.core.events import Fix, Movement
 from tys_server.core.tracking import REPEAT_FT, Track
 
-# jitter_ft follows the 30% quantile of the distance between consecutive fixes (a still
-# device's noise; walking only raises it) by steps of ±0.15 on a log scale: up by
-# e^(0.15·0.3) when a step is longer, down by e^(−0.15·0.7) when not.
+# jitter_ft follows the 30% quantile of a still device's distance from its newest passed
+# point N (its spread, drift included: consecutive fixes of a drifting location engine
+# are close together while the drift carries them away) by steps of ±0.15 on a log
+# scale: up by e^(0.15·0.3) when a sample is further, down by e^(−0.15·0.7) when not.
 JITTER_UP = math.exp(0.15 * 0.3)
 JITTER_DOWN = math.exp(-0.15 * 0.7)
 # Fixes further apart than this say nothing about the noise (the device may have moved).
 JITTER_MAX_GAP_S = 30.0
+# A fix counts as a sample of the still spread once nothing has passed the gate for this
+# long (a walker passes a 30-50 ft gate within ~20 s even at 0.7 m/s).
+JITTER_STILL_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +95,6 @@ def adaptive_gate(track: Track | None, fix: Fix, params: GateParams) -> Movement
         step_ft = math.hypot(fx - rx, fy - ry)  # type: ignore[operator]
         if step_ft < REPEAT_FT:
             return None  # a repeat neither moves nor tells the noise; R is kept
-        if ts - r_ts <= JITTER_MAX_GAP_S:
-            track.jitter_ft *= JITTER_UP if step_ft > track.jitter_ft else JITTER_DOWN
-        gate_ft = gate_distance_ft(track.jitter_ft, params.gate_min_ft, params.gate_ft)
         if track.x2_ft is None or track.y2_ft is None or track.walk == SETTLED:
             # A settled track's p2 is the stop point it inferred: measuring from p1 keeps
             # the gate blind to whether the settle ran.
@@ -101,6 +102,11 @@ def adaptive_gate(track: Track | None, fix: Fix, params: GateParams) -> Movement
         else:
             nx, ny = track.x2_ft, track.y2_ft
         from_n_ft = math.hypot(fx - nx, fy - ny)
+        if ts - r_ts <= JITTER_MAX_GAP_S and ts - track.last_ts >= JITTER_STILL_S:
+            # Nothing passed for a while: the device is still (or barely moving), and its
+            # distance from N is a sample of its spread at a long lag, drift included.
+            track.jitter_ft *= JITTER_UP if from_n_ft > track.jitter_ft else JITTER_DOWN
+        gate_ft = gate_distance_ft(track.jitter_ft, params.gate_min_ft, params.gate_ft)
         if (step_ft < from_n_ft and from_n_ft >= gate_ft
                 and math.hypot(rx - nx, ry - ny) >= gate_ft):  # type: ignore[operator]
             movement = Movement(fix.mac, fix.floor, rx, ry, None, r_ts)  # type: ignore[arg-type]
