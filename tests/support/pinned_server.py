@@ -12,13 +12,14 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sys
+from collections.abc import Mapping
 
 import time_machine
 
 NOW_ENV = "TYS_TEST_NOW"
 
 
-def pinned_now(environ: dict[str, str] | os._Environ[str]) -> dt.datetime | None:
+def pinned_now(environ: Mapping[str, str]) -> dt.datetime | None:
     """TYS_TEST_NOW as an aware UTC time, or None when unset; ValueError when not UTC."""
     text = environ.get(NOW_ENV)
     if not text:
