@@ -7,6 +7,7 @@ into memory page by page instead of being held all at once.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from tys_server.core import restore
@@ -75,15 +76,31 @@ async def read_into(cur: Any, state: State, *, recent_since_s: float) -> Loaded:
     state.seed(loaded)  # the tracks first: day rows share their MAC strings
     loaded.tracks = tracks = []  # a million rows: not held while the days are read
     add_days = restore.day_seeder(state)
-    last: tuple[Any, ...] | None = None
+    page = await _fetch(cur, _SELECT_DAYS, (None, None, None, LOAD_PAGE_ROWS))
     while True:
-        key = (None, None, None) if last is None else (last[1], last[1], last[0])
-        await cur.execute(_SELECT_DAYS, (*key, LOAD_PAGE_ROWS))
-        page = await cur.fetchall()
-        add_days(page)
-        if len(page) < LOAD_PAGE_ROWS:
+        # The next page is asked for before this one goes into memory: PostgreSQL reads
+        # it while Python seeds (on their own cores, as the flush does).
+        ahead = None
+        if len(page) == LOAD_PAGE_ROWS:
+            mac, start, _ = page[-1]
+            ahead = asyncio.ensure_future(
+                _fetch(cur, _SELECT_DAYS, (start, start, mac, LOAD_PAGE_ROWS)))
+            await asyncio.sleep(0)  # let it send the statement
+        try:
+            add_days(page)
+        finally:
+            if ahead is not None and not ahead.done():
+                # Never leave a statement running behind our back.
+                await asyncio.wait([ahead])
+        if ahead is None:
             return loaded
-        last = page[-1]
+        page = ahead.result()
+
+
+async def _fetch(cur: Any, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    await cur.execute(sql, args)
+    rows: list[tuple[Any, ...]] = await cur.fetchall()
+    return rows
 
 
 async def _read_tracks(cur: Any) -> list[tuple[Any, ...]]:
