@@ -9,15 +9,15 @@ the server's consumer does, only splitting lines and running ``orjson.loads`` on
 it runs before and after TYS and its mean rate is the reference. TYS (with
 feeds.spaces_firehose on, no CMX host) is released the same stream while 300 reads/s run
 against its API; it is done when ``/live/ip_username`` knows the probe's IP (the stream
-is read in order). Meraki: POSTs of N observations × 5 fixes to /meraki, each newer than
-the last, one at a time on one connection, after one unmeasured warm-up POST.
+is read in order). The read p99 is that of the reads answered during the ingest; the
+reads of the same run answered before and after it give the machine's own p99 beside it.
+Meraki: POSTs of N observations × 5 fixes to /meraki (tools/bench_meraki.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -29,7 +29,8 @@ from tornado.httpclient import HTTPRequest
 
 from tools import bench_env as env
 from tools.bench_http import API_HEADERS, OPEN_CONNECTIONS, measured
-from tools.cmx_sim import fake_firehose, meraki_poster
+from tools.bench_meraki import MERAKI_SECRET, meraki_bodies, meraki_posts
+from tools.cmx_sim import fake_firehose
 from tools.cmx_sim.api import LiveApi
 from tools.cmx_sim.cadence import for_feed
 from tools.cmx_sim.devices import make_devices
@@ -38,11 +39,9 @@ from tools.cmx_sim.loadgen import LoadResult, run_load
 from tools.cmx_sim.venue import Fix, Venue, VenueConfig
 
 API_KEY = "bench-firehose-key"
-MERAKI_SECRET = "bench-meraki-secret"
 PROBE_IP = "172.31.255.1"
 STREAM_DEVICES = 2000
 KEEPALIVE_EVERY_S = 15.0
-FIXES_PER_OBSERVATION = 5
 POLL_S = 0.01
 MONITOR_AUTH = ("monitor", "change-me-monitor")  # conf/tys.yaml's pair
 
@@ -147,15 +146,25 @@ async def bare_reader(stream: FakeStream, lines: int) -> dict[str, Any]:
     return {"lines": lines, "seconds": round(elapsed_s, 3), "per_s": round(lines / elapsed_s)}
 
 
+def p99_ms(latencies_s: list[float]) -> float:
+    """The 99th percentile (nearest rank) in ms; 0 without data."""
+    return LoadResult(latencies_s=latencies_s).percentile_ms(99)
+
+
 async def tys_ingest(stream: FakeStream, tys: env.Process, lines: int,
                      reads: dict[str, list[bytes]], read_s: float) -> dict[str, Any]:
-    """Release the stream to TYS while 300 reads/s run; its rate and the reads' latency."""
+    """Release the stream to TYS while 300 reads/s run; its rate and the reads' latency:
+    of the reads answered during the ingest, and of the others of the same run (before
+    and after it: the machine's own noise)."""
     await stream.wait_streams(1)
     api = LiveApi(tys.base_url, *env.API_AUTH, connections=1)
+    live: list[LoadResult] = []  # each load's result as it fills (latencies in answer order)
 
     async def reads_at(name: str, bodies: list[bytes]) -> LoadResult:
         return await run_load(f"{tys.base_url}/live/{name}", bodies, API_HEADERS,
-                              OPEN_CONNECTIONS, duration_s=read_s, rate_per_s=150)
+                              OPEN_CONNECTIONS, duration_s=read_s, rate_per_s=150,
+                              on_progress=lambda r: any(r is x for x in live) or live.append(r),
+                              progress_interval_s=0.05)
 
     async def read_load() -> LoadResult:
         results = await asyncio.gather(*(reads_at(name, bodies)
@@ -170,7 +179,8 @@ async def tys_ingest(stream: FakeStream, tys: env.Process, lines: int,
 
     try:
         load = asyncio.ensure_future(measured(tys, read_load))
-        await asyncio.sleep(0.3)  # the reads settle first
+        await asyncio.sleep(0.3)  # the reads settle first (and report their results)
+        marks = [len(r.latencies_s) for r in live]
         started = time.perf_counter()
         await stream.control("POST", "release")
         while True:
@@ -179,11 +189,20 @@ async def tys_ingest(stream: FakeStream, tys: env.Process, lines: int,
                 break
             await asyncio.sleep(POLL_S)
         elapsed_s = time.perf_counter() - started
+        ends = [len(r.latencies_s) for r in live]
         reads_run = await load
     finally:
         await api.aclose()
+    if len(live) != len(reads):
+        raise RuntimeError("the reads did not report before the release")
+    during = [x for r, a, b in zip(live, marks, ends, strict=True) for x in r.latencies_s[a:b]]
+    other = [x for r, a, b in zip(live, marks, ends, strict=True)
+             for x in r.latencies_s[:a] + r.latencies_s[b:]]
     return {"lines": lines, "seconds": round(elapsed_s, 3), "per_s": round(lines / elapsed_s),
-            "reads": reads_run.digest(), "reads_cover_ingest": read_s - 0.3 >= elapsed_s}
+            "reads": {**reads_run.digest(), "p99_ms": round(p99_ms(during), 2),
+                      "during_ingest": len(during), "p99_all_ms": reads_run.digest()["p99_ms"],
+                      "p99_outside_ms": round(p99_ms(other), 2)},
+            "reads_cover_ingest": read_s - 0.3 >= elapsed_s}
 
 
 _EVENTS = re.compile(r"^tys_feed_events_total\{([^}]*)\} (\S+)$", re.MULTILINE)
@@ -206,46 +225,6 @@ async def feed_events(tys: env.Process) -> dict[str, float]:
         key = f"{labels.get('feed')} {labels.get('type')} {labels.get('outcome')}"
         counts[key] = float(sample[2])
     return counts
-
-
-def meraki_bodies(observations: int, posts: int, end_epoch_s: float) -> list[bytes]:
-    """posts POST bodies of `observations` clients × 5 fixes, each POST a minute later."""
-    devices = make_devices(observations, 0, 3, 11, "random")
-    bodies = []
-    for number in range(posts):
-        minute_s = end_epoch_s - (posts - number) * 60.0
-        clients = []
-        for device in devices:
-            locations = [meraki_poster.location(meraki_poster.Sighting(
-                device.mac, device.ip, device.floor, 10.0 * fix + device.index % 500,
-                50.0 + number, minute_s + 12.0 * fix), 2.2)
-                for fix in range(FIXES_PER_OBSERVATION)]
-            clients.append(meraki_poster.observation(device.mac, device.ip, locations))
-        bodies.append(orjson.dumps(meraki_poster.body(clients, MERAKI_SECRET)))
-    return bodies
-
-
-async def meraki_posts(tys: env.Process, bodies: list[bytes]) -> dict[str, Any]:
-    """POST each body in turn (the first unmeasured); latency send → answer of the rest."""
-    url = tys.base_url + "/meraki"
-    conn = HttpConnection(tys.base_url, timeout_s=30.0)
-    latencies_ms = []
-    try:
-        for index, body in enumerate(bodies):
-            raw = encode_request("POST", url, None, body)
-            started = time.perf_counter()
-            status, reply = await conn.request(raw)
-            elapsed_ms = (time.perf_counter() - started) * 1000
-            if status != 200:
-                raise RuntimeError(f"/meraki: HTTP {status} {reply[:200]!r}")
-            if index:
-                latencies_ms.append(elapsed_ms)
-    finally:
-        await conn.aclose()
-    ordered = sorted(latencies_ms)
-    return {"posts": len(ordered), "bytes": len(bodies[-1]),
-            "median_ms": round(statistics.median(ordered), 2),
-            "p99_ms": round(ordered[max(0, -(-99 * len(ordered) // 100) - 1)], 2)}
 
 
 def tys_env(url: str) -> dict[str, str]:

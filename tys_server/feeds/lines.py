@@ -2,6 +2,8 @@
 
 The Spaces Firehose reply (``spaces_firehose``) is NDJSON that arrives in chunks cut
 anywhere: a line may span chunks, and a stream without newlines must not grow memory.
+The complete lines wait in a ``Backlog`` until the consumer applies them, a slice per
+IOLoop turn.
 """
 
 from __future__ import annotations
@@ -65,3 +67,40 @@ class LineSplitter:
             self._parts, self._size, self._dropping = [], 0, True
         else:
             self._parts.append(part)
+
+
+_COMPACT_AFTER = 4096  # lines taken before the taken ones are dropped from the list
+
+
+class Backlog:
+    """Complete lines waiting to be applied, oldest first, and their size in bytes."""
+
+    def __init__(self) -> None:
+        self.bytes = 0  # the lines' bytes, newlines included
+        self._lines: list[bytes] = []
+        self._next = 0  # index of the oldest line not taken yet
+
+    def __len__(self) -> int:
+        return len(self._lines) - self._next
+
+    def add(self, lines: list[bytes]) -> None:
+        """Lines to apply after those already waiting."""
+        self._lines += lines
+        self.bytes += sum(map(len, lines)) + len(lines)
+
+    def take(self, count: int) -> list[bytes]:
+        """The oldest count lines (fewer if fewer wait), no longer waiting."""
+        start = self._next
+        lines = self._lines[start:start + count]
+        self._next = start + len(lines)
+        self.bytes -= sum(map(len, lines)) + len(lines)
+        if self._next == len(self._lines):
+            self._lines, self._next = [], 0
+        elif self._next >= _COMPACT_AFTER:  # a backlog that never empties: bounded list
+            del self._lines[:self._next]
+            self._next = 0
+        return lines
+
+    def clear(self) -> None:
+        """Forget every waiting line."""
+        self._lines, self._next, self.bytes = [], 0, 0

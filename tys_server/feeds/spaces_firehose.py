@@ -20,13 +20,18 @@ of its own; the reply never ends (NDJSON, read by ``spaces_events``). Why it is 
 States: ``connecting``, ``connected``, ``quiet`` (connected, KEEP_ALIVEs flow, but no
 DEVICE_* line for ``quiet_after_s``), ``backing_off``, ``unauthorized``, ``stopped``.
 
+Lines are applied a slice per IOLoop turn, the transfer paused while too many wait
+(``slices``): API requests are served while a burst is worked off. A connection's lines
+are all applied before the next connects; ``stop()`` drops those still waiting.
+
 Resume: ``cursor_ms`` is the newest ``recordTimestamp`` handed to the sink; a (re)connect
 asks ``fromTimestamp = cursor_ms − resume_overlap_s`` (events arrive up to ~20 s out of
 order) and the reader drops the overlap's ``recordUid`` duplicates. The flush stores
-``cursor_for_flush()`` in the transaction that writes the state: a chunk's events go to
-the sink and the cursor moves in one IOLoop callback, so the cursor read when the flush
-takes its snapshot describes exactly the state it snapshots. After a restart, replayed
-fixes are no newer than their tracks and the state ignores them.
+``cursor_for_flush()`` in the transaction that writes the state: a step's events go to
+the sink and the cursor moves in one synchronous call, so the cursor read when the flush
+takes its snapshot describes exactly the state it snapshots (lines waiting in the
+backlog are in neither). After a restart, replayed fixes are no newer than their tracks
+and the state ignores them.
 """
 from __future__ import annotations
 
@@ -51,6 +56,7 @@ from tys_server.feeds.reconnect import (
     Backoff,
     retry_after_s,
 )
+from tys_server.feeds.slices import STEP_LINES, TURN_S, SlicedApplier
 from tys_server.feeds.spaces_events import SpacesReader
 from tys_server.feeds.transfer import TransferCut
 
@@ -88,7 +94,8 @@ class FirehoseConsumer:
                  initial_cursor_ms: int | None = None,
                  clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
-                 jitter: Callable[[], float] = random.random) -> None:
+                 jitter: Callable[[], float] = random.random,
+                 step_lines: int = STEP_LINES, turn_s: float = TURN_S) -> None:
         self.options = options
         self.sink = sink
         self.reader = SpacesReader(coordinate_unit=options.coordinate_unit,
@@ -106,6 +113,8 @@ class FirehoseConsumer:
         self._stopping = False
         self._backoff = Backoff(jitter)
         self._transfer = TransferCut()
+        self._slices = SlicedApplier(self._apply, self._transfer, step_lines=step_lines,
+                                     turn_s=turn_s)
         self._status: int | None = None
         self._early: list[bytes] = []  # body chunks delivered before the status line
         self._retry_after_s: float | None = None
@@ -165,6 +174,7 @@ class FirehoseConsumer:
         if task is None:
             return
         self._stopping = True
+        self._slices.stop()
         if self._transfer.curl is not None:
             self._transfer.cut("stopping")
         else:  # waiting to reconnect: nothing in flight
@@ -217,6 +227,9 @@ class FirehoseConsumer:
             header_callback=self._on_header, streaming_callback=self._on_chunk,
             prepare_curl_callback=self._transfer.on_curl)
         self._transfer.begin(opts.stall_timeout_s)
+        self._slices.begin()
+        applier = asyncio.get_running_loop().create_task(self._slices.run(),
+                                                         name="spaces-firehose-apply")
         try:
             response = await self._http.fetch(request, raise_error=False)
             code, error = response.code, ("the stream ended" if response.code == 200
@@ -227,6 +240,8 @@ class FirehoseConsumer:
             self._transfer.end()
             if self._splitter.reset():
                 self.reader.bad_lines += 1  # the stream ended inside a line
+            self._slices.finish()
+            await applier  # this connection's lines are applied before the next connects
         self.last_error = self._transfer.reason or error
         if self._connected_at is not None and (
                 self._clock() - self._connected_at >= HEALTHY_RESET_S):
@@ -259,7 +274,7 @@ class FirehoseConsumer:
                 self.last_error = None
                 self._set_state("connected", None)
                 for chunk in early:
-                    self._apply(chunk)
+                    self._take(chunk)
         elif line[:12].lower() == "retry-after:":
             self._retry_after_s = retry_after_s(line[12:].strip(), self._clock())
 
@@ -270,17 +285,17 @@ class FirehoseConsumer:
             # read in one go runs at once: such chunks wait for their status line.
             self._early.append(chunk)
         elif self._status == 200:
-            self._apply(chunk)
+            self._take(chunk)
         # else: an error's body, not NDJSON
 
-    def _apply(self, chunk: bytes) -> None:
-        """Read the lines a chunk completes and hand them to the sink, then move the cursor."""
-        if self._stopping:
-            return  # the transfer is being cut
+    def _take(self, chunk: bytes) -> None:
+        """The lines a chunk completes wait for the applier (``slices``)."""
+        if not self._stopping:  # else the transfer is being cut
+            self._slices.add(self._splitter.feed(chunk))
+
+    def _apply(self, lines: list[bytes]) -> None:
+        """Hand lines to the sink, then move the cursor: one synchronous step."""
         try:
-            lines = self._splitter.feed(chunk)
-            if not lines:
-                return
             now_s = self._clock()
             batch, newest_ms = self.reader.read(lines, now_s)
             if self.reader.line_error is not None:  # the line is counted bad; the rest went on
@@ -297,4 +312,4 @@ class FirehoseConsumer:
                 self.last_event_at = now_s
                 self.last_event_ts = max(event.ts for event in batch.events)
         except Exception:  # a bug in a reader or the sink: log it, keep the stream
-            log.exception("Spaces Firehose: a chunk could not be applied")
+            log.exception("Spaces Firehose: lines could not be applied")

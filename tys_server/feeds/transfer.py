@@ -5,6 +5,9 @@ callback on an idle socket. So a cut shuts the transfer's socket down
 (``CURLINFO_ACTIVESOCKET``): the transfer then ends at once as a transport error (599),
 and the reason given to the cut tells it from a real one. Used by ``spaces_firehose``,
 whose stream never ends by itself.
+
+``pause``/``resume`` are its back-pressure: a paused transfer reads nothing from its
+socket, so the lines waiting to be applied stay bounded (libcurl's ``curl_easy_pause``).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ class TransferCut:
     def __init__(self) -> None:
         self.curl: pycurl.Curl | None = None  # the transfer in flight
         self.reason: str | None = None  # why it was cut (None: it was not)
+        self.paused = False  # by pause(), until resume()
         self._stall_timeout_s = 0.0
         self._last_byte = 0.0  # loop time of the newest byte of the transfer
         self._stall_timer: asyncio.TimerHandle | None = None
@@ -46,12 +50,36 @@ class TransferCut:
         self.curl = curl
 
     def touch(self) -> None:
-        """A byte arrived."""
+        """A byte arrived, or the consumer applied some: the transfer is not stalled."""
         self._last_byte = asyncio.get_running_loop().time()
+
+    def pause(self) -> None:
+        """Read nothing more from the socket until ``resume`` (idempotent).
+
+        Called every time the backlog is over its bound, not once: Tornado's streaming
+        buffer unpauses the transfer itself after a pause of its own.
+        """
+        if self.curl is not None:
+            try:
+                self.curl.pause(pycurl.PAUSE_RECV)
+            except pycurl.error:  # the transfer failed meanwhile: it is ending anyway
+                return
+            self.paused = True
+
+    def resume(self) -> None:
+        """Read from the socket again (libcurl wakes the transfer through its timer)."""
+        if not self.paused:
+            return
+        self.paused = False
+        if self.curl is not None:
+            try:
+                self.curl.pause(pycurl.PAUSE_CONT)
+            except pycurl.error:
+                pass
 
     def end(self) -> None:
         """The fetch is over: nothing left to watch or cut."""
-        self.curl = None
+        self.curl, self.paused = None, False
         for timer in (self._stall_timer, self._cut_timer):
             if timer is not None:
                 timer.cancel()
