@@ -138,6 +138,21 @@ def test_a_corner_cut_between_two_turns_the_same_way_is_added_back() -> None:
     assert credits[-1] == pytest.approx(50 * M_PER_FT)
 
 
+def test_a_sharp_turn_mid_walk_is_credited_via_a_corner_once_the_walk_goes_on() -> None:
+    # East to (150, 0), then back north-west: the chord (150, 0) → (120, 40) cuts a corner
+    # somewhere past the last fix. The leg runs via K, 12.5 ft on (half the 25 ft stop
+    # extension), and counts when the walk goes on after it.
+    points = [(0, 0), (50, 0), (100, 0), (150, 0), (120, 40), (90, 80)]
+    track, credits = walk(mv(x, y, 15 * i, move_ft=None) for i, (x, y) in enumerate(points))
+    via_k_ft = 12.5 + math.hypot(120 - 162.5, 40)
+    assert credits == pytest.approx([0, 0, LEG_M, 2 * LEG_M, 0, via_k_ft * M_PER_FT])
+    assert track.walk == STARTED
+    # Turning back again drops it, as any unconfirmed leg.
+    points = [(0, 0), (50, 0), (100, 0), (150, 0), (120, 40), (150, 0)]
+    _, credits = walk(mv(x, y, 15 * i, move_ft=None) for i, (x, y) in enumerate(points))
+    assert sum(credits) == pytest.approx(3 * LEG_M)
+
+
 def test_a_repeat_and_a_stale_movement_change_nothing() -> None:
     track, _ = walk(straight(4))
     before = track.as_row() + track.adaptive_row()

@@ -35,6 +35,9 @@ STARTED = 3   # a walk started at p1: walking on or stopping credits the pending
 # and a corner adds at most 45% of the chord it replaces.
 CORNER_MIN_SIN = 0.34
 CORNER_MAX_SHARE = 0.45
+# Rule T: a sharp turn in the middle of a walk is a corner TURN_SHARE of the stop
+# extension (so a quarter of a trigger distance) past the last fix.
+TURN_SHARE = 0.5
 # The gate of timer-driven feeds: clamp(GATE_K × jitter_ft, gate_min_ft, gate_ft).
 GATE_K = 2.2
 JITTER_PRIOR_FT = 18.0  # a new device's jitter: its first gate is 2.2 × 18 ≈ 40 ft
@@ -175,6 +178,15 @@ def advance(track: Track, mv: Movement, params: FilterParams) -> tuple[Track, fl
             track.total_m += c
             credited = c
         else:
+            if walk == WALKING and back_ft > 0.0:
+                # Rule T: a walker turned a corner somewhere past p2; the chord p2→point
+                # cuts it. The new leg runs via K, TURN_SHARE of the stop extension past
+                # p2 along p1→p2 (it counts only if the walk goes on after it).
+                ext_ft = TURN_SHARE * track.held_m / M_PER_FT
+                kx, ky = x2 - ax / back_ft * ext_ft, y2 - ay / back_ft * ext_ft
+                d = (ext_ft + math.hypot(x - kx, y - ky)) * M_PER_FT
+                if d > cap:
+                    d = cap
             track.walk = NONE  # a sharp turn: an uncredited pending leg is dropped
         track.x0_ft, track.y0_ft = x1, y1
         track.x1_ft, track.y1_ft = x2, y2
