@@ -1,13 +1,15 @@
 """The adaptive distance filter (``tracking.filter: adaptive``, docs/accuracy.md). Pure.
 
-DESIGN 6's filter, with four additions measured against ground truth (/work/lab's
-report): a walk is confirmed before its second leg counts (STARTED), a leg slower than
-``min_speed_mps`` or after ``settle_s`` of quiet means the walker had stopped, a walker
-who stops is credited the last leg plus ``stop_ext_share`` of a trigger distance past the
-last fix (rule S), and the corner a chord cut between two turns the same way is added
-back (rule C). ``settle`` credits rule S without a next fix, once the feeds' clock says
-none can come. Per-device state, in the Track: ``walk``, p0 (``x0_ft``/``y0_ft``) and the
-stop extension fixed at the last fix (``held_m``'s slot: classic's held leg is unused).
+DESIGN 6's filter, with five additions measured against ground truth (/work/lab's
+report, docs/accuracy.md): a walk is confirmed before its second leg counts (STARTED), a
+leg slower than ``min_speed_mps`` or after ``settle_s`` of quiet means the walker had
+stopped, a walker who stops is credited the last leg plus ``stop_ext_share`` of a trigger
+distance past the last fix (rule S), the corner a chord cut between two turns the same
+way is added back (rule C), and a sharp turn in the middle of a walk is measured via a
+corner past the last fix rather than along the chord (rule T). ``settle`` credits rule S
+without a next fix, once the feeds' clock says none can come. Per-device state, in the
+Track: ``walk``, p0 (``x0_ft``/``y0_ft``) and the stop extension fixed at the last fix
+(``held_m``'s slot: classic's held leg is unused).
 
 tracking.advance dispatches here; it creates new tracks itself, so this module needs no
 Track class at run time (tracking imports it).
