@@ -1,0 +1,42 @@
+"""tools/cmx_sim/offline: the accuracy matrix through core State, without a server."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from tools.cmx_sim import accuracy, offline
+
+
+def small(**changes: Any) -> accuracy.MatrixOptions:
+    base = offline.parse_args(["--feeds", "cmx,meraki", "--noise", "correlated",
+                               "--sigmas-ft", "10", "--minutes", "5", "--attendees", "20",
+                               "--stationary", "10", "--jobs", "1"])
+    return dataclasses.replace(base, **changes)
+
+
+def test_a_cell_reports_the_walkers_and_the_still_phones_as_accuracy_does() -> None:
+    rows = offline.run_matrix(small())
+    assert [(row["feed"], row["sigma_ft"], row["minutes"]) for row in rows] == \
+        [("cmx", 10.0, 5.0), ("meraki", 10.0, 5.0)]
+    for row in rows:
+        assert row["walkers"] == 20
+        assert row["fixes"] > 20
+        assert row["verdict"].startswith(("pass", "FAIL ("))
+        assert set(row) >= {"median_error_pct", "p90_abs_error_pct", "stationary_pct"}
+
+
+def test_the_same_seed_gives_the_same_rows_and_the_filter_mode_matters() -> None:
+    adaptive = offline.run_matrix(small())
+    assert offline.run_matrix(small()) == adaptive
+    classic = offline.run_matrix(small(filter_mode="classic"))
+    assert [row["median_error_pct"] for row in classic] != \
+        [row["median_error_pct"] for row in adaptive]
+
+
+def test_the_venue_variant_comes_from_the_command_line() -> None:
+    opts = offline.parse_args(["--speed-mps", "0.7,1.2", "--pause-s", "5,60",
+                               "--width-ft", "900", "--noise-corr-s", "60"])
+    assert (opts.venue.speed_mps, opts.venue.pause_s, opts.venue.width_ft,
+            opts.venue.noise_corr_s) == ((0.7, 1.2), (5.0, 60.0), 900.0, 60.0)
+    assert opts.venue.depth_ft == 400.0  # the rest is the matrix's venue
