@@ -1,8 +1,9 @@
-"""DayTotals: a (mac, day) mapping held as one dict per day; the seeder that fills it."""
+"""DayTotals: a (mac, day) mapping held as an array per day; the seeder that fills it."""
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 import pytest
 
@@ -57,6 +58,40 @@ def test_forget_removes_every_day_of_those_devices_only() -> None:
     days.add(BOB, DAY + 1, 5.0)
     days.forget([ALICE])
     assert (dict(days), list(days.by_day)) == ({(BOB, DAY + 1): 5.0}, [DAY + 1])
+
+
+def test_a_freed_column_goes_to_the_next_device_without_the_old_values() -> None:
+    days = DayTotals()
+    days.add(ALICE, DAY, 1.0)
+    days.add(ALICE, DAY + 1, 2.0)
+    days.add(BOB, DAY + 1, 4.0)
+    days.forget([ALICE])
+    carol = "02:00:00:00:00:03"
+    days.add(carol, DAY + 1, 8.0)
+    assert days.columns[carol] == 0  # ALICE's
+    assert days == {(BOB, DAY + 1): 4.0, (carol, DAY + 1): 8.0}
+    assert (days.get((carol, DAY)), (carol, DAY) in days, len(days)) == (None, False, 2)
+
+
+def test_a_device_numbered_after_a_day_was_made_has_no_value_on_it() -> None:
+    days = DayTotals()
+    days.add(ALICE, DAY, 1.0)
+    days.add(BOB, DAY + 1, 2.0)  # numbered after DAY's array was made
+    assert (days.get((BOB, DAY), 0.0), (BOB, DAY) in days, days.total_of(DAY, [ALICE, BOB])) \
+        == (0.0, False, 1.0)
+    with pytest.raises(KeyError):
+        days.day_values(DAY, [ALICE, BOB])
+    assert days.day_values(DAY + 1, [BOB]) == [2.0]
+    assert sorted(days) == [(ALICE, DAY), (BOB, DAY + 1)]
+
+
+def test_stored_rows_add_to_held_values_and_a_nan_row_is_no_value() -> None:
+    days = DayTotals()
+    days.add(ALICE, DAY, 1.0)
+    days.add_rows(DAY, [ALICE, BOB, BOB, "02:00:00:00:00:03"], [2.0, 4.0, 8.0, math.nan])
+    assert days == {(ALICE, DAY): 3.0, (BOB, DAY): 12.0}
+    with pytest.raises(ValueError, match="NaN"):
+        days[(ALICE, DAY)] = math.nan
 
 
 def seeded(rows: list[tuple[str, float, float | None]], timezone: str = "UTC",

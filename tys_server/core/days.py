@@ -1,60 +1,151 @@
-"""Distance per device per event day, in memory: one dict of MAC → metres per day. Pure.
+"""Distance per device per event day, in memory: an array of metres per day. Pure.
 
-A million devices over five days are five million values. In one dict keyed by
-(mac, ordinal) tuples each cost about 120 bytes (the tuple, its slot, the float) and
-every lookup hashed a tuple; in a dict per day keyed by the MAC string the tracks
-already hold (its hash cached), about 55. Callers still name a value by its
-(mac, ordinal) key, as the flush's dirty keys do: ``DayTotals`` is a mapping of those.
+A million devices over five days are five million values. In a dict keyed by
+(mac, ordinal) tuples each cost about 120 bytes (the tuple, its dict slot, a float
+object) and every lookup hashed a tuple. Here a device has one column, numbered once
+and shared by every day, and a day is an ``array('d')`` of metres by column, NaN where
+the device has none that day: 8 bytes a value and about 70 a device (its column in a
+dict keyed by the MAC string the tracks already hold). Callers still name a value by
+its (mac, ordinal) key, as the flush's dirty keys do: ``DayTotals`` is a mapping of
+those.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, MutableMapping
+import math
+from array import array
+from collections.abc import Iterable, Iterator, MutableMapping, Sequence
 from typing import Any, overload
 
 DayKey = tuple[str, int]  # (mac, ordinal of the event day)
+NONE = math.nan  # a device's cell on a day it has no value
+_EMPTY_CELL = array("d", [NONE])
 
 
 class DayTotals(MutableMapping[DayKey, float]):
-    """Metres credited per (mac, day ordinal), held as one {mac: metres} dict per day.
+    """Metres credited per (mac, day ordinal), one array of columns per day.
 
-    ``by_day`` is the store itself (ordinal → {mac: metres}); hot paths read and write
-    it directly. A day's dict is dropped when its last device is removed.
+    ``columns`` and ``by_day`` are the store itself: hot paths read them and add
+    through ``add`` only when a cell is new (see State.ingest). Every day's array has
+    a cell per column numbered so far; a day whose last value is removed is dropped;
+    an erased device's column is reused.
     """
 
-    __slots__ = ("by_day",)
+    __slots__ = ("_counts", "_free", "by_day", "columns", "macs")
 
     def __init__(self) -> None:
-        self.by_day: dict[int, dict[str, float]] = {}
+        self.columns: dict[str, int] = {}  # mac → its column in every day's array
+        self.macs: list[str | None] = []   # column → mac (None: free, NaN on every day)
+        self.by_day: dict[int, array[float]] = {}
+        self._counts: dict[int, int] = {}  # ordinal → values held that day
+        self._free: list[int] = []
 
-    def day(self, ordinal: int) -> dict[str, float]:
-        """The {mac: metres} dict of that day, created empty if there is none."""
-        day = self.by_day.get(ordinal)
-        if day is None:
-            day = self.by_day[ordinal] = {}
-        return day
+    def column(self, mac: str) -> int:
+        """mac's column, numbered on first use (a freed column first)."""
+        column = self.columns.get(mac)
+        if column is None:
+            if self._free:
+                column = self._free.pop()
+                self.macs[column] = mac
+            else:
+                column = len(self.macs)
+                self.macs.append(mac)
+                for cells in self.by_day.values():
+                    cells.append(NONE)
+            self.columns[mac] = column
+        return column
+
+    def _day(self, ordinal: int) -> array[float]:
+        """That day's array, created (a cell per column, none with a value) if need be."""
+        cells = self.by_day.get(ordinal)
+        if cells is None:
+            cells = self.by_day[ordinal] = _EMPTY_CELL * len(self.macs)
+            self._counts[ordinal] = 0
+        return cells
 
     def add(self, mac: str, ordinal: int, metres: float) -> None:
         """Credit metres to mac on that day."""
-        day = self.by_day.get(ordinal)
-        if day is None:
-            day = self.by_day[ordinal] = {}
-        day[mac] = day.get(mac, 0.0) + metres
+        cells = self._day(ordinal)
+        column = self.column(mac)
+        held = cells[column]
+        if held != held:  # NaN: the first value of this device that day
+            cells[column] = metres
+            self._counts[ordinal] += 1
+        else:
+            cells[column] = held + metres
+
+    def add_rows(self, ordinal: int, macs: Sequence[str], metres: Sequence[float]) -> None:
+        """Credit each of metres to the MAC at its index on that day (stored rows).
+
+        A NaN (a damaged row) is no value, as in a fresh cell.
+        """
+        numbered = list(map(self.columns.get, macs))
+        if None in numbered:
+            column_of = self.column
+            numbered = [column_of(mac) if column is None else column
+                        for mac, column in zip(macs, numbered, strict=True)]
+        cells = self._day(ordinal)
+        new = 0
+        for column, value in zip(numbered, metres, strict=True):
+            held = cells[column]
+            if held == held:
+                cells[column] = held + value
+            elif value == value:
+                cells[column] = value
+                new += 1
+        self._counts[ordinal] += new
+        self._drop_if_empty(ordinal)
+
+    def total_of(self, ordinal: int, macs: Iterable[str]) -> float:
+        """The sum of these devices' metres on that day."""
+        cells = self.by_day.get(ordinal)
+        total = 0.0
+        if cells is None:
+            return total
+        columns = self.columns
+        for mac in macs:
+            column = columns.get(mac)
+            if column is not None:
+                held = cells[column]
+                if held == held:
+                    total += held
+        return total
+
+    def day_values(self, ordinal: int, macs: Iterable[str]) -> list[float]:
+        """The metres of each of macs on that day; KeyError if one has none."""
+        cells, columns = self.by_day.get(ordinal), self.columns
+        try:
+            values = [cells[columns[mac]] for mac in macs]  # type: ignore[index]
+        except (KeyError, TypeError):
+            raise KeyError(ordinal) from None
+        if any(map(math.isnan, values)):
+            raise KeyError(ordinal)
+        return values
 
     def forget(self, macs: Iterable[str]) -> None:
-        """Remove every day's value of these devices."""
-        by_day = self.by_day
+        """Remove every day's value of these devices; their columns are freed."""
         for mac in macs:
-            for day in by_day.values():
-                day.pop(mac, None)
-        for ordinal in [o for o, day in by_day.items() if not day]:
-            del by_day[ordinal]
+            column = self.columns.pop(mac, None)
+            if column is None:
+                continue
+            for ordinal, cells in self.by_day.items():
+                if cells[column] == cells[column]:
+                    cells[column] = NONE
+                    self._counts[ordinal] -= 1
+            self.macs[column] = None
+            self._free.append(column)
+        for ordinal in [o for o, count in self._counts.items() if not count]:
+            self._drop_if_empty(ordinal)
+
+    def _drop_if_empty(self, ordinal: int) -> None:
+        if not self._counts.get(ordinal, 1):
+            del self.by_day[ordinal], self._counts[ordinal]
 
     def __getitem__(self, key: DayKey) -> float:
-        day = self.by_day.get(key[1])
-        if day is None or key[0] not in day:
+        held = self.get(key, NONE)
+        if held != held:
             raise KeyError(key)
-        return day[key[0]]
+        return held  # type: ignore[no-any-return]
 
     @overload
     def get(self, key: DayKey, /) -> float | None: ...
@@ -64,35 +155,48 @@ class DayTotals(MutableMapping[DayKey, float]):
     def get(self, key: DayKey, /, default: Any) -> Any: ...
 
     def get(self, key: DayKey, /, default: Any = None) -> Any:
-        """The value of key, or default (one lookup per level, no exception)."""
-        day = self.by_day.get(key[1])
-        return default if day is None else day.get(key[0], default)
+        """The value of key, or default (two lookups and an index, no exception)."""
+        column = self.columns.get(key[0])
+        cells = self.by_day.get(key[1])
+        if column is None or cells is None:
+            return default
+        held = cells[column]
+        return default if held != held else held
 
     def __contains__(self, key: object) -> bool:
         if not isinstance(key, tuple) or len(key) != 2:
             return False
-        day = self.by_day.get(key[1])
-        return day is not None and key[0] in day
+        return self.get(key, NONE) == self.get(key, NONE)  # type: ignore[arg-type]
 
     def __setitem__(self, key: DayKey, metres: float) -> None:
-        self.day(key[1])[key[0]] = metres
+        mac, ordinal = key
+        if metres != metres:
+            raise ValueError(f"NaN metres for {key}")
+        cells = self._day(ordinal)
+        column = self.column(mac)
+        if cells[column] != cells[column]:
+            self._counts[ordinal] += 1
+        cells[column] = metres
 
     def __delitem__(self, key: DayKey) -> None:
-        mac, ordinal = key
-        day = self.by_day.get(ordinal)
-        if day is None or mac not in day:
+        if key not in self:
             raise KeyError(key)
-        del day[mac]
-        if not day:
-            del self.by_day[ordinal]
+        mac, ordinal = key
+        self.by_day[ordinal][self.columns[mac]] = NONE
+        self._counts[ordinal] -= 1
+        self._drop_if_empty(ordinal)
 
     def __iter__(self) -> Iterator[DayKey]:
-        for ordinal, day in self.by_day.items():
-            for mac in day:
-                yield (mac, ordinal)
+        macs = self.macs
+        for ordinal, cells in list(self.by_day.items()):
+            for column, held in enumerate(cells):
+                if held == held:
+                    yield (macs[column], ordinal)  # type: ignore[misc]
 
     def __len__(self) -> int:
-        return sum(map(len, self.by_day.values()))
+        return sum(self._counts.values())
 
     def __repr__(self) -> str:
         return f"DayTotals({dict(self.items())!r})"
+
+

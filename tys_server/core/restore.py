@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from itertools import groupby
 from operator import itemgetter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tys_server.core.adaptive import JITTER_PRIOR_FT
 from tys_server.core.snapshot import Loaded, Unflushed
@@ -36,16 +36,8 @@ def seed(state: State, loaded: Loaded) -> None:
         if owner is not None:
             owner.macs.append(mac)
             state.owners[mac] = owner
-    # A million devices: one int object per floor and one string per MAC, shared by
-    # every track and day row that names them (about 100 bytes a device).
-    tracks = state.tracks
-    floors: dict[int | None, int | None] = {}
-    for (mac, total_m, floor, x1, y1, x2, y2, pending_m, held_m, last_ts,
-         walk, x0, y0, cand_x, cand_y, cand_ts, jitter_ft) in loaded.tracks:
-        tracks[mac] = track_of(floors.setdefault(floor, floor), x1, y1, x2, y2,
-                               pending_m, held_m, last_ts, total_m,
-                               walk, x0, y0, cand_x, cand_y, cand_ts, jitter_ft)
-    state.walking.add_walking(tracks)  # the settle continues where it stopped
+    track_seeder(state)(loaded.tracks)
+    queue_walks(state)
     if loaded.days:
         day_seeder(state)(loaded.days)
     for minute, users, devices, notifications in loaded.counts:
@@ -55,12 +47,36 @@ def seed(state: State, loaded: Loaded) -> None:
     state.changed_users.update(state.users.values())
 
 
+def track_seeder(state: State) -> Callable[[Iterable[tuple[Any, ...]]], None]:
+    """A function adding stored track rows (Loaded.tracks' order) to memory, page by page.
+
+    Call queue_walks after the last page.
+    """
+    # A million devices: one int object per floor, shared by every track on it.
+    tracks = state.tracks
+    floors: dict[int | None, int | None] = {}
+
+    def add(rows: Iterable[tuple[Any, ...]]) -> None:
+        for (mac, total_m, floor, x1, y1, x2, y2, pending_m, held_m, last_ts,
+             walk, x0, y0, cand_x, cand_y, cand_ts, jitter_ft) in rows:
+            tracks[mac] = track_of(floors.setdefault(floor, floor), x1, y1, x2, y2,
+                                   pending_m, held_m, last_ts, total_m,
+                                   walk, x0, y0, cand_x, cand_y, cand_ts, jitter_ft)
+
+    return add
+
+
+def queue_walks(state: State) -> None:
+    """The settle continues where it stopped: queue the seeded tracks' walks (once)."""
+    state.walking.add_walking(state.tracks)
+
+
 def day_seeder(state: State) -> Callable[[DayRows], None]:
     """A function adding stored day rows to memory, page by page (after seed's tracks).
 
-    Rows of one day start go into that day's dict in one C-speed update, keyed by the
-    MAC strings the tracks hold; a row whose (mac, day) is already held is added to it
-    (two starts of one day after a time zone change, or a repeated row).
+    Rows of one day start go into that day's array together, under the MAC strings the
+    tracks hold; a row whose (mac, day) is already held is added to it (two starts of
+    one local date after a time zone change, or a repeated row).
     """
     same_mac = {mac: mac for mac in state.tracks}.get  # freed with the function
     ordinals: dict[float, int] = {}
@@ -73,23 +89,11 @@ def day_seeder(state: State) -> Callable[[DayRows], None]:
                 # Through the calendar: the leaderboards learn which days have distance.
                 ordinal = ordinals[start] = calendar.ordinal_of_start(start)
             macs, _, metres = zip(*group, strict=True)
-            _add_day(days.day(ordinal), list(map(same_mac, macs, macs)), metres)
+            if None in metres:
+                metres = tuple(0.0 if m is None else m for m in metres)
+            days.add_rows(ordinal, list(map(same_mac, macs, macs)), metres)
 
     return add
-
-
-def _add_day(day: dict[str, float], macs: list[str], metres: tuple[float | None, ...]) -> None:
-    if None in metres:
-        metres = tuple(m or 0.0 for m in metres)
-    held = len(day)
-    if day.keys().isdisjoint(macs):
-        day.update(zip(macs, metres, strict=True))  # type: ignore[arg-type]
-        if len(day) == held + len(macs):
-            return
-        for mac in macs:  # a MAC repeated within the rows: add them one by one
-            day.pop(mac, None)
-    for mac, value in zip(macs, metres, strict=True):
-        day[mac] = day.get(mac, 0.0) + (value or 0.0)
 
 
 def apply_unflushed(state: State, unflushed: Unflushed) -> None:

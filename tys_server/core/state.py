@@ -76,8 +76,9 @@ class State(Registry, FlushBook):
         # The per-movement loop is the ingest hot path: names are bound once per batch,
         # and a credit is booked inline rather than through a method call.
         tracks, params, dirty_tracks = self.tracks, self.params, self.dirty.tracks
-        by_day, dirty_days, owners, day_of = self.days.by_day, self.dirty.days, self.owners, \
+        days, dirty_days, owners, day_of = self.days, self.dirty.days, self.owners, \
             self.calendar.day_of
+        columns, by_day = days.columns, days.by_day
         gated_params, adaptive, walking = self.gated_params, params.adaptive, self.walking
         queued = walking.queued
         for event in batch.events:
@@ -110,10 +111,13 @@ class State(Registry, FlushBook):
                 # An adaptive credit that ended a walk is its stop (rule S): it belongs
                 # to the time of the fix before, as when the settle credits it.
                 ordinal = day_of(event.ts if not adaptive or track.walk & 1 else before_ts)
-                day = by_day.get(ordinal)
-                if day is None:
-                    day = self.days.day(ordinal)
-                day[mac] = day.get(mac, 0.0) + credited_m
+                column = columns.get(mac)
+                cells = by_day.get(ordinal)
+                if column is None or cells is None \
+                        or (held_m := cells[column]) != held_m:  # NaN: none that day yet
+                    days.add(mac, ordinal, credited_m)
+                else:
+                    cells[column] = held_m + credited_m
                 dirty_days.add((mac, ordinal))
                 owner = owners.get(mac)
                 if owner is not None:
@@ -201,8 +205,7 @@ class State(Registry, FlushBook):
 
     def day_m(self, mac: str, ordinal: int) -> float:
         """A device's credited distance on one event day."""
-        day = self.days.by_day.get(ordinal)
-        return 0.0 if day is None else day.get(mac, 0.0)
+        return self.days.get((mac, ordinal), 0.0)
 
     def forget_devices(self, macs: Iterable[str]) -> int:
         """Drop the tracks and day totals of erased or purged devices, dirty keys included.
@@ -248,7 +251,4 @@ class State(Registry, FlushBook):
 
     def user_day_m(self, user: User, ordinal: int) -> float:
         """The sum of a user's devices' distance on one day."""
-        day = self.days.by_day.get(ordinal)
-        if day is None:
-            return 0.0
-        return sum(day.get(mac, 0.0) for mac in user.macs)
+        return self.days.total_of(ordinal, user.macs)

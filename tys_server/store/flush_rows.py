@@ -62,7 +62,7 @@ def _device_chunk(state: State, macs: list[str], starts: dict[int, float],
                   with_tracks: list[str] | None = None) -> FlushChunk:
     """The track rows of with_tracks (default: every one of macs) and the dirty day rows
     of macs, read together."""
-    by_day = state.days.by_day
+    values = state.days
     if days_of is None:  # a few days: probe each, a comprehension per day
         day_macs: list[str] = []
         day_starts: list[float] = []
@@ -70,15 +70,14 @@ def _device_chunk(state: State, macs: list[str], starts: dict[int, float],
         for ordinal, start in starts.items():
             dirty_macs = [mac for mac in macs if (mac, ordinal) in dirty_days]
             if dirty_macs:
-                values = by_day[ordinal]
                 day_macs += dirty_macs
                 day_starts += [start] * len(dirty_macs)
-                metres += [values[mac] for mac in dirty_macs]
+                metres += values.day_values(ordinal, dirty_macs)
     else:
         keys = [(mac, ordinal) for mac in macs for ordinal in days_of.get(mac, ())]
         day_macs = [mac for mac, _ in keys]
         day_starts = [starts[ordinal] for _, ordinal in keys]
-        metres = [by_day[ordinal][mac] for mac, ordinal in keys]
+        metres = [values[key] for key in keys]
     tracked = macs if with_tracks is None else with_tracks
     if not tracked:
         return FlushChunk(days=(day_starts, day_macs, metres) if metres else ())

@@ -8,6 +8,7 @@ into memory page by page instead of being held all at once.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from tys_server.core import restore
@@ -65,35 +66,55 @@ async def read_into(cur: Any, state: State, *, recent_since_s: float) -> Loaded:
     users = await cur.fetchall()
     await cur.execute("SELECT mac::text, owner FROM devices WHERE owner IS NOT NULL")
     devices = await cur.fetchall()
-    tracks = await _read_tracks(cur)
     await cur.execute(_SELECT_COUNTS, (recent_since_s,))
     counts = await cur.fetchall()
     await cur.execute(_SELECT_ZONES, (recent_since_s,))
     zones = await cur.fetchall()
     await cur.execute("SELECT feed, cursor_ms FROM feed_cursor")
     cursors = {feed: int(cursor_ms) for feed, cursor_ms in await cur.fetchall()}
-    loaded = Loaded(users, devices, tracks, [], counts, zones, cursors)
-    state.seed(loaded)  # the tracks first: day rows share their MAC strings
-    loaded.tracks = tracks = []  # a million rows: not held while the days are read
-    add_days = restore.day_seeder(state)
-    page = await _fetch(cur, _SELECT_DAYS, (None, None, None, LOAD_PAGE_ROWS))
+    loaded = Loaded(users, devices, [], [], counts, zones, cursors)
+    state.seed(loaded)
+    # Each page goes into memory, and is freed, before the next one is read: a million
+    # track rows held at once would leave their freed memory resident (interleaved
+    # with the floats the tracks keep).
+    await _paged(cur, _SELECT_TRACKS, _after_mac, restore.track_seeder(state))
+    restore.queue_walks(state)
+    # After the tracks: day rows share their MAC strings.
+    await _paged(cur, _SELECT_DAYS, _after_day, restore.day_seeder(state))
+    return loaded
+
+
+def _after_mac(last: tuple[Any, ...] | None) -> tuple[Any, ...]:
+    mac = None if last is None else last[0]
+    return (mac, mac, LOAD_PAGE_ROWS)
+
+
+def _after_day(last: tuple[Any, ...] | None) -> tuple[Any, ...]:
+    mac, start = (None, None) if last is None else (last[0], last[1])
+    return (start, start, mac, LOAD_PAGE_ROWS)
+
+
+async def _paged(cur: Any, sql: str, after: Callable[[tuple[Any, ...] | None], tuple[Any, ...]],
+                 seed: Callable[[list[tuple[Any, ...]]], None]) -> None:
+    """Every keyset page of sql into seed; the next page is asked for before seed runs.
+
+    PostgreSQL reads (and sends) page k+1 while Python seeds page k, on their own
+    cores, as the flush overlaps its statements.
+    """
+    page = await _fetch(cur, sql, after(None))
     while True:
-        # The next page is asked for before this one goes into memory: PostgreSQL reads
-        # it while Python seeds (on their own cores, as the flush does).
         ahead = None
         if len(page) == LOAD_PAGE_ROWS:
-            mac, start, _ = page[-1]
-            ahead = asyncio.ensure_future(
-                _fetch(cur, _SELECT_DAYS, (start, start, mac, LOAD_PAGE_ROWS)))
+            ahead = asyncio.ensure_future(_fetch(cur, sql, after(page[-1])))
             await asyncio.sleep(0)  # let it send the statement
         try:
-            add_days(page)
+            seed(page)
         finally:
             if ahead is not None and not ahead.done():
                 # Never leave a statement running behind our back.
                 await asyncio.wait([ahead])
         if ahead is None:
-            return loaded
+            return
         page = ahead.result()
 
 
@@ -101,17 +122,3 @@ async def _fetch(cur: Any, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, .
     await cur.execute(sql, args)
     rows: list[tuple[Any, ...]] = await cur.fetchall()
     return rows
-
-
-async def _read_tracks(cur: Any) -> list[tuple[Any, ...]]:
-    # The rows as psycopg2 returns them: an object per row would cost seconds and a few
-    # hundred MB for a million devices.
-    tracks: list[tuple[Any, ...]] = []
-    last: str | None = None
-    while True:
-        await cur.execute(_SELECT_TRACKS, (last, last, LOAD_PAGE_ROWS))
-        page = await cur.fetchall()
-        tracks += page
-        if len(page) < LOAD_PAGE_ROWS:
-            return tracks
-        last = page[-1][0]
