@@ -59,7 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             results.append(feeds)
             print_table(table_rows(feeds), verdicts=not args.quick)
             reads = feeds["tys"]["reads"]
-            print(f"run {run + 1}: bare reader {[b['per_s'] for b in feeds['bare']]} lines/s; "
+            print(f"run {run + 1}: bare reader {[b['per_s'] for b in feeds['bare']]} lines/s, "
+                  f"{[b['cpu_us_per_line'] for b in feeds['bare']]} us CPU/line; TYS "
+                  f"{feeds['tys']['cpu_us_per_line']} us CPU/line (reads included); "
                   f"read p99 {reads['p99_ms']} ms during the ingest ({reads['during_ingest']} "
                   f"reads), {reads['p99_outside_ms']} ms outside it; other processes kept "
                   f"{feeds['other_load_cores']} cores busy", flush=True)

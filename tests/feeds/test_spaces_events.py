@@ -183,6 +183,21 @@ def test_time_falls_back_to_record_timestamp_without_last_seen(last_seen: object
     assert only_fix(read(event(lastSeen=last_seen))[0]).ts == RECORD_MS / 1000
 
 
+@pytest.mark.parametrize("last_seen", [RECORD_MS - 4000, (RECORD_MS - 4000) // 1000 * 1000,
+                                       (RECORD_MS - 4000) // 1000, str(RECORD_MS - 4000),
+                                       float(RECORD_MS - 4000)])
+def test_last_seen_in_ms_or_seconds_number_or_text_is_float_epoch_seconds(
+        last_seen: object) -> None:
+    ts = only_fix(read(event(lastSeen=last_seen))[0]).ts
+    assert type(ts) is float
+    assert ts == float(last_seen) / (1 if float(last_seen) < 1e11 else 1000)
+
+
+def test_last_seen_beyond_what_a_float_holds_exactly_is_read_as_before() -> None:
+    huge = 2**53 + 1  # not the int fast path: epoch_s reads it (a date far ahead: now)
+    assert only_fix(read(event(lastSeen=huge))[0]).ts == NOW_S
+
+
 def test_time_ahead_of_the_receive_time_by_over_5_minutes_is_the_receive_time() -> None:
     ahead = int((NOW_S + 301) * 1000)
     assert only_fix(read(event(lastSeen=ahead))[0]).ts == NOW_S

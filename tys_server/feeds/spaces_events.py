@@ -68,6 +68,7 @@ _FLOOR_CACHE_MAX = 4096
 # A venue's devices and IPs repeat every few seconds: their readings are cached (cleared
 # when full, so bounded); parsing an IP and hashing a MAC cost more than the JSON.
 _CACHE_MAX = 1 << 18
+_FAST_INT_BELOW = 1 << 53  # ints a float holds exactly: float(n) / 1000 as epoch_s does it
 _FEET_UNITS = frozenset({"FEET", "FOOT", "FT"})
 _METRE_UNITS = frozenset({"METERS", "METRES", "METER", "METRE", "M"})
 
@@ -103,18 +104,22 @@ class SpacesReader:
 
     def read(self, lines: Iterable[bytes], now_s: float) -> tuple[Batch, int | None]:
         """The batch of lines received at now_s, and the newest sane recordTimestamp (ms)."""
+        # The per-line loop is the Firehose's hot path (tools/bench_feeds.py): names are
+        # bound once per call, and accepted location updates, most lines, are counted
+        # apart from the (type, outcome) dict.
         events: list[Event] = []
         counts: dict[tuple[str, str], int] = {}
-        accepted = ignored = rejected = 0
+        located = ignored = rejected = other_accepted = 0
         newest_ms: int | None = None
         newest_allowed_ms = (now_s + FUTURE_TOLERANCE_S) * 1000.0
         future_before = self.future_ts
-        seen = self._seen
+        seen, capacity, loads = self._seen, self.dedup_capacity, orjson.loads
+        location_update = self._location_update
         for line in lines:
             if not line or line.isspace():
                 continue
             try:
-                record: Any = orjson.loads(line)
+                record: Any = loads(line)
             except ValueError:  # orjson.JSONDecodeError: not JSON, truncated, NaN, 1e400
                 self.bad_lines += 1
                 continue
@@ -122,22 +127,25 @@ class SpacesReader:
                 self.bad_lines += 1
                 continue
             kind = record.get("eventType")
-            if type(kind) is str:  # a list or an object is no type and cannot be looked up
+            if kind == LOCATION_UPDATE:
+                label = LOCATION_UPDATE
+            elif type(kind) is str:  # a list or an object is no type and cannot be looked up
                 label = kind if kind in _LABELS else "other"
             else:
                 label = "unknown"
             uid = record.get("recordUid")
             if type(uid) is str and uid:
                 if uid in seen:
-                    outcome = "duplicate"
                     ignored += 1
-                    key = (label, outcome)
+                    key = (label, "duplicate")
                     counts[key] = counts.get(key, 0) + 1
                     continue
                 seen[uid] = None
-                if len(seen) > self.dedup_capacity:
+                if len(seen) > capacity:
                     seen.popitem(last=False)
-            record_ms = _record_ms(record.get("recordTimestamp"))
+            record_ts = record.get("recordTimestamp")
+            record_ms = (record_ts if type(record_ts) is int and record_ts >= SECONDS_BELOW
+                         else _record_ms(record_ts))
             if record_ms is not None and record_ms <= newest_allowed_ms and (
                     newest_ms is None or record_ms > newest_ms):
                 newest_ms = record_ms
@@ -146,9 +154,10 @@ class SpacesReader:
                 mark = len(events)
                 try:
                     if label == LOCATION_UPDATE:
-                        self._location_update(record, now_s, events)
-                    else:
-                        self._device_exit(record, now_s, events)
+                        location_update(record, record_ts, now_s, events)
+                        located += 1
+                        continue
+                    self._device_exit(record, now_s, events)
                 except Malformed:
                     outcome = "rejected"
                     rejected += 1
@@ -159,32 +168,49 @@ class SpacesReader:
                     continue
                 else:
                     outcome = "accepted"
-                    accepted += 1
+                    other_accepted += 1
             else:
                 outcome = "ignored"
                 ignored += 1
             key = (label, outcome)
             counts[key] = counts.get(key, 0) + 1
+        if located:
+            key = (LOCATION_UPDATE, "accepted")
+            counts[key] = counts.get(key, 0) + located
         totals = self.by_type
         for key, count in counts.items():
             totals[key] = totals.get(key, 0) + count
-        return Batch(events, accepted, ignored, rejected, counts,
+        return Batch(events, located + other_accepted, ignored, rejected, counts,
                      self.future_ts - future_before), newest_ms
 
-    def _location_update(self, record: dict[str, Any], now_s: float,
+    def _location_update(self, record: dict[str, Any], record_ts: object, now_s: float,
                          events: list[Event]) -> None:
         payload = record.get("deviceLocationUpdate")
         if type(payload) is not dict:
             raise Malformed
-        mac = self._device(payload.get("device"))
-        floor = self._floor(payload.get("location"))
-        x_ft = read_number(payload.get("xPos")) * self.ft_per_unit
-        y_ft = read_number(payload.get("yPos")) * self.ft_per_unit
+        get = payload.get
+        device = get("device")
+        text = device.get("macAddress") if type(device) is dict else None
+        mac = self._devices.get(text) if type(text) is str else None  # "" is never a key
+        if mac is None:
+            mac = self._device(device)
+        floor = self._floor(get("location"))
+        # orjson's floats are finite (it refuses NaN and 1e400); anything else is read
+        x, y, unit = get("xPos"), get("yPos"), self.ft_per_unit
+        x_ft = (x if type(x) is float else read_number(x)) * unit
+        y_ft = (y if type(y) is float else read_number(y)) * unit
         if abs(x_ft) > MAX_COORDINATE_FT or abs(y_ft) > MAX_COORDINATE_FT:
             raise Malformed
-        ts = self._event_ts(payload.get("lastSeen"), record.get("recordTimestamp"), now_s)
+        last_seen = get("lastSeen")
+        if type(last_seen) is int and 0 < last_seen < _FAST_INT_BELOW:  # epoch_s's int case
+            ts = float(last_seen) if last_seen < SECONDS_BELOW else last_seen / 1000.0
+            if ts > now_s + FUTURE_TOLERANCE_S:
+                ts = now_s
+                self.future_ts += 1
+        else:
+            ts = self._event_ts(last_seen, record_ts, now_s)
         events.append(Fix(mac, floor, x_ft, y_ft, None, ts))
-        ip_text = payload.get("ipv4")
+        ip_text = get("ipv4")
         if type(ip_text) is not str:
             return
         ip = self._ips.get(ip_text, "")
