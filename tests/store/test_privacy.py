@@ -202,6 +202,32 @@ async def test_an_erased_device_seen_again_is_tracked_anew_unregistered(rig: Rig
 
 
 @pytest.mark.gen_test(timeout=30)
+async def test_a_new_device_in_an_erased_devices_day_column_starts_from_nothing(
+        rig: Rig) -> None:
+    # Memory holds a day as an array with a column per device (core/days.py); an erased
+    # device's column is reused. The new device owns none of alice's two days of metres,
+    # in memory, in the rows the next flushes write, and after a restart.
+    await two_walkers_and_a_stranger(rig)
+    alice_column = rig.state.days.columns[ALICE]
+    await rig.privacy.erase(rig.state.user("alice"))
+    newcomer = "02:00:0a:00:00:0c"
+    rig.ingest(*walk(newcomer, 0, 3, NOW_S - 60))
+    assert rig.state.days.columns[newcomer] == alice_column
+    today = rig.state.calendar.day_of(NOW_S)
+    assert (rig.state.day_m(newcomer, today), rig.state.day_m(newcomer, today - 1)) == \
+        (pytest.approx(LEG_M), 0.0)
+    for _ in range(2):
+        assert await rig.flusher.flush_once()
+    after = rig.rows()
+    assert [key for key in after["days"] if key[0] == newcomer] == \
+        [(newcomer, int(rig.state.calendar.day_start(today)))]
+    assert nothing_of(ALICE, after) and rig.memory() == after
+    restarted = await rig.reloaded()
+    assert dict(restarted.days) == dict(rig.state.days)
+    assert len(restarted.days) == 3  # bob's, the stranger's and the newcomer's today
+
+
+@pytest.mark.gen_test(timeout=30)
 async def test_a_spill_after_an_erasure_holds_nothing_of_the_erased_devices(
         rig: Rig) -> None:
     await two_walkers_and_a_stranger(rig)
