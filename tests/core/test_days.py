@@ -102,7 +102,7 @@ def seeded(rows: list[tuple[str, float, float | None]], timezone: str = "UTC",
     add = restore.day_seeder(state)
     size = -(-len(rows) // pages)
     for i in range(0, len(rows), size):
-        add(rows[i:i + size])
+        add(restore.day_groups(rows[i:i + size]))
     return state
 
 

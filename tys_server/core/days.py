@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Iterable, Iterator, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 from typing import Any, overload
 
 DayKey = tuple[str, int]  # (mac, ordinal of the event day)
@@ -74,16 +74,19 @@ class DayTotals(MutableMapping[DayKey, float]):
         else:
             cells[column] = held + metres
 
-    def add_rows(self, ordinal: int, macs: Sequence[str], metres: Sequence[float]) -> None:
+    def add_rows(self, ordinal: int, macs: Sequence[str], metres: Sequence[float],
+                 same: Callable[[str, str], str] | None = None) -> None:
         """Credit each of metres to the MAC at its index on that day (stored rows).
 
+        same(mac, mac) gives the string a new column is keyed by (the track's, shared).
         A NaN (a damaged row) is no value, as in a fresh cell.
         """
-        numbered = list(map(self.columns.get, macs))
+        columns = self.columns
+        numbered = list(map(columns.get, macs))
         if None in numbered:
-            column_of = self.column
-            numbered = [column_of(mac) if column is None else column
-                        for mac, column in zip(macs, numbered, strict=True)]
+            self._number([mac for mac, column in zip(macs, numbered, strict=True)
+                          if column is None], same)
+            numbered = list(map(columns.__getitem__, macs))
         cells = self._day(ordinal)
         new = 0
         for column, value in zip(numbered, metres, strict=True):
@@ -95,6 +98,20 @@ class DayTotals(MutableMapping[DayKey, float]):
                 new += 1
         self._counts[ordinal] += new
         self._drop_if_empty(ordinal)
+
+    def _number(self, macs: list[str], same: Callable[[str, str], str] | None) -> None:
+        """Columns for these new MACs: a freed column first, then in one go at the end."""
+        if same is not None:
+            macs = list(map(same, macs, macs))
+        macs = list(dict.fromkeys(macs))  # a MAC twice among the rows: one column
+        while macs and self._free:
+            self.column(macs.pop())
+        if macs:
+            first = len(self.macs)
+            self.columns.update(zip(macs, range(first, first + len(macs)), strict=True))
+            self.macs += macs
+            for cells in self.by_day.values():
+                cells.extend(_EMPTY_CELL * len(macs))
 
     def total_of(self, ordinal: int, macs: Iterable[str]) -> float:
         """The sum of these devices' metres on that day."""

@@ -5,7 +5,7 @@ Pure: the store reads the rows, these functions put them into a State.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import groupby
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from tys_server.core.state import State
 
 DayRows = Iterable[tuple[str, float, float | None]]  # mac, day start (epoch s), metres
+# day start (epoch s), macs, their metres
+DayGroups = Iterable[tuple[float, Sequence[str], Sequence[float]]]
 
 
 def seed(state: State, loaded: Loaded) -> None:
@@ -39,7 +41,7 @@ def seed(state: State, loaded: Loaded) -> None:
     track_seeder(state)(loaded.tracks)
     queue_walks(state)
     if loaded.days:
-        day_seeder(state)(loaded.days)
+        day_seeder(state)(day_groups(loaded.days))
     for minute, users, devices, notifications in loaded.counts:
         state.notifications[int(minute)] = notifications
         state.registered[int(minute)] = (users, devices)
@@ -71,29 +73,35 @@ def queue_walks(state: State) -> None:
     state.walking.add_walking(state.tracks)
 
 
-def day_seeder(state: State) -> Callable[[DayRows], None]:
-    """A function adding stored day rows to memory, page by page (after seed's tracks).
+def day_seeder(state: State) -> Callable[[DayGroups], None]:
+    """A function adding stored day values to memory, a day start's group at a time
+    (after seed's tracks).
 
-    Rows of one day start go into that day's array together, under the MAC strings the
-    tracks hold; a row whose (mac, day) is already held is added to it (two starts of
-    one local date after a time zone change, or a repeated row).
+    Each group goes into its day's array under the MAC strings the tracks hold; a value
+    whose (mac, day) is already held is added to it (two starts of one local date
+    after a time zone change, or a repeated row).
     """
     same_mac = {mac: mac for mac in state.tracks}.get  # freed with the function
     ordinals: dict[float, int] = {}
     days, calendar = state.days, state.calendar
 
-    def add(rows: DayRows) -> None:
-        for start, group in groupby(rows, key=itemgetter(1)):
+    def add(groups: DayGroups) -> None:
+        for start, macs, metres in groups:
             ordinal = ordinals.get(start)
             if ordinal is None:
                 # Through the calendar: the leaderboards learn which days have distance.
                 ordinal = ordinals[start] = calendar.ordinal_of_start(start)
-            macs, _, metres = zip(*group, strict=True)
-            if None in metres:
-                metres = tuple(0.0 if m is None else m for m in metres)
-            days.add_rows(ordinal, list(map(same_mac, macs, macs)), metres)
+            days.add_rows(ordinal, macs, metres, same_mac)
 
     return add
+
+
+def day_groups(rows: DayRows) -> Iterator[tuple[float, list[str], list[float]]]:
+    """Day rows as day_seeder takes them: (day start, macs, metres) of each run of rows
+    with one day start; no metres (NULL) are 0."""
+    for start, group in groupby(rows, key=itemgetter(1)):
+        macs, _, metres = zip(*group, strict=True)
+        yield start, list(macs), [0.0 if m is None else m for m in metres]
 
 
 def apply_unflushed(state: State, unflushed: Unflushed) -> None:

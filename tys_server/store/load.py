@@ -28,13 +28,18 @@ SELECT mac::text, coalesce(mtrs, 0), floor_id, point_1[0], point_1[1], point_2[0
        walk, point_0[0], point_0[1], cand[0], cand[1], cand_time, jitter_ft
 FROM distance WHERE %s::macaddr IS NULL OR mac > %s::macaddr ORDER BY distance.mac LIMIT %s
 """
-# Pages in primary key order (time, mac); the key of the next page is the last row's
-# epoch, which to_timestamp turns back into the same microsecond.
+# Pages in primary key order (time, mac), each as one row per day start holding its MACs
+# and metres as two arrays (in the same order): a few rows per page instead of one per
+# device and day, and no epoch per row. The key of the next page is the last group's
+# epoch, which to_timestamp turns back into the same microsecond, and its last MAC.
 _SELECT_DAYS = """
-SELECT mac::text, extract(epoch FROM time)::float8, mtrs FROM distance_history
-WHERE %s::float8 IS NULL
-   OR (distance_history.time, distance_history.mac) > (to_timestamp(%s), %s::macaddr)
-ORDER BY distance_history.time, distance_history.mac LIMIT %s
+SELECT extract(epoch FROM time)::float8, array_agg(mac::text ORDER BY mac),
+       array_agg(coalesce(mtrs, 0) ORDER BY mac)
+FROM (SELECT time, mac, mtrs FROM distance_history
+      WHERE %s::float8 IS NULL
+         OR (distance_history.time, distance_history.mac) > (to_timestamp(%s), %s::macaddr)
+      ORDER BY distance_history.time, distance_history.mac LIMIT %s) AS page
+GROUP BY time ORDER BY time
 """
 # Loaded.users' order: email, nickname, then core.users.Profile's fields.
 _SELECT_USERS = """
@@ -80,7 +85,7 @@ async def read_into(cur: Any, state: State, *, recent_since_s: float) -> Loaded:
     await _paged(cur, _SELECT_TRACKS, _after_mac, restore.track_seeder(state))
     restore.queue_walks(state)
     # After the tracks: day rows share their MAC strings.
-    await _paged(cur, _SELECT_DAYS, _after_day, restore.day_seeder(state))
+    await _paged(cur, _SELECT_DAYS, _after_day, restore.day_seeder(state), _grouped_rows)
     return loaded
 
 
@@ -90,21 +95,22 @@ def _after_mac(last: tuple[Any, ...] | None) -> tuple[Any, ...]:
 
 
 def _after_day(last: tuple[Any, ...] | None) -> tuple[Any, ...]:
-    mac, start = (None, None) if last is None else (last[0], last[1])
+    start, mac = (None, None) if last is None else (last[0], last[1][-1])
     return (start, start, mac, LOAD_PAGE_ROWS)
 
 
 async def _paged(cur: Any, sql: str, after: Callable[[tuple[Any, ...] | None], tuple[Any, ...]],
-                 seed: Callable[[list[tuple[Any, ...]]], None]) -> None:
+                 seed: Callable[[list[tuple[Any, ...]]], None],
+                 rows_of: Callable[[list[tuple[Any, ...]]], int] = len) -> None:
     """Every keyset page of sql into seed; the next page is asked for before seed runs.
 
     PostgreSQL reads (and sends) page k+1 while Python seeds page k, on their own
-    cores, as the flush overlaps its statements.
+    cores, as the flush overlaps its statements. rows_of: the table rows in a page.
     """
     page = await _fetch(cur, sql, after(None))
     while True:
         ahead = None
-        if len(page) == LOAD_PAGE_ROWS:
+        if rows_of(page) == LOAD_PAGE_ROWS:
             ahead = asyncio.ensure_future(_fetch(cur, sql, after(page[-1])))
             await asyncio.sleep(0)  # let it send the statement
         try:
@@ -116,6 +122,10 @@ async def _paged(cur: Any, sql: str, after: Callable[[tuple[Any, ...] | None], t
         if ahead is None:
             return
         page = ahead.result()
+
+
+def _grouped_rows(groups: list[tuple[Any, ...]]) -> int:
+    return sum(len(macs) for _, macs, _ in groups)
 
 
 async def _fetch(cur: Any, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
