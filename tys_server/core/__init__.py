@@ -11,7 +11,8 @@ package (not even ``config``), and no tornado, aiopg, psycopg2, pycurl or yaml
   mode; ``settling``: the walks the adaptive settle may end; ``gate``: fixes of the
   feeds without a movement trigger → movements.
 - ``state``: the in-memory aggregate and its ingest loop; ``registry``: its users;
-  ``dirty``: its flush bookkeeping; ``zones``: zone visits per open minute;
+  ``days``: its distance per device per day; ``dirty``: its flush bookkeeping;
+  ``zones``: zone visits per open minute;
   ``restore``: memory filled from the database or a spill file.
 - ``users``: User and Profile; ``ranking``: places; ``leaderboard``: the boards kept
   current; ``groups``: team and company boards.
