@@ -202,7 +202,7 @@ class FirehoseWatch:
 
     def event_time_s(self) -> float | None:
         """The feed's clock: it runs while the stream is connected (a reconnect replays)."""
-        newest_ts = self.consumer.last_event_ts  # the newest of its last chunk
+        newest_ts = self.consumer.last_event_ts  # the newest of its last step (slice)
         if newest_ts is not None:
             self.event_clock.saw(newest_ts)
         return self.event_clock.now_s(self.consumer.state == "connected")
