@@ -196,3 +196,63 @@ async def test_consumer_yields_to_the_loop_inside_one_write_and_loses_no_line(
         assert consumer.cursor_for_flush() == T0_MS + total - 1
     finally:
         await consumer.stop()
+
+
+@gen_test
+async def test_consumer_paused_by_its_backlog_bound_resumes_and_loses_no_line(
+        fake_stream: tuple[fake_firehose.FakeFirehose, str]) -> None:
+    fake, url = fake_stream
+    # ~1.6 KB each: one write of ~6 MB, more than curl and Tornado buffer, so the
+    # transfer itself is paused against the 64 KB bound
+    total = 4000
+    sink = YieldWatchingSink(total)
+    # A transfer left paused would go silent once its backlog is applied: the stall
+    # detector would cut it, and the reconnect would show.
+    options = FirehoseOptions(url=url, api_key=fake_firehose.API_KEY, stall_timeout_s=2.0)
+    consumer = FirehoseConsumer(options, sink, clock=Clock(NOW_S), step_lines=10, turn_s=0.0)
+    consumer._slices.high_water_bytes, consumer._slices.low_water_bytes = 65536, 16384
+    consumer.start()
+    try:
+        await fake.wait_for(lambda f: f.open_streams == 1)
+        fake.push(*[fake_firehose.location_update(
+            f"00:52:bf:75:{i // 256:02x}:{i % 256:02x}", 1, float(i), 20.0,
+            record_ms=T0_MS + i, uid=f"uid-{i}") for i in range(total)])
+        await sink.all_in.wait()
+        assert consumer._slices.pauses > 0  # curl was paused, and resumed: all lines came
+        assert [f.x_ft for f in sink.fixes()] == [float(i) for i in range(total)]
+        assert (consumer.reconnects, consumer.state, consumer.bad_lines) == (0, "connected", 0)
+    finally:
+        await consumer.stop()
+
+
+@gen_test
+async def test_stop_while_the_transfer_is_paused_ends_it(
+        fake_stream: tuple[fake_firehose.FakeFirehose, str]) -> None:
+    fake, url = fake_stream
+    sink = YieldWatchingSink(4000)
+    consumer = FirehoseConsumer(FirehoseOptions(url=url, api_key=fake_firehose.API_KEY),
+                                sink, clock=Clock(NOW_S), step_lines=10, turn_s=0.0)
+    consumer._slices.high_water_bytes, consumer._slices.low_water_bytes = 65536, 16384
+    paused = asyncio.Event()
+    ingest = sink.ingest
+
+    def ingest_and_watch(batch: Batch, now_s: float) -> None:
+        ingest(batch, now_s)
+        if consumer._transfer.paused:
+            paused.set()
+
+    sink.ingest = ingest_and_watch  # type: ignore[method-assign]
+    consumer.start()
+    try:
+        await fake.wait_for(lambda f: f.open_streams == 1)
+        fake.push(*[fake_firehose.location_update(
+            f"00:52:bf:76:{i // 256:02x}:{i % 256:02x}", 1, float(i), 20.0,
+            record_ms=T0_MS + i, uid=f"uid-{i}") for i in range(4000)])
+        await paused.wait()
+    finally:
+        await consumer.stop()  # the cut reaches a paused transfer: stop returns
+    # the transfer ended through the cut (a paused one never saw it: stop() hung until the
+    # hang guard cancelled it, and the transfer never ended)
+    assert (consumer.state, consumer.last_error) == ("stopped", "stopping")
+    await fake.wait_for(lambda f: f.open_streams == 0)
+    assert len(sink.fixes()) < 4000  # stopped while lines were still held back

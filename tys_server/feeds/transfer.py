@@ -114,3 +114,4 @@ class TransferCut:
                 sock.shutdown(socket.SHUT_RDWR)
         except OSError:  # already closed by the peer: the transfer is ending anyway
             pass
+        self.resume()  # a paused transfer reads nothing, so it would never see the cut
