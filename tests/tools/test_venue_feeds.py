@@ -161,3 +161,25 @@ def test_after_the_session_the_truth_stands_still_while_the_fixes_go_on() -> Non
     assert [venue.true_distance_m(i) for i in range(10)] == walked
     assert {f.device for f in after} == set(range(10))  # still reported on Spaces' timer
     assert min(walked) > 0  # every walker walked before the end
+
+
+def test_the_truth_starts_at_each_devices_first_report() -> None:
+    # Meraki's first estimate comes up to 15 s after t = 0, when half the walkers are
+    # already walking: what they walked before it, no feed could show.
+    cfg = for_feed(VenueConfig(noise_ft=0.0, outlier_rate=0.0), "meraki")
+    devices = make_devices(30, 0, 3, 5, "test")
+    venue = Venue(devices, cfg, 5)
+    assert venue.reported_distance_m(0) == 0.0  # not reported yet
+    first_s = {}
+    for fix in venue.step(600.0):
+        first_s.setdefault(fix.device, fix.t_s)
+    venue.finish(600.0)
+    twin = Venue(devices, cfg, 5)  # the same seeded walks, stopped at each first report
+    before_m = []
+    for index, t_s in sorted(first_s.items()):
+        twin.movers[index].advance(t_s)
+        before_m.append(twin.true_distance_m(index))
+        assert venue.reported_distance_m(index) == pytest.approx(
+            venue.true_distance_m(index) - before_m[-1], abs=1e-9)
+    assert len(first_s) == 30
+    assert sum(m > 1.0 for m in before_m) >= 5  # walkers already on their way at t = 0

@@ -91,7 +91,7 @@ def run_cell(cell: accuracy.Cell, opts: accuracy.MatrixOptions) -> dict[str, Any
     if params.adaptive:
         state.settle(EPOCH_S + t_s - SETTLE_LATENESS_S + 6.0)  # the walk's settle wait
     assert before is not None
-    rows = [report.Row(mac, d.kind, mac, round(venue.true_distance_m(d.index), 1),
+    rows = [report.Row(mac, d.kind, mac, round(venue.reported_distance_m(d.index), 1),
                        round(state.total_m(mac) - before[d.index], 1))
             for d, mac in zip(devices, macs, strict=True)]
     result = report.build_report(rows, {}, {"notifications": sent, "registered": len(rows)})

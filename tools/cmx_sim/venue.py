@@ -203,6 +203,9 @@ class Venue:
         self.estimators = [Estimator(cfg, random.Random(f"estimates-{seed}-{d.index}"))
                            for d in self.devices]
         self._notified: list[tuple[int, float, float] | None] = [None] * len(self.devices)
+        # Each device's true distance (ft) at its first report: what it walked before, no
+        # feed saw (docs/accuracy.md, "The simulated venue").
+        self._first_report_ft: list[float | None] = [None] * len(self.devices)
         self._heap = [(e.first_time_s(), i) for i, e in enumerate(self.estimators)]
         heapq.heapify(self._heap)
 
@@ -213,6 +216,7 @@ class Venue:
         last = self._notified[index]
         if last is None:
             move_ft = FIRST_FIX_MOVE_FT
+            self._first_report_ft[index] = mover.distance_ft
         else:
             move_ft = math.hypot(x - last[1], y - last[2])
             if last[0] == mover.floor and move_ft < self.cfg.movement_distance_ft:
@@ -246,3 +250,11 @@ class Venue:
     def true_distance_m(self, index: int) -> float:
         """Metres device `index` really walked so far (horizontal, floor changes excluded)."""
         return self.movers[index].distance_ft * M_PER_FT
+
+    def reported_distance_m(self, index: int) -> float:
+        """The ground truth: metres device `index` walked since the feed first reported it
+        (0 before that). No feed can show a walk that began before its first fix."""
+        first_ft = self._first_report_ft[index]
+        if first_ft is None:
+            return 0.0
+        return (self.movers[index].distance_ft - first_ft) * M_PER_FT

@@ -279,7 +279,7 @@ async def run_walk(opts: WalkOptions, out: TextIO = sys.stderr) -> dict[str, Any
         registered = [d for d in chosen if d.index in before]
         after = await _settled_totals(api, registered, opts)
         rows = [report.Row(username_for(d, opts.user_prefix), d.kind, device_ids[d.index],
-                           round(venue.true_distance_m(d.index), 1),
+                           round(venue.reported_distance_m(d.index), 1),
                            round(((km or 0.0) - before[d.index]) * 1000, 1))
                 for d, km in zip(registered, after, strict=True)]
         board = await api.leaderboard(opts.leaderboard) if opts.leaderboard > 0 else None
