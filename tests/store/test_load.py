@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import TestDatabase
+from tys_server.core import restore
 from tys_server.core.state import State
 from tys_server.core.tracking import FilterParams
 from tys_server.store import database, load
@@ -112,3 +113,30 @@ async def test_a_day_row_without_metres_loads_as_zero_on_its_day(store: Store,
     await store.load(state, recent_since_s=0.0)
     assert state.days == {(mac(0), FIRST_DAY.toordinal()): 0.0,
                           (mac(1), FIRST_DAY.toordinal()): 2.5}
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_load_failing_while_a_page_is_in_flight_leaves_the_connection_usable(
+        store: Store, db: TestDatabase, monkeypatch: Any) -> None:
+    for day in range(DAYS):
+        for i in range(DEVICES):
+            db.query("INSERT INTO distance_history (time, mac, mtrs) VALUES "
+                     "(to_timestamp(%s), %s, 1)", (day_start_s(day), mac(i)))
+    monkeypatch.setattr(load, "LOAD_PAGE_ROWS", PAGE_ROWS)
+    seeded_pages: list[int] = []
+
+    def failing_seeder(state: State) -> Any:
+        def add(groups: Any) -> None:
+            seeded_pages.append(len(groups))
+            raise RuntimeError("seeding failed")
+        return add
+
+    with monkeypatch.context() as patched:
+        patched.setattr(restore, "day_seeder", failing_seeder)
+        with pytest.raises(RuntimeError, match="seeding failed"):
+            await store.load(State(FilterParams(), "UTC"), recent_since_s=0.0)
+    assert len(seeded_pages) == 1  # the second page was in flight when the first failed
+    # The one pooled connection is idle again: the next load reads every row.
+    state = State(FilterParams(), "UTC")
+    await store.load(state, recent_since_s=0.0)
+    assert (len(state.days), sum(state.days.values())) == (DEVICES * DAYS, DEVICES * DAYS)
