@@ -116,8 +116,9 @@ async def _paged(cur: Any, sql: str, after: Callable[[tuple[Any, ...] | None], t
         try:
             seed(page)
         finally:
-            if ahead is not None and not ahead.done():
-                # Never leave a statement running behind our back.
+            if ahead is not None:
+                # Its page is next; and if seed failed, no statement is left running
+                # behind our back (the rollback would meet a busy connection).
                 await asyncio.wait([ahead])
         if ahead is None:
             return
