@@ -1,8 +1,9 @@
 """The start-up load: memory seeded from the database, read in one snapshot.
 
 The two big tables, `distance` and `distance_history`, are read in keyset pages, so
-each statement stays within statement_timeout whatever their size, and day rows go
-into memory page by page instead of being held all at once.
+each statement stays within statement_timeout whatever their size, and their rows go
+into memory page by page (the next page already asked for) instead of being held all
+at once. Day rows come grouped per day start, their MACs and metres as arrays.
 """
 
 from __future__ import annotations
