@@ -215,7 +215,7 @@ def add_accuracy(sub: Any, devices: argparse.ArgumentParser) -> None:
                    help="correlation time of the correlated noise")
     p.add_argument("--filter", dest="filter_mode", metavar="MODE",
                    help="the server's tracking.filter (TYS_TRACKING_FILTER; default: the "
-                        "server's own default, classic)")
+                        "server's own default: adaptive in conf/tys.yaml)")
     p.add_argument("--server-env", type=_setting, action="append", default=[],
                    metavar="TYS_NAME=VALUE", help="another setting of every server "
                    "(e.g. TYS_TRACKING_GATE_FT=40)")
