@@ -51,3 +51,23 @@ def test_forget_old_drops_expired_sightings_only() -> None:
     observed.forget_old(1000.0 + TTL_S + 1.0)
     assert len(observed) == 1
     assert observed.device_at("10.0.0.2", 2000.0) == OTHER
+
+
+def test_another_spelling_of_a_known_ip_is_the_same_entry() -> None:
+    observed = ObservedIps(TTL_S)
+    observed.saw(IpSeen("10.0.0.7", OTHER, 2000.0))
+    observed.saw(IpSeen("::ffff:10.0.0.7", PHONE, 1500.0))  # older: ignored
+    assert observed.device_at("10.0.0.7", 2001.0) == OTHER
+    observed.saw(IpSeen("::ffff:10.0.0.7", PHONE, 2500.0))
+    assert (len(observed), observed.device_at("10.0.0.7", 2501.0)) == (1, PHONE)
+
+
+def test_a_full_map_forgets_the_ip_seen_longest_ago_not_the_first_added() -> None:
+    observed = ObservedIps(TTL_S, max_entries=3)
+    for i in range(3):
+        observed.saw(IpSeen(f"10.0.0.{i}", PHONE, 1000.0 + i))
+    observed.saw(IpSeen("10.0.0.0", OTHER, 1010.0))  # seen again: now the newest
+    assert len(observed) == 3
+    observed.saw(IpSeen("10.0.0.9", PHONE, 1011.0))
+    assert observed.device_at("10.0.0.0", 1012.0) == OTHER
+    assert observed.device_at("10.0.0.1", 1012.0) is None

@@ -29,17 +29,22 @@ class ObservedIps:
 
     def saw(self, event: IpSeen) -> None:
         """Record one sighting; an older one than already known for that IP is ignored."""
-        ip = parse_ip(event.ip)
-        if ip is None:
-            return
-        known = self._seen.get(ip)
+        seen, ip = self._seen, event.ip
+        # Keys are canonical: an IP already known needs no parse (a feed repeats the
+        # same few addresses on every event, so this is its usual path).
+        known = seen.get(ip)
+        if known is None:
+            ip = parse_ip(ip)
+            if ip is None:
+                return
+            known = seen.get(ip)
         if known is not None:
             if known[1] > event.ts:
                 return
-            del self._seen[ip]
-        self._seen[ip] = (event.mac, event.ts)
-        if len(self._seen) > self.max_entries:
-            self._seen.popitem(last=False)
+            seen.move_to_end(ip)
+        seen[ip] = (event.mac, event.ts)
+        if known is None and len(seen) > self.max_entries:
+            seen.popitem(last=False)
 
     def device_at(self, ip: str, now_s: float) -> str | None:
         """The device (MAC as stored) seen at ip within ttl_s before now_s, or None."""
