@@ -32,8 +32,6 @@ consumers (CiscoDevNet/DNASpaces-FirehoseAPI-*) and a public capture:
 """
 from __future__ import annotations
 
-import hashlib
-import math
 from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
@@ -43,15 +41,19 @@ import orjson
 from tys_server.core.addresses import private_ipv4
 from tys_server.core.events import Batch, DeviceExit, Event, Fix, IpSeen
 from tys_server.core.macs import hash_mac, normalise_mac
-from tys_server.core.units import M_PER_FT
 from tys_server.feeds.cmx import MAX_COORDINATE_FT
 from tys_server.feeds.cmx_fields import (
     FUTURE_TOLERANCE_S,
     SECONDS_BELOW,
     Malformed,
-    epoch_s,
     floor_key,
     read_number,
+)
+from tys_server.feeds.spaces_fields import (
+    event_time,
+    opaque_id_mac,
+    read_record_ms,
+    unit_factor_ft,
 )
 
 LOCATION_UPDATE = "DEVICE_LOCATION_UPDATE"
@@ -69,18 +71,6 @@ _FLOOR_CACHE_MAX = 4096
 # when full, so bounded); parsing an IP and hashing a MAC cost more than the JSON.
 _CACHE_MAX = 1 << 18
 _FAST_INT_BELOW = 1 << 53  # ints a float holds exactly: float(n) / 1000 as epoch_s does it
-_FEET_UNITS = frozenset({"FEET", "FOOT", "FT"})
-_METRE_UNITS = frozenset({"METERS", "METRES", "METER", "METRE", "M"})
-
-
-def unit_factor_ft(unit: str) -> float:
-    """Feet per unit of the configured coordinate_unit; ValueError for an unknown unit."""
-    name = unit.strip().upper()
-    if name in _FEET_UNITS:
-        return 1.0
-    if name in _METRE_UNITS:
-        return 1.0 / M_PER_FT
-    raise ValueError(f"coordinate_unit must be FEET or METERS, not {unit!r}")
 
 
 class SpacesReader:
@@ -145,7 +135,7 @@ class SpacesReader:
                     seen.popitem(last=False)
             record_ts = record.get("recordTimestamp")
             record_ms = (record_ts if type(record_ts) is int and record_ts >= SECONDS_BELOW
-                         else _record_ms(record_ts))
+                         else read_record_ms(record_ts))
             if record_ms is not None and record_ms <= newest_allowed_ms and (
                     newest_ms is None or record_ms > newest_ms):
                 newest_ms = record_ms
@@ -230,8 +220,8 @@ class SpacesReader:
         events.append(DeviceExit(mac, self._event_ts(None, record.get("recordTimestamp"), now_s)))
 
     def _event_ts(self, first: object, second: object, now_s: float) -> float:
-        """The event's time (_event_time); over 5 minutes ahead, now_s, counted in future_ts."""
-        ts = _event_time(first, second, now_s)
+        """The event's time (event_time); over 5 minutes ahead, now_s, counted in future_ts."""
+        ts = event_time(first, second, now_s)
         if ts > now_s + FUTURE_TOLERANCE_S:  # a clock off by minutes: never "stale" for hours
             ts = now_s
             self.future_ts += 1
@@ -261,7 +251,7 @@ class SpacesReader:
     def _remember(self, text: str, mac: str | None) -> str:
         """The stored id of a MAC (or, None, of an opaque deviceId), cached under text."""
         if mac is None:
-            stored = _opaque_id_mac(text.strip(), self.hash_key)
+            stored = opaque_id_mac(text.strip(), self.hash_key)
         else:
             stored = hash_mac(mac, self.hash_key) if self.hash_key else mac
         if len(self._devices) >= _CACHE_MAX:
@@ -289,33 +279,3 @@ class SpacesReader:
                 return key
             node = node.get("parent")
         raise Malformed
-
-
-def _event_time(first: object, second: object, now_s: float) -> float:
-    """Epoch seconds of first, else of second, else now_s (a future time as it is)."""
-    ts = None
-    for value in (first, second):
-        if value is not None and value != "":
-            ts = epoch_s(value)
-            if ts is not None:
-                break
-    return now_s if ts is None else ts
-
-
-def _record_ms(value: object) -> int | None:
-    """recordTimestamp as epoch ms: a number, or a digit string (proto3 JSON's int64)."""
-    if type(value) is int:
-        ms = value
-    elif type(value) is float and math.isfinite(value):
-        ms = int(value)
-    elif type(value) is str and value.isascii() and value.isdigit():
-        ms = int(value)
-    else:
-        return None
-    return ms if ms >= SECONDS_BELOW else None  # seconds or garbage: not a cursor
-
-
-def _opaque_id_mac(device_id: str, key: str) -> str:
-    """A Spaces deviceId that is no MAC, in the form of a hashed MAC (DESIGN 9)."""
-    digest = hashlib.sha1((device_id + key).encode("utf-8", "surrogatepass")).hexdigest()[-8:]
-    return "00:00:" + ":".join(digest[i:i + 2] for i in range(0, 8, 2))
