@@ -413,7 +413,7 @@ class _StubTys:
 def test_walk_reports_true_against_server_distance(tmp_path: Path) -> None:
     stub = _StubTys(hash_key="salt")
     opts = WalkOptions(attendees=6, stationary=3, seed=3, hash_key="salt", duration_s=900.0,
-                       speedup=0.0, progress_s=0.0, tail_s=0.0,
+                       speedup=0.0, progress_s=0.0, tail_s=0.0, quiet_s=0.0,
                        settle_wait_s=0.0, leaderboard=5,
                        devices_file=str(tmp_path / "devices.json"))
     log = tmp_path / "walk.log"
@@ -452,6 +452,7 @@ def test_walk_serves_its_devices_to_the_server_through_a_fake_cmx(tmp_path: Path
     async def body(base: str) -> dict[str, Any]:
         opts = WalkOptions(server=base, attendees=4, stationary=2, mac_mode="random",
                            duration_s=300.0, speedup=0.0, progress_s=0.0, tail_s=0.0,
+                           quiet_s=0.0,
                            settle_wait_s=0.0,
                            serve_cmx=("127.0.0.1", cmx_port), cmx_auth=("cmx-user", "cmx-pw"))
         with log.open("w") as out:
@@ -471,6 +472,7 @@ def test_walk_warns_when_the_server_resolves_other_macs(tmp_path: Path) -> None:
     async def body(base: str) -> dict[str, Any]:
         opts = WalkOptions(server=base, attendees=3, stationary=0, mac_mode="random",
                            duration_s=60.0, speedup=0.0, progress_s=0.0, tail_s=0.0,
+                           quiet_s=0.0,
                            settle_wait_s=0.0, register_share=0.5)
         with log.open("w") as out:
             return await run_walk(opts, out)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
+
+import pytest
 
 from tools.cmx_sim import accuracy, offline
 
@@ -40,3 +43,35 @@ def test_the_venue_variant_comes_from_the_command_line() -> None:
     assert (opts.venue.speed_mps, opts.venue.pause_s, opts.venue.width_ft,
             opts.venue.noise_corr_s) == ((0.7, 1.2), (5.0, 60.0), 900.0, 60.0)
     assert opts.venue.depth_ft == 400.0  # the rest is the matrix's venue
+
+
+class _KeptState(offline.State):
+    """The cell's State, kept so the test can look at it after the cell is read."""
+
+    kept: list[offline.State] = []
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _KeptState.kept.append(self)
+
+
+def _settled_after_the_read(monkeypatch: pytest.MonkeyPatch, quiet_s: float) -> int:
+    """How many walks one noisy cell still had under way when its totals were read."""
+    monkeypatch.setattr(offline, "State", _KeptState)
+    monkeypatch.setattr(offline, "QUIET_S", quiet_s)
+    _KeptState.kept = []
+    opts = dataclasses.replace(small(), feeds=("cmx",), sigmas_ft=(20.0,), attendees=60,
+                               stationary=20)
+    offline.run_matrix(opts)
+    (state,) = _KeptState.kept
+    return state.settle(math.inf)
+
+
+def test_every_walk_is_settled_before_the_totals_are_read(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Noise fixes late in the tail keep walks under way; without the quiet end (the phones
+    # silent for settle_s + the settle's 90 s lateness) they are read before their settle.
+    quiet_s = offline.QUIET_S
+    assert quiet_s >= 60.0 + offline.SETTLE_LATENESS_S  # tracking.settle_s 60
+    assert _settled_after_the_read(monkeypatch, 0.0) > 0
+    assert _settled_after_the_read(monkeypatch, quiet_s) == 0

@@ -21,7 +21,7 @@ from tests.conftest import MONITOR_AUTH, TestDatabase, basic
 from tests.support.procserver import ServerProcess
 from tests.tools.test_cmx_sim import _serve
 from tools.bench_env import free_port
-from tools.cmx_sim import accuracy
+from tools.cmx_sim import accuracy, emitters
 from tools.cmx_sim.api import LiveApi
 from tools.cmx_sim.cadence import MERAKI_POST_INTERVAL_S, for_feed
 from tools.cmx_sim.devices import make_devices
@@ -184,9 +184,11 @@ def test_a_short_walk_through_each_feed_registers_everyone_and_credits_the_walke
             "tys_feed_events_total") and 'feed="spaces_firehose"' in line
             and 'outcome="accepted"' in line]
         assert len(accepted) == 1
-        assert float(accepted[0].split()[-1]) == traffic["notifications"] + 2
-    else:  # the server's replies to the POSTs
-        assert traffic["accepted"] == traffic["notifications"] > 0
+        assert float(accepted[0].split()[-1]) == \
+            traffic["notifications"] + traffic["probe_fixes"] + 2
+    else:  # the server's replies to the POSTs (CMX's probe is not in the tally)
+        assert traffic["accepted"] == traffic["notifications"] + traffic.get("probe_fixes", 0)
+        assert traffic["notifications"] > 0
         assert traffic.get("post_errors", 0) == traffic["rejected"] == 0
 
 
@@ -270,7 +272,47 @@ def test_cmx_walk_tail_carries_the_feed_clock_with_a_probe_the_walk_does_not_cou
     probes = [e for e in stub.entries if e["deviceId"] == CLOCK_PROBE_MAC]
     walk = [e for e in stub.entries if e["deviceId"] != CLOCK_PROBE_MAC]
     end_ms = min(e["timestamp"] for e in probes) - 1000  # the first probe: 1 s after the end
-    assert [e["timestamp"] - end_ms for e in probes] == [1000 * (i + 1) for i in range(60)]
+    # Through the tail (60 s) and the quiet end (160 s, where the phones send nothing).
+    assert [e["timestamp"] - end_ms for e in probes] == [1000 * (i + 1) for i in range(220)]
     assert max(e["timestamp"] for e in walk) <= end_ms + 60_000
     assert result["traffic"]["notifications"] == result["traffic"]["accepted"] == len(walk)
-    assert result["scenario"]["tail_s"] == 60.0
+    assert (result["scenario"]["tail_s"], result["scenario"]["quiet_s"]) == (60.0, 160.0)
+
+
+def test_once_the_phones_are_silent_the_probe_runs_each_feeds_clock_on() -> None:
+    devices = make_devices(3, 0, 1, 6, "random")
+    bodies: list[bytes] = []
+
+    async def meraki_walk(base: str) -> None:
+        emitter = MerakiEmitter(base + "/meraki", SECRET, devices, START_EPOCH, seed=6)
+        try:
+            for t_s in range(1, 161):  # the quiet end: nothing but the probe
+                await emitter.send([], float(t_s))
+                await emitter.clock(float(t_s))
+            await emitter.finish(160.0)
+        finally:
+            await emitter.aclose()
+
+    app = tornado.web.Application([("/meraki", _MerakiSink, {"bodies": bodies})])
+    asyncio.run(_serve(app, meraki_walk))
+    batches = [meraki.read_post(orjson.loads(body), NOW_S, secret=SECRET) for body in bodies]
+    times = [[e.ts - START_EPOCH for e in b.events if isinstance(e, FixEvent)] for b in batches]
+    assert [(ts[0], ts[-1]) for ts in times] == [(1.0, 1.0), (2.0, 60.0), (61.0, 120.0),
+                                                  (121.0, 160.0)]  # a POST a minute
+    assert {e.mac for b in batches for e in b.events if isinstance(e, FixEvent)} == \
+        {emitters.CLOCK_PROBE_MAC}
+
+    async def firehose_walk() -> FirehoseEmitter:
+        api = LiveApi("http://127.0.0.1:9", "u", "p")  # settle is not called here
+        emitter = FirehoseEmitter(("127.0.0.1", 0), "key", devices, START_EPOCH, api, seed=6)
+        for t_s in range(1, 161):
+            await emitter.send([], float(t_s))
+            await emitter.clock(float(t_s))
+        await api.aclose()
+        return emitter
+
+    emitter = asyncio.run(firehose_walk())
+    batch, newest_ms = SpacesReader().read([orjson.dumps(r) for r in emitter.fake.events], NOW_S)
+    probe = [e for e in batch.events if isinstance(e, FixEvent)]
+    assert [e.ts - START_EPOCH for e in probe] == [float(t) for t in range(1, 161)]
+    assert newest_ms == round((START_EPOCH + 160.0) * 1000)

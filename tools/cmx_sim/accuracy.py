@@ -103,6 +103,7 @@ def walk_options(cell: Cell, opts: MatrixOptions, server: str,
                        venue=venue, duration_s=cell.minutes * 60, speedup=opts.speedup,
                        progress_s=0.0, feed=cell.feed,
                        # The classic filter has no settle to wait for.
+                       quiet_s=0.0 if opts.filter_mode == "classic" else WalkOptions.quiet_s,
                        settle_wait_s=0.0 if opts.filter_mode == "classic" else
                        WalkOptions.settle_wait_s,
                        serve_firehose=("127.0.0.1", firehose_port),

@@ -25,12 +25,13 @@ from tools.cmx_sim.api import LiveApi
 from tools.cmx_sim.cadence import MERAKI_POST_INTERVAL_S, LateDelivery
 from tools.cmx_sim.devices import Device
 from tools.cmx_sim.httpclient import HttpConnection, HttpError, basic_auth, encode_request
-from tools.cmx_sim.meraki_poster import MerakiPoster
+from tools.cmx_sim.meraki_poster import MerakiPoster, Sighting
 from tools.cmx_sim.venue import Fix
 
 SETTLE_TIMEOUT_S = 120.0
 _PROBE_NUMBERS = itertools.count(1)
 CLOCK_PROBE_MAC = "02:5e:c1:0c:00:01"  # reports after the session so the feed's time runs on
+# (CMX: in the tail, where it reports no still phone; every feed: once the phones are silent)
 CLOCK_PROBE_IP = "172.31.255.254"
 
 
@@ -167,7 +168,12 @@ class MerakiEmitter:
         self.last_error = self.poster.last_error
 
     async def clock(self, t_s: float) -> None:
-        """Nothing: Meraki reports still phones on its timer too."""
+        """A sighting of the clock probe at t_s, POSTed with the minute's others."""
+        self.tally["probe_fixes"] += 1  # the replies count it as accepted too
+        self.poster.add(Sighting(CLOCK_PROBE_MAC, CLOCK_PROBE_IP, 1, 0.0, 0.0,
+                                 self.start_epoch + t_s))
+        if self.poster.due(self.start_epoch + t_s):
+            await self._post(self.start_epoch + t_s)
 
     async def settle(self, t_s: float) -> None:
         """POST what is buffered now: the server applies a POST before answering it."""
@@ -250,7 +256,11 @@ class FirehoseEmitter:
         await asyncio.sleep(0)  # let the stream handler write
 
     async def clock(self, t_s: float) -> None:
-        """Nothing: Spaces reports still phones on its timer too."""
+        """A location update of the clock probe at t_s."""
+        self.tally["probe_fixes"] += 1
+        self.fake.push(fake_firehose.location_update(
+            CLOCK_PROBE_MAC, 1, 0.0, 0.0, record_ms=round((self.start_epoch + t_s) * 1000),
+            ip=CLOCK_PROBE_IP))
 
     def _probe(self) -> tuple[str, str]:
         """A MAC and an IP of a probe device no walker has."""

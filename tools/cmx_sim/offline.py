@@ -32,6 +32,7 @@ from tys_server.core.tracking import FilterParams
 
 EPOCH_S = 1_700_000_000.0  # simulated t = 0 (a whole second, as the walk's)
 TAIL_S = 180.0  # the walk's tail: nobody walks, the phones stay
+QUIET_S = 160.0  # then the phones are silent while the settle's clock runs on (walk's quiet_s)
 SETTLE_EVERY_S = 5.0
 SETTLE_LATENESS_S = 90.0
 MERAKI_POST_S = 60.0
@@ -67,11 +68,11 @@ def run_cell(cell: accuracy.Cell, opts: accuracy.MatrixOptions) -> dict[str, Any
             sent += len(fixes)
             state.ingest(Batch(_events(fixes, macs, cell.feed), len(fixes), 0, 0), EPOCH_S)
 
-    while t_s < duration_s + TAIL_S:
+    while t_s < duration_s + TAIL_S + QUIET_S:
         t_s += 1.0
         if t_s == duration_s + 1.0:
             venue.stop_walking(duration_s)  # the truth ends with the session
-        fixes = venue.step(t_s)
+        fixes = venue.step(t_s) if t_s <= duration_s + TAIL_S else []
         seen.update(f.device for f in fixes)
         if late is not None:
             late.add(fixes)

@@ -8,15 +8,17 @@ since the last. On CMX the devices register first (the server looks their IPs up
 on Firehose and Meraki the server learns IP → device from the feed, so they register once
 every device has been reported. After the session (``duration_s``) nobody walks, and the
 phones stay in the venue for ``tail_s`` while the feed reports on (CMX, which reports no
-still phone, gets a probe's notifications): a filter that credits a walker's last leg
-once the walker has been still a while (the adaptive one) gets its chance, then the walk
-waits up to ``settle_wait_s`` for the server's periodic settle to show in the totals.
+still phone, gets a probe's notifications), then fall silent for ``quiet_s`` while only
+the probe reports, so that every walk's settle is due (settle_s + the 90 s lateness after
+its last fix), and the walk waits up to ``settle_wait_s`` for the server's periodic
+settle to show in the totals: a filter that credits a walker's last leg once the walker
+has been still a while (the adaptive one) is read after it has had its documented time.
 
 Simulated time: the simulation covers ``duration_s`` of simulated time, run ``speedup``
 times faster than real time (0 = as fast as possible). Timestamps in the feeds are
 simulated time, and the server replaces a timestamp more than 5 minutes ahead of its
 clock by the receive time, so simulated time must never run ahead of the wall clock: the
-simulation starts at ``now - (duration_s + tail_s) * (1 - 1/speedup)`` (``now - ...`` when
+simulation starts at ``now - (duration_s + tail_s + quiet_s) * (1 - 1/speedup)`` (``now - ...`` when
 as fast as possible), which makes the simulated window end when the run ends, ~now. (So a
 sighting at the start is up to that old by the server's clock: a server whose
 ``lookup.observed_ttl_s`` is shorter forgets it before registration asks.)
@@ -79,6 +81,9 @@ class WalkOptions:
     # on: the adaptive filter credits a walk's last leg once the feeds' event clock has
     # run settle_s + 90 s past it (tracking.settle_s 60).
     tail_s: float = 180.0
+    # Then the phones fall silent this long while a probe runs the feed's clock on: a walk
+    # whose last fix came late in the tail is settled too (settle_s 60 + lateness 90).
+    quiet_s: float = 160.0
     # Then up to this long (real) for the server's periodic settle (every 5 s) to show.
     settle_wait_s: float = 6.0
 
@@ -197,13 +202,13 @@ class _Stream:
         self.next_progress = self.origin + opts.progress_s
 
     async def run(self, end_s: float, until: Callable[[], bool] = lambda: False,
-                  clock: bool = False) -> None:
+                  clock: bool = False, quiet: bool = False) -> None:
         """Run until end_s, or until until() holds after a send; with clock, the emitter's
-        clock probe reports at every step too."""
+        clock probe reports at every step too; with quiet, the devices report nothing."""
         opts = self.opts
         while self.t_s < end_s and not until():
             self.t_s = min(self.t_s + opts.batch_interval_s, end_s)
-            await self.emitter.send(self.venue.step(self.t_s), self.t_s)
+            await self.emitter.send([] if quiet else self.venue.step(self.t_s), self.t_s)
             if clock:
                 await self.emitter.clock(self.t_s)
             now = time.monotonic()
@@ -254,7 +259,8 @@ async def run_walk(opts: WalkOptions, out: TextIO = sys.stderr) -> dict[str, Any
     emitter = make_emitter(opts, devices, device_ids, start_epoch, api)
     try:
         await emitter.start(out)
-        start_epoch = sim_start_epoch(time.time(), opts.duration_s + opts.tail_s, opts.speedup)
+        end_s = opts.duration_s + opts.tail_s + opts.quiet_s
+        start_epoch = sim_start_epoch(time.time(), end_s, opts.speedup)
         emitter.start_epoch = start_epoch
         venue = Venue(devices, for_feed(opts.venue, opts.feed), opts.seed)
         stream = _Stream(venue, emitter, opts, out)
@@ -275,7 +281,8 @@ async def run_walk(opts: WalkOptions, out: TextIO = sys.stderr) -> dict[str, Any
         await stream.run(opts.duration_s)
         venue.stop_walking(opts.duration_s)  # the truth ends with the session
         await stream.run(opts.duration_s + opts.tail_s, clock=True)
-        await emitter.finish(opts.duration_s + opts.tail_s)
+        await stream.run(end_s, clock=True, quiet=True)
+        await emitter.finish(end_s)
         registered = [d for d in chosen if d.index in before]
         after = await _settled_totals(api, registered, opts)
         rows = [report.Row(username_for(d, opts.user_prefix), d.kind, device_ids[d.index],
@@ -300,6 +307,7 @@ def _scenario(opts: WalkOptions, start_epoch: float) -> dict[str, Any]:
     start = datetime.datetime.fromtimestamp(start_epoch, tz=datetime.UTC)
     return {"feed": opts.feed, "attendees": opts.attendees, "stationary": opts.stationary,
             "seed": opts.seed, "duration_s": opts.duration_s, "tail_s": opts.tail_s,
+            "quiet_s": opts.quiet_s,
             "speedup": opts.speedup,
             "sim_start": start.isoformat(timespec="seconds"), "mac_mode": opts.mac_mode,
             "mac_hashing": bool(opts.hash_key), "register_share": opts.register_share,

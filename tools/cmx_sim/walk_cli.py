@@ -78,6 +78,9 @@ def add_walk(sub: Any, devices: argparse.ArgumentParser) -> None:
                    help="after the session nobody walks and the feed reports on this long "
                         "(simulated): a filter that credits a last leg once its walker is "
                         "still gets its chance")
+    g.add_argument("--quiet-s", type=non_negative, default=walk.WalkOptions.quiet_s,
+                   help="then the phones fall silent this long (simulated) while a probe "
+                        "runs the feed's clock on, so every walk's settle is due")
     g.add_argument("--settle-wait-s", type=non_negative,
                    default=walk.WalkOptions.settle_wait_s,
                    help="then wait up to this long (real) for the server's periodic settle "
@@ -151,7 +154,7 @@ def walk_options(args: argparse.Namespace) -> walk.WalkOptions:
         devices_file=args.devices_file, progress_s=args.progress_s,
         leaderboard=args.leaderboard, table_rows=args.table_rows, timeout_s=args.timeout_s,
         feed=args.feed, serve_firehose=args.serve_firehose, tail_s=args.tail_s,
-        settle_wait_s=args.settle_wait_s,
+        quiet_s=args.quiet_s, settle_wait_s=args.settle_wait_s,
         firehose_api_key=secret(args.firehose_api_key, "TYS_FEEDS_SPACES_FIREHOSE_API_KEY",
                                  fake_firehose.API_KEY),
         meraki_url=meraki_url,
