@@ -15,7 +15,6 @@ import base64
 import binascii
 import dataclasses
 import random
-import signal
 import time
 from collections.abc import Callable, Iterable
 
@@ -26,6 +25,7 @@ from tornado.testing import bind_unused_port
 
 from tools.cmx_sim import notify
 from tools.cmx_sim.devices import Device
+from tools.cmx_sim.signals import until_stopped
 from tools.cmx_sim.venue import Fix
 
 # The credentials a FakeCmx expects unless told otherwise (tests point cmx.* at these).
@@ -170,13 +170,7 @@ def refusing_host() -> str:
 async def serve_forever(host: str, port: int, fake: FakeCmx) -> None:
     """Run the fake CMX until SIGTERM or SIGINT."""
     server = make_app(fake).listen(port, address=host, xheaders=False)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
     try:
-        await stop.wait()
+        await until_stopped()
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)
         server.stop()

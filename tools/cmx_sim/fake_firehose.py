@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import signal
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -39,6 +38,7 @@ from tools.cmx_sim.firehose_events import (
     location_update,
     next_uid,
 )
+from tools.cmx_sim.signals import until_stopped
 from tools.cmx_sim.venue import Venue, VenueConfig
 
 __all__ = ["API_KEY", "PATH", "TENANT", "Connection", "FakeFirehose", "IpQuirk", "Quirks",
@@ -302,15 +302,9 @@ async def serve_forever(host: str, port: int, fake: FakeFirehose, devices: Seque
     server = make_app(fake).listen(port, address=host)
     venue = asyncio.get_running_loop().create_task(
         stream_venue(fake, devices, cfg, seed, quirks)) if devices else None
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
     try:
-        await stop.wait()
+        await until_stopped()
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)
         if venue is not None:
             venue.cancel()
         fake.end_streams()
