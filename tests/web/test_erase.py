@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import json_of, with_overrides
+from tests.support import event
 from tests.support.clock import Clock
 from tests.support.event import NOW_S, km, mac_of, walk
 from tests.support.flushhold import TableLock, WatchedGate
@@ -30,9 +31,7 @@ ALICE, BOB, STRANGER = mac_of(ALICE_IP), mac_of(BOB_IP), mac_of(STRANGER_IP)
 OVERRIDES = {"leaderboard.refresh_interval_s": 0.0}
 
 
-@pytest.fixture
-def runtime_clock() -> Clock:
-    return Clock(NOW_S)
+runtime_clock = event.noon_clock
 
 
 @pytest.fixture
