@@ -74,7 +74,7 @@ class MerakiFeed:
         for i in range(points):
             self.poster.add(Sighting(raw_mac, ip, 1, 10.0 + LEG_FT * i, 20.0, start_s + 15 * i))
         replies = await self.poster.flush(start_s + 15 * points)
-        assert [status for status, _ in replies] == [200]  # applied before the answer
+        assert [status for status, _ in replies] == [200]  # applied with the answer
 
 
 SPACES_ONLY = {"feeds.cmx.enabled": False, "feeds.spaces_firehose.enabled": True,

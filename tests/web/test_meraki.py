@@ -6,6 +6,7 @@ them. Time is a fixed clock handed to the handler, never the wall clock.
 
 from __future__ import annotations
 
+import gc
 import time
 from typing import Any
 
@@ -230,6 +231,30 @@ async def test_nan_coordinate_is_refused_and_the_rest_kept(http_client: Any, bas
     assert (response.code, replied(response)) == (200, {"accepted": 1, "ignored": 0,
                                                         "rejected": 1})
     assert [e.mac for e in sink.events() if isinstance(e, Fix)] == ["02:00:0a:00:00:02"]
+
+
+@pytest.mark.gen_test
+async def test_the_collector_is_off_while_a_post_is_applied_and_on_after_it(
+        http_client: Any, base_url: str, sink: RecordingSink,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    collecting: list[bool] = []
+    monkeypatch.setattr(sink, "ingest", lambda batch, now_s: collecting.append(gc.isenabled()))
+    applied = await send(http_client, base_url, wifi_body(sighting(1)))
+    refused = await send(http_client, base_url, None, raw=b"not json")
+    assert (applied.code, refused.code, collecting) == (200, 400, [False])
+    assert gc.isenabled()
+
+
+@pytest.mark.gen_test
+async def test_a_collector_already_off_stays_off_after_a_post(http_client: Any, base_url: str,
+                                                              sink: RecordingSink) -> None:
+    gc.disable()
+    try:
+        response = await send(http_client, base_url, wifi_body(sighting(1)))
+        assert (response.code, gc.isenabled()) == (200, False)
+    finally:
+        gc.enable()
+    assert len(sink.batches) == 1
 
 
 # -- the poster, with its quirks -------------------------------------------------------------

@@ -2,16 +2,21 @@
 
 Meraki GETs the URL once when it is saved and expects the validator as plain text;
 then it POSTs about once a minute. A slow answer makes Meraki drop data for 15-20
-minutes and failed POSTs are not resent, so the POST is read and applied in one go
-and answered at once. The secret is in the body, so the route has its own body cap
-(``body_caps`` for ``BodyLimit``) and may live on an unguessable path.
+minutes and failed POSTs are not resent, so the POST is read, answered and applied in
+one IOLoop callback: the reply (its counts need the whole body read) is written before
+the state takes the events, and nothing else runs in between, so a flush or a shutdown
+sees a POST either not answered or answered and applied. The secret is in the body, so
+the route has its own body cap (``body_caps`` for ``BodyLimit``) and may live on an
+unguessable path.
 """
 
 from __future__ import annotations
 
+import gc
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import orjson
@@ -44,6 +49,10 @@ class MerakiHandler(BaseHandler):
         self.finish(self.validator.encode())
 
     def post(self, *_: Any) -> None:
+        with _collector_paused():
+            self._receive()
+
+    def _receive(self) -> None:
         try:
             body = orjson.loads(self.request.body)
         except orjson.JSONDecodeError:
@@ -61,11 +70,31 @@ class MerakiHandler(BaseHandler):
         except meraki.BadBody:
             self.send_json_error(400, BAD_BODY)
             return
+        self.write_json(200, {"accepted": batch.accepted, "ignored": batch.ignored,
+                              "rejected": batch.rejected})
         self.sink.ingest(batch, now_s)
         if self.on_batch is not None:
             self.on_batch(batch)
-        self.write_json(200, {"accepted": batch.accepted, "ignored": batch.ignored,
-                              "rejected": batch.rejected})
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for one POST's callback (back on after it).
+
+    A POST of 1,000 clients x 5 fixes makes ~39,000 containers (33,000 of parsed JSON, 6,000
+    events), alive for the whole callback: young collections inside it would promote them
+    all, and every other POST would end in a full collection of the server's heap (13-28
+    ms with the bench's 10,000 users, more in a bigger one). JSON and the events hold no
+    cycles, so reference counting frees them when the callback ends.
+    """
+    if not gc.isenabled():  # start-up's load turns it off: leave that alone
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def routes(sink: EventSink, *, validator: str, secret: str, hash_key: str = "",
