@@ -365,7 +365,8 @@ def test_an_empty_environment_value_clears_the_gate_to_its_default(tmp_path: Pat
 def test_the_filter_keys_of_issue_14_have_their_defaults(tmp_path: Path) -> None:
     tracking = load_settings(write(tmp_path, ""), environ={}).tracking
     assert (tracking.filter, tracking.gate_min_ft, tracking.min_speed_mps, tracking.settle_s,
-            tracking.stop_ext_share) == ("adaptive", 30.0, 0.3, 60.0, 0.5)
+            tracking.stop_ext_share, tracking.cmx_stop_ext_share) == (
+        "adaptive", 30.0, 0.3, 60.0, 0.5, 0.3)
     shipped = load_settings("conf/tys.yaml", environ={}).tracking
     assert shipped.filter == "adaptive"
     classic = load_settings(write(tmp_path, ""), environ={"TYS_TRACKING_FILTER": "classic"})
@@ -380,6 +381,9 @@ def test_the_filter_keys_of_issue_14_have_their_defaults(tmp_path: Path) -> None
     ("tracking:\n  min_speed_mps: -0.1\n", "tracking.min_speed_mps: must be 0 or more"),
     ("tracking:\n  stop_ext_share: 1.5\n",
      "tracking.stop_ext_share: must be at most 1 (a share of the trigger distance), got 1.5"),
+    ("tracking:\n  cmx_stop_ext_share: 2\n",
+     "tracking.cmx_stop_ext_share: must be at most 1 (a share of the trigger distance), got 2.0"),
+    ("tracking:\n  cmx_stop_ext_share: -0.1\n", "tracking.cmx_stop_ext_share: must be 0 or more"),
 ])
 def test_bad_filter_values_stop_with_one_line_naming_the_key(tmp_path: Path, text: str,
                                                              message: str) -> None:

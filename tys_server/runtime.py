@@ -79,6 +79,7 @@ class Runtime:
                                         min_speed_mps=tracking.min_speed_mps,
                                         settle_s=tracking.settle_s,
                                         stop_ext_share=tracking.stop_ext_share,
+                                        cmx_stop_ext_share=tracking.cmx_stop_ext_share,
                                         trigger_ft=settings.cmx.movement_distance_ft),
                            settings.tracking.timezone,
                            gate=GateParams(settings.gate_ft(), tracking.max_uncertainty_ft,

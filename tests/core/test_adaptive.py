@@ -20,7 +20,9 @@ from tys_server.core.events import Fix, Movement
 from tys_server.core.gate import GateParams, adaptive_gate, gate
 from tys_server.core.tracking import FilterParams, Track, advance, settle
 
-PARAMS = FilterParams(mode="adaptive")  # CMX movements: the stop extension is 25 ft
+# CMX movements. The rules' tests take the stop extension at half a trigger distance
+# (25 ft), so their geometry reads in round numbers; the default share is below.
+PARAMS = FilterParams(mode="adaptive", cmx_stop_ext_share=0.5)
 GATED = FilterParams(mode="adaptive", gated=True)  # movements from the gate
 GATE = GateParams(gate_ft=50.0, max_uncertainty_ft=82.0, gate_min_ft=30.0)
 M_PER_FT = 0.3048
@@ -176,6 +178,15 @@ def test_a_gated_leg_stops_half_the_device_s_gate_on() -> None:
     gate_ft = gate_distance_ft(JITTER_PRIOR_FT, 30.0, 50.0)  # 2.2 × 18 = 39.6 ft
     assert gate_ft == pytest.approx(39.6)
     assert track.held_m == pytest.approx(0.5 * gate_ft * M_PER_FT)
+
+
+def test_by_default_a_cmx_walker_stops_three_tenths_of_a_trigger_on() -> None:
+    # CMX's trigger fires on noisy positions, before the walker has gone the whole 50 ft.
+    default = FilterParams(mode="adaptive")
+    track, _ = walk(straight(5), params=default)
+    assert track.held_m == pytest.approx(15 * M_PER_FT)
+    assert settle(track, 60 + 60.0, default) == pytest.approx(15 * M_PER_FT)
+    assert (track.x2_ft, track.y2_ft) == (pytest.approx(215.0), 0.0)  # 15 ft past 200 ft
 
 
 def test_restored_track_continues_exactly_including_a_later_settle() -> None:

@@ -30,8 +30,9 @@ _POSITIVE = (
 # passes every fix on; no resume overlap trusts the cursor to the millisecond; a minimum
 # speed of 0 takes no leg as a stop for its speed; a stop extension of 0 credits a
 # stopped walker's last leg only.
+_STOP_EXT_SHARES = ("tracking.stop_ext_share", "tracking.cmx_stop_ext_share")
 _NOT_NEGATIVE = ("cmx.down_for_s", "feeds.spaces_firehose.resume_overlap_s",
-                 "tracking.gate_min_ft", "tracking.min_speed_mps", "tracking.stop_ext_share")
+                 "tracking.gate_min_ft", "tracking.min_speed_mps", *_STOP_EXT_SHARES)
 # Keys that may be null (None), else positive or at least 0 as above.
 _POSITIVE_OR_NULL = ("tracking.max_uncertainty_ft",)
 _NOT_NEGATIVE_OR_NULL = ("tracking.gate_ft", "privacy.retain_unregistered_days")
@@ -103,9 +104,11 @@ def validate(settings: Settings) -> None:
     if settings.tracking.filter not in FILTER_MODES:
         raise ConfigError(f"tracking.filter: must be one of {', '.join(FILTER_MODES)}, "
                           f"got {settings.tracking.filter!r}")
-    if settings.tracking.stop_ext_share > 1:
-        raise ConfigError("tracking.stop_ext_share: must be at most 1 (a share of the "
-                          f"trigger distance), got {settings.tracking.stop_ext_share}")
+    for key in _STOP_EXT_SHARES:
+        share = getattr(settings.tracking, key.split(".", 1)[1])
+        if share > 1:
+            raise ConfigError(f"{key}: must be at most 1 (a share of the trigger distance), "
+                              f"got {share}")
     try:
         zoneinfo.ZoneInfo(settings.tracking.timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):

@@ -119,11 +119,13 @@ class TrackingSettings:
     # Meraki's variance cut (feeds.meraki.max_variance_m, 25 m) in feet; None: no cut-off.
     max_uncertainty_ft: float | None = 82.0
     # The adaptive filter: a leg slower than min_speed_mps, or after settle_s without a
-    # fix, began with a stop; a walker who stops is credited stop_ext_share of a trigger
-    # distance past the last fix.
+    # fix, began with a stop; a walker who stops is credited a share of a trigger
+    # distance past the last fix: stop_ext_share of the device's gate (Spaces, Meraki),
+    # cmx_stop_ext_share of CMX's trigger (its noise brings the trigger forward).
     min_speed_mps: float = 0.3
     settle_s: float = 60.0
     stop_ext_share: float = 0.5
+    cmx_stop_ext_share: float = 0.3
 
 
 @dataclasses.dataclass(frozen=True)

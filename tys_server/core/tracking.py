@@ -41,9 +41,9 @@ MODES = (CLASSIC, ADAPTIVE)
 class FilterParams:
     """Tuning of the filter (tracking.*); the default is DESIGN 6's classic filter.
 
-    The adaptive mode also reads min_speed_mps, settle_s and stop_ext_share, and the
-    stop extension's trigger distance: trigger_ft (cmx.movement_distance_ft) for CMX's
-    movements, the device's gate within [gate_min_ft, gate_max_ft] for gated ones.
+    The adaptive mode also reads min_speed_mps, settle_s and the stop extension: for
+    CMX's movements cmx_stop_ext_share of trigger_ft (cmx.movement_distance_ft), for
+    gated ones stop_ext_share of the device's gate within [gate_min_ft, gate_max_ft].
     """
 
     max_speed_mps: float = 4.42
@@ -53,6 +53,7 @@ class FilterParams:
     settle_s: float = 60.0
     stop_ext_share: float = 0.5
     trigger_ft: float = 50.0
+    cmx_stop_ext_share: float = 0.3
     gated: bool = False  # the movements come from the gate (Spaces, Meraki)
     gate_min_ft: float = 30.0
     gate_max_ft: float = 50.0
@@ -70,7 +71,8 @@ class FilterParams:
                            math.cos(math.radians(self.max_moving_angle_deg)))
         object.__setattr__(self, "adaptive", self.mode == ADAPTIVE)
         object.__setattr__(self, "stop_m_per_trigger_ft", self.stop_ext_share * M_PER_FT)
-        object.__setattr__(self, "cmx_stop_m", self.stop_m_per_trigger_ft * self.trigger_ft)
+        object.__setattr__(self, "cmx_stop_m",
+                           self.cmx_stop_ext_share * M_PER_FT * self.trigger_ft)
         # A minimum above the maximum is the maximum (gate_ft 0 passes every fix).
         object.__setattr__(self, "gate_min_ft", min(self.gate_min_ft, self.gate_max_ft))
 
