@@ -33,6 +33,7 @@ not an object); ``bluetooth`` and ``other`` ignored, one per observation.
 from __future__ import annotations
 
 import hmac
+import math
 from operator import attrgetter
 
 from tys_server.core.addresses import private_ipv4
@@ -155,9 +156,10 @@ class _WifiReader:
         if not locations:  # heard by fewer than 3 APs: no position, still an IP
             self.count("observation", "ignored")
         fixes: list[Fix] = []
+        read_fix = self.fix
         for location in locations:
             try:
-                fix = self.fix(device, location)
+                fix = read_fix(device, location)
             except Malformed:
                 self.count("fix", "rejected")
                 continue
@@ -177,33 +179,47 @@ class _WifiReader:
         """One entry of locations[]; None when its variance is too large; raises Malformed."""
         if type(location) is not dict:
             raise Malformed
-        x_ft = read_number(location.get("x")) / M_PER_FT
-        y_ft = read_number(location.get("y")) / M_PER_FT
-        if abs(x_ft) > MAX_COORDINATE_FT or abs(y_ft) > MAX_COORDINATE_FT:
+        # The usual types first (x/y strings, a float variance), read_number for the rest;
+        # the range checks below also refuse NaN and infinities.
+        get = location.get
+        x, y = get("x"), get("y")
+        if type(x) is str and type(y) is str:
+            try:
+                x_ft, y_ft = float(x) / M_PER_FT, float(y) / M_PER_FT
+            except ValueError:
+                raise Malformed from None
+        else:
+            x_ft, y_ft = read_number(x) / M_PER_FT, read_number(y) / M_PER_FT
+        if not (abs(x_ft) <= MAX_COORDINATE_FT and abs(y_ft) <= MAX_COORDINATE_FT):
             raise Malformed
-        variance = location.get("variance")
+        variance = get("variance")
         if variance is None:
-            variance = location.get("unc")
+            variance = get("unc")
         uncertainty_ft = None
         if variance is not None:
-            variance_m = read_number(variance)
-            if variance_m < 0.0:
+            variance_m = variance if type(variance) is float else read_number(variance)
+            if not 0.0 <= variance_m < math.inf:
                 raise Malformed
             if variance_m > self.max_variance_m:
                 return None
             uncertainty_ft = variance_m / M_PER_FT
-        stamp = location.get("time")
+        stamp = get("time")
+        times = self.times
         if type(stamp) is str:  # whole seconds: the clients of a POST share a few dozen
-            ts = self.times.get(stamp)
+            ts = times.get(stamp)
             if ts is None:
-                ts = self.times[stamp] = self.time(stamp)
+                ts = times[stamp] = self.time(stamp)
         else:
             ts = self.time(stamp)
         if ts > self.now_s + FUTURE_TOLERANCE_S:
             # One bad clock must not freeze the device as "stale" for hours: replaced, counted.
             ts = self.now_s
             self.future_ts += 1
-        return Fix(device, self.floor(location), x_ft, y_ft, uncertainty_ft, ts)
+        plan = get("floorPlanId")
+        floor = self.floors.get(plan) if type(plan) is str else None  # a floor seen before
+        if floor is None:
+            floor = self.floor(location)
+        return Fix(device, floor, x_ft, y_ft, uncertainty_ft, ts)
 
     def time(self, stamp: object) -> float:
         """A fix's time in epoch seconds, as sent (fix() replaces a future one); Malformed."""
