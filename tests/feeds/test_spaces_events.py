@@ -118,6 +118,18 @@ def test_device_id_that_is_a_mac_is_hashed_like_a_mac() -> None:
     assert only_fix(batch).mac == hash_mac(MAC, KEY)
 
 
+@pytest.mark.parametrize("device", [{"macAddress": "00:39:A7:8F:4A:00"}, {"deviceId": "device-7"},
+                                    {"macAddress": "", "deviceId": "00-39-a7-8f-4a-00"}])
+def test_a_device_seen_again_keeps_its_id(device: dict[str, str]) -> None:
+    """The second line's id comes from the reader's cache: the same as the first's."""
+    reader = SpacesReader(hash_key=KEY)
+    lines = [{**event(device=device), "recordUid": uid} for uid in ("u1", "u2")]
+    batch, _ = read(*lines, reader=reader)
+    fixes = [e for e in batch.events if isinstance(e, Fix)]
+    assert len(fixes) == 2 and fixes[0].mac == fixes[1].mac == \
+        only_fix(read(event(device=device), reader=SpacesReader(hash_key=KEY))[0]).mac
+
+
 @pytest.mark.parametrize("device", [None, "00:39:a7:8f:4a:00", {}, {"deviceId": "  "},
                                     {"macAddress": "", "deviceId": 7}])
 def test_event_without_a_device_is_rejected(device: object) -> None:
@@ -132,6 +144,16 @@ def test_floor_is_the_floor_level_above_a_zone() -> None:
     zone = {"locationId": "location-zone1", "name": "Hall A", "inferredLocationTypes": ["ZONE"],
             "parent": floor}
     assert only_fix(read(event(location=zone))[0]).floor == FLOOR
+
+
+def test_a_floor_read_again_is_the_same_key_whichever_level_it_is() -> None:
+    floor = CAPTURE["deviceLocationUpdate"]["location"]
+    zone = {"locationId": "location-zone1", "inferredLocationTypes": ["ZONE"], "parent": floor}
+    reader = SpacesReader()
+    lines = [{**event(location=location), "recordUid": f"u{n}"}
+             for n, location in enumerate([floor, zone, floor, zone])]
+    batch, _ = read(*lines, reader=reader)
+    assert [e.floor for e in batch.events if isinstance(e, Fix)] == [FLOOR] * 4
 
 
 def test_floor_is_namespaced_away_from_a_cmx_floor_of_the_same_id() -> None:
@@ -291,6 +313,18 @@ def test_dedup_window_is_bounded_by_count() -> None:
     read(*lines, reader=reader)  # u0 falls out of the window when u3 comes in
     batch, _ = read(lines[0], lines[3], reader=reader)
     assert batch.by_type == {("DEVICE_LOCATION_UPDATE", "accepted"): 1,
+                             ("DEVICE_LOCATION_UPDATE", "duplicate"): 1}
+
+
+def test_a_duplicate_does_not_keep_its_uid_in_the_window_longer() -> None:
+    """The window holds the last uids first seen: a duplicate dropped does not renew its uid."""
+    reader = SpacesReader(dedup_capacity=2)
+    lines = [{**CAPTURE, "recordUid": f"u{i}"} for i in range(3)]
+    first, _ = read(lines[0], lines[1], lines[0], lines[2], reader=reader)  # u0 leaves
+    again, _ = read(lines[0], lines[2], reader=reader)
+    assert first.by_type == {("DEVICE_LOCATION_UPDATE", "accepted"): 3,
+                             ("DEVICE_LOCATION_UPDATE", "duplicate"): 1}
+    assert again.by_type == {("DEVICE_LOCATION_UPDATE", "accepted"): 1,
                              ("DEVICE_LOCATION_UPDATE", "duplicate"): 1}
 
 

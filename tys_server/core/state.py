@@ -73,23 +73,46 @@ class State(Registry, FlushBook):
         self.dirty.minutes.add(minute)
         if minute != self.visits.now_minute_s:
             self.visits.move_to(minute)
-        # The per-movement loop is the ingest hot path: names are bound once per batch,
-        # and a credit is booked inline rather than through a method call.
+        # The per-event loop is the ingest hot path: names are bound once per batch, a
+        # fix is gated and an IP sighting handed on inline, and a credit is booked inline
+        # rather than through a method call.
         tracks, params, dirty_tracks = self.tracks, self.params, self.dirty.tracks
         days, dirty_days, owners, day_of = self.days, self.dirty.days, self.owners, \
             self.calendar.day_of
         columns, by_day = days.columns, days.by_day
         gated_params, adaptive, walking = self.gated_params, params.adaptive, self.walking
-        queued = walking.queued
+        queued, gate, gate_params, on_ip_seen = walking.queued, self._gate, self.gate, \
+            self.on_ip_seen
         for event in batch.events:
-            event_params = params
-            if type(event) is not Movement:
-                event = self._route(event)
+            kind = type(event)
+            if kind is Fix:
+                mac = event.mac
+                known = tracks.get(mac)
+                # Older than the track's newest point: stale whatever its floor (DESIGN 6
+                # rule 2 before rule 1). A Firehose resume replays fixes from before a
+                # floor change or an exit; taken as a new floor, they would restart the
+                # track and the rest of the replay would credit the walk again (12.2).
+                if known is not None and event.ts < known.last_ts:
+                    self.stale_movements += 1
+                    continue
+                fix_ts = event.ts
+                event = gate(known, event, gate_params)  # type: ignore[arg-type]
+                if known is not None and known.cand_ts == fix_ts:
+                    dirty_tracks.add(mac)  # the adaptive gate took it as its candidate
                 if event is None:
                     continue
                 event_params = gated_params
-            mac = event.mac
-            known = tracks.get(mac)
+            elif kind is Movement:
+                mac = event.mac
+                known = tracks.get(mac)
+                event_params = params
+            else:
+                if kind is IpSeen:
+                    if on_ip_seen is not None:
+                        on_ip_seen(event)  # type: ignore[arg-type]
+                else:
+                    self._other(event)
+                continue
             if known is None:
                 if len(tracks) >= self.max_devices:
                     self.refused_devices += 1
@@ -124,31 +147,13 @@ class State(Registry, FlushBook):
                     owner.revision += 1
                     self.changed_users.add(owner)
 
-    def _route(self, event: Event) -> Movement | None:
-        """Any event but a Movement: the movement a fix gives the filter, or None."""
+    def _other(self, event: Event) -> None:
+        """A zone visit or an exit; any other kind is a newer feed's this state ignores."""
         kind = type(event)
-        if kind is Fix:
-            fix: Fix = event  # type: ignore[assignment]
-            track = self.tracks.get(fix.mac)
-            # Older than the track's newest point: stale whatever its floor (DESIGN 6
-            # rule 2 before rule 1). A Firehose resume replays fixes from before a floor
-            # change or an exit; taken as a new floor, they would restart the track and
-            # the rest of the replay would credit the walk again (DESIGN 12.2).
-            if track is not None and fix.ts < track.last_ts:
-                self.stale_movements += 1
-                return None
-            movement = self._gate(track, fix, self.gate)
-            if track is not None and track.cand_ts == fix.ts:
-                self.dirty.tracks.add(fix.mac)  # the adaptive gate took it as its candidate
-            return movement
         if kind is ZoneVisit:
             self._visit(event)  # type: ignore[arg-type]
-        elif kind is IpSeen:
-            if self.on_ip_seen is not None:
-                self.on_ip_seen(event)  # type: ignore[arg-type]
         elif kind is DeviceExit:
             self._exit(event)  # type: ignore[arg-type]
-        return None  # anything else: a newer feed's event this state does not know
 
     def _visit(self, visit: ZoneVisit) -> None:
         minute = int(visit.ts) // MINUTE_S * MINUTE_S

@@ -32,7 +32,7 @@ consumers (CiscoDevNet/DNASpaces-FirehoseAPI-*) and a public capture:
 """
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
@@ -51,6 +51,7 @@ from tys_server.feeds.cmx_fields import (
 )
 from tys_server.feeds.spaces_fields import (
     event_time,
+    floor_location_id,
     opaque_id_mac,
     read_record_ms,
     unit_factor_ft,
@@ -65,7 +66,6 @@ FLOOR_NAMESPACE = "spaces:"
 # let a replayed uid fall out of the window early because the clock moved.
 DEDUP_CAPACITY = 200_000
 _LABELS = frozenset({LOCATION_UPDATE, DEVICE_EXIT, KEEP_ALIVE})
-_MAX_LOCATION_DEPTH = 16  # FLOOR sits 1-2 levels up; ROOT is ~5 levels up
 _FLOOR_CACHE_MAX = 4096
 # A venue's devices and IPs repeat every few seconds: their readings are cached (cleared
 # when full, so bounded); parsing an IP and hashing a MAC cost more than the JSON.
@@ -87,31 +87,36 @@ class SpacesReader:
         self.line_error: Exception | None = None
         self.device_lines = 0  # DEVICE_* lines read (not duplicates): "quiet" watches it
         self.future_ts = 0  # event times over 5 minutes ahead, replaced (since start)
-        self._seen: OrderedDict[str, None] = OrderedDict()
+        # The dedup window: its uids, and the same in arrival order (the oldest leave first).
+        self._seen: set[str] = set()
+        self._seen_order: deque[str] = deque()
         self._floors: dict[str, int] = {}
         self._devices: dict[str, str] = {}  # macAddress or deviceId text → id as stored
         self._ips: dict[str, str | None] = {}  # ipv4 text → the private IPv4, or None
 
     def read(self, lines: Iterable[bytes], now_s: float) -> tuple[Batch, int | None]:
         """The batch of lines received at now_s, and the newest sane recordTimestamp (ms)."""
-        # The per-line loop is the Firehose's hot path (tools/bench_feeds.py): names are
-        # bound once per call, and accepted location updates, most lines, are counted
-        # apart from the (type, outcome) dict.
+        # The per-line loop is the Firehose's hot path (tools/bench_feeds.py). Names are
+        # bound once per call and the usual counts kept in locals. A location update, most
+        # lines, is read inline; its device, floor and IP come from the caches, and only
+        # one not cached yet (or malformed) goes through the methods below.
         events: list[Event] = []
+        append = events.append
         counts: dict[tuple[str, str], int] = {}
-        located = ignored = rejected = other_accepted = 0
+        located = ignored = rejected = other_accepted = device_lines = future = 0
         newest_ms: int | None = None
-        newest_allowed_ms = (now_s + FUTURE_TOLERANCE_S) * 1000.0
+        latest_s = now_s + FUTURE_TOLERANCE_S
+        newest_allowed_ms = latest_s * 1000.0
         future_before = self.future_ts
-        seen, capacity, loads = self._seen, self.dedup_capacity, orjson.loads
-        location_update = self._location_update
+        seen, order, capacity, loads = (self._seen, self._seen_order, self.dedup_capacity,
+                                        orjson.loads)
+        devices, floors, ips, unit = self._devices, self._floors, self._ips, self.ft_per_unit
         for line in lines:
-            if not line or line.isspace():
-                continue
             try:
                 record: Any = loads(line)
             except ValueError:  # orjson.JSONDecodeError: not JSON, truncated, NaN, 1e400
-                self.bad_lines += 1
+                if line and not line.isspace():  # a blank line is skipped, not bad
+                    self.bad_lines += 1
                 continue
             if type(record) is not dict:
                 self.bad_lines += 1
@@ -130,94 +135,124 @@ class SpacesReader:
                     key = (label, "duplicate")
                     counts[key] = counts.get(key, 0) + 1
                     continue
-                seen[uid] = None
-                if len(seen) > capacity:
-                    seen.popitem(last=False)
+                seen.add(uid)
+                order.append(uid)
+                if len(order) > capacity:
+                    seen.remove(order.popleft())
             record_ts = record.get("recordTimestamp")
             record_ms = (record_ts if type(record_ts) is int and record_ts >= SECONDS_BELOW
                          else read_record_ms(record_ts))
             if record_ms is not None and record_ms <= newest_allowed_ms and (
                     newest_ms is None or record_ms > newest_ms):
                 newest_ms = record_ms
-            if label == LOCATION_UPDATE or label == DEVICE_EXIT:
-                self.device_lines += 1
-                mark = len(events)
-                try:
-                    if label == LOCATION_UPDATE:
-                        location_update(record, record_ts, now_s, events)
-                        located += 1
+            if label != LOCATION_UPDATE:
+                if label == DEVICE_EXIT:
+                    device_lines += 1
+                    outcome = self._device_exit(record, now_s, events)
+                    if outcome is None:
                         continue
-                    self._device_exit(record, now_s, events)
-                except Malformed:
-                    outcome = "rejected"
-                    rejected += 1
-                except Exception as exc:  # a bug met on one line: that line is bad, not the chunk
-                    del events[mark:]
-                    self.bad_lines += 1
-                    self.line_error = exc
-                    continue
+                    if outcome == "accepted":
+                        other_accepted += 1
+                    else:
+                        rejected += 1
                 else:
-                    outcome = "accepted"
-                    other_accepted += 1
-            else:
-                outcome = "ignored"
-                ignored += 1
-            key = (label, outcome)
-            counts[key] = counts.get(key, 0) + 1
+                    outcome = "ignored"
+                    ignored += 1
+                key = (label, outcome)
+                counts[key] = counts.get(key, 0) + 1
+                continue
+            device_lines += 1
+            mark = len(events)
+            try:
+                payload = record.get("deviceLocationUpdate")
+                if type(payload) is not dict:
+                    raise Malformed
+                get = payload.get
+                device = get("device")
+                text = device.get("macAddress") if type(device) is dict else None
+                mac = devices.get(text) if type(text) is str else None  # "" is never a key
+                if mac is None:
+                    mac = self._device(device)
+                location = get("location")
+                floor = None
+                if type(location) is dict:  # FLOOR is most often the first level
+                    types, location_id = (location.get("inferredLocationTypes"),
+                                          location.get("locationId"))
+                    if type(types) is list and "FLOOR" in types and type(location_id) is str:
+                        floor = floors.get(location_id)
+                if floor is None:
+                    floor = self._floor(location)
+                # orjson's floats are finite (it refuses NaN and 1e400); anything else is read
+                x, y = get("xPos"), get("yPos")
+                x_ft = (x if type(x) is float else read_number(x)) * unit
+                y_ft = (y if type(y) is float else read_number(y)) * unit
+                if abs(x_ft) > MAX_COORDINATE_FT or abs(y_ft) > MAX_COORDINATE_FT:
+                    raise Malformed
+                last_seen = get("lastSeen")
+                if type(last_seen) is int and 0 < last_seen < _FAST_INT_BELOW:  # epoch_s's int
+                    ts = float(last_seen) if last_seen < SECONDS_BELOW else last_seen / 1000.0
+                    if ts > latest_s:  # a clock off by minutes: never "stale" for hours
+                        ts = now_s
+                        future += 1
+                else:
+                    ts = self._event_ts(last_seen, record_ts, now_s)
+                append(Fix(mac, floor, x_ft, y_ft, None, ts))
+                ip_text = get("ipv4")
+                if type(ip_text) is str:
+                    ip = ips.get(ip_text, "")
+                    if ip == "":
+                        ip = self._private_ip(ip_text)  # "NOT APPLICABLE": None
+                    if ip is not None:
+                        append(IpSeen(ip, mac, ts))
+            except Malformed:
+                rejected += 1
+                key = (LOCATION_UPDATE, "rejected")
+                counts[key] = counts.get(key, 0) + 1
+                continue
+            except Exception as exc:  # a bug met on one line: that line is bad, not the chunk
+                del events[mark:]
+                self._bad_line(exc)
+                continue
+            located += 1
         if located:
             key = (LOCATION_UPDATE, "accepted")
             counts[key] = counts.get(key, 0) + located
         totals = self.by_type
         for key, count in counts.items():
             totals[key] = totals.get(key, 0) + count
+        self.device_lines += device_lines
+        self.future_ts += future
         return Batch(events, located + other_accepted, ignored, rejected, counts,
                      self.future_ts - future_before), newest_ms
 
-    def _location_update(self, record: dict[str, Any], record_ts: object, now_s: float,
-                         events: list[Event]) -> None:
-        payload = record.get("deviceLocationUpdate")
-        if type(payload) is not dict:
-            raise Malformed
-        get = payload.get
-        device = get("device")
-        text = device.get("macAddress") if type(device) is dict else None
-        mac = self._devices.get(text) if type(text) is str else None  # "" is never a key
-        if mac is None:
-            mac = self._device(device)
-        floor = self._floor(get("location"))
-        # orjson's floats are finite (it refuses NaN and 1e400); anything else is read
-        x, y, unit = get("xPos"), get("yPos"), self.ft_per_unit
-        x_ft = (x if type(x) is float else read_number(x)) * unit
-        y_ft = (y if type(y) is float else read_number(y)) * unit
-        if abs(x_ft) > MAX_COORDINATE_FT or abs(y_ft) > MAX_COORDINATE_FT:
-            raise Malformed
-        last_seen = get("lastSeen")
-        if type(last_seen) is int and 0 < last_seen < _FAST_INT_BELOW:  # epoch_s's int case
-            ts = float(last_seen) if last_seen < SECONDS_BELOW else last_seen / 1000.0
-            if ts > now_s + FUTURE_TOLERANCE_S:
-                ts = now_s
-                self.future_ts += 1
-        else:
-            ts = self._event_ts(last_seen, record_ts, now_s)
-        events.append(Fix(mac, floor, x_ft, y_ft, None, ts))
-        ip_text = get("ipv4")
-        if type(ip_text) is not str:
-            return
-        ip = self._ips.get(ip_text, "")
-        if ip == "":
-            if len(self._ips) >= _CACHE_MAX:
-                self._ips.clear()
-            ip = self._ips[ip_text] = private_ipv4(ip_text)  # "NOT APPLICABLE": None
-        if ip is not None:
-            events.append(IpSeen(ip, mac, ts))
+    def _bad_line(self, error: Exception) -> None:
+        """A line the reader failed on: counted bad, its error kept for the consumer's log."""
+        self.bad_lines += 1
+        self.line_error = error
+
+    def _private_ip(self, text: str) -> str | None:
+        """The private IPv4 in a feed's ipv4 text, or None; cached (cleared when full)."""
+        if len(self._ips) >= _CACHE_MAX:
+            self._ips.clear()
+        ip = self._ips[text] = private_ipv4(text)
+        return ip
 
     def _device_exit(self, record: dict[str, Any], now_s: float,
-                     events: list[Event]) -> None:
-        payload = record.get("deviceExit")
-        if type(payload) is not dict:
-            raise Malformed
-        mac = self._device(payload.get("device"))
-        events.append(DeviceExit(mac, self._event_ts(None, record.get("recordTimestamp"), now_s)))
+                     events: list[Event]) -> str | None:
+        """A DEVICE_EXIT line: "accepted" (a DeviceExit), "rejected", or None (a bad line)."""
+        try:
+            payload = record.get("deviceExit")
+            if type(payload) is not dict:
+                raise Malformed
+            mac = self._device(payload.get("device"))
+            events.append(DeviceExit(mac, self._event_ts(None, record.get("recordTimestamp"),
+                                                         now_s)))
+        except Malformed:
+            return "rejected"
+        except Exception as exc:  # a bug met on one line: that line is bad, not the chunk
+            self._bad_line(exc)
+            return None
+        return "accepted"
 
     def _event_ts(self, first: object, second: object, now_s: float) -> float:
         """The event's time (event_time); over 5 minutes ahead, now_s, counted in future_ts."""
@@ -261,21 +296,11 @@ class SpacesReader:
 
     def _floor(self, location: object) -> int:
         """The key of the FLOOR level of the location chain; raises Malformed without one."""
-        node = location
-        for _ in range(_MAX_LOCATION_DEPTH):
-            if type(node) is not dict:
-                break
-            types = node.get("inferredLocationTypes")
-            if type(types) is list and "FLOOR" in types:
-                location_id = node.get("locationId")
-                if not isinstance(location_id, str) or not location_id.strip():
-                    raise Malformed
-                key = self._floors.get(location_id)
-                if key is None:
-                    if len(self._floors) >= _FLOOR_CACHE_MAX:
-                        self._floors.clear()
-                    key = floor_key(FLOOR_NAMESPACE + location_id.strip())
-                    self._floors[location_id] = key
-                return key
-            node = node.get("parent")
-        raise Malformed
+        location_id = floor_location_id(location)
+        key = self._floors.get(location_id)
+        if key is None:
+            if len(self._floors) >= _FLOOR_CACHE_MAX:
+                self._floors.clear()
+            key = floor_key(FLOOR_NAMESPACE + location_id.strip())
+            self._floors[location_id] = key
+        return key

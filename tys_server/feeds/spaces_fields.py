@@ -1,8 +1,8 @@
 """Field readers of Cisco Spaces Firehose events (DESIGN 12.2): units, times, opaque ids.
 
-Pure functions for ``spaces_events``: the coordinate unit's feet, an event's time from
-its first readable field, ``recordTimestamp`` as a cursor, and a ``deviceId`` that is no
-MAC in the form of a hashed MAC.
+Pure functions for ``spaces_events``: the coordinate unit's feet, the FLOOR level of a
+location chain, an event's time from its first readable field, ``recordTimestamp`` as a
+cursor, and a ``deviceId`` that is no MAC in the form of a hashed MAC.
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ import hashlib
 import math
 
 from tys_server.core.units import M_PER_FT
-from tys_server.feeds.cmx_fields import SECONDS_BELOW, epoch_s
+from tys_server.feeds.cmx_fields import SECONDS_BELOW, Malformed, epoch_s
 
 _FEET_UNITS = frozenset({"FEET", "FOOT", "FT"})
 _METRE_UNITS = frozenset({"METERS", "METRES", "METER", "METRE", "M"})
+_MAX_LOCATION_DEPTH = 16  # FLOOR sits 1-2 levels up; ROOT is ~5 levels up
 
 
 def unit_factor_ft(unit: str) -> float:
@@ -25,6 +26,22 @@ def unit_factor_ft(unit: str) -> float:
     if name in _METRE_UNITS:
         return 1.0 / M_PER_FT
     raise ValueError(f"coordinate_unit must be FEET or METERS, not {unit!r}")
+
+
+def floor_location_id(location: object) -> str:
+    """The locationId of the first level of the chain that is a FLOOR; Malformed if none."""
+    node = location
+    for _ in range(_MAX_LOCATION_DEPTH):
+        if type(node) is not dict:
+            break
+        types = node.get("inferredLocationTypes")
+        if type(types) is list and "FLOOR" in types:
+            location_id = node.get("locationId")
+            if not isinstance(location_id, str) or not location_id.strip():
+                raise Malformed
+            return location_id
+        node = node.get("parent")
+    raise Malformed
 
 
 def event_time(first: object, second: object, now_s: float) -> float:
