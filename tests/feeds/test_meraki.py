@@ -243,6 +243,29 @@ def test_only_a_private_ipv4_is_an_ip_sighting(ipv4: Any, seen: str | None) -> N
     assert batch.accepted == 3  # the fixes do not depend on the IP
 
 
+def test_ip_texts_kept_across_posts_give_the_same_sightings() -> None:
+    known: dict[str, str | None] = {}
+    texts = ["192.168.0.251", "/10.0.0.5", "8.8.8.8", "host/10.0.0.5"]
+    for _ in range(2):  # the second round is answered from what the first one kept
+        for text in texts:
+            body = post(observation(ipv4=text))
+            kept = read_post(body, NOW_S, secret=SECRET, known_ips=known)
+            assert kept.events == read(body).events
+    assert known == {"192.168.0.251": "192.168.0.251", "/10.0.0.5": "10.0.0.5", "8.8.8.8": None,
+                     "host/10.0.0.5": "10.0.0.5"}
+
+
+def test_ip_texts_kept_never_outgrow_their_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("tys_server.feeds.meraki.MAX_KNOWN_IPS", 2)
+    known: dict[str, str | None] = {}
+    body = post(*(observation(clientMac=f"11:22:33:44:55:{i:02x}", ipv4=f"10.0.0.{i}")
+                  for i in range(5)))
+    batch = read_post(body, NOW_S, secret=SECRET, known_ips=known)
+    assert len(known) <= 2
+    assert [e.ip for e in batch.events if isinstance(e, IpSeen)] == \
+        [f"10.0.0.{i}" for i in range(5)]
+
+
 def test_client_without_locations_is_counted_ignored_and_still_gives_its_ip() -> None:
     batch = read(post(observation(locations=[]), observation(clientMac="22:33:44:55:66:77",
                                                              locations=None, ipv4=None)))

@@ -16,6 +16,8 @@ v3 capture in a quicktype model):
   (stored raw when no key is set).
 - ``ipv4`` may be null; v2 wrote ``"host/10.0.0.5"`` or ``"/10.0.0.5"``: the text after
   the last ``/`` is read. A private IPv4 yields an ``IpSeen`` at the newest fix's time.
+  Meraki sends the same clients' IPs every minute: the caller may keep the texts read
+  (``known_ips``, at most ``MAX_KNOWN_IPS``) across POSTs, which saves a quarter of a read.
 - ``locations[]``: ``x``/``y`` in metres, often strings (``"1.5"``; ``"NaN"`` seen) →
   feet; ``variance`` (early v3: ``unc``) in metres, over ``max_variance_m`` dropped;
   ``floorPlanId`` (early v3: ``floorplanId``) → floor ``meraki:<id>``, keyed like an odd
@@ -50,6 +52,7 @@ from tys_server.feeds.cmx_fields import (
 )
 
 DEFAULT_MAX_VARIANCE_M = 25.0
+MAX_KNOWN_IPS = 1 << 16  # ipv4 texts kept across POSTs: about 10 MB at most
 FLOOR_NAMESPACE = "meraki:"
 _MAJOR_VERSION = "3"
 _WIFI = "wifi"
@@ -74,8 +77,12 @@ class UnsupportedVersion(PostError):
 
 
 def read_post(body: object, now_s: float, *, secret: str, hash_key: str = "",
-              max_variance_m: float = DEFAULT_MAX_VARIANCE_M) -> Batch:
-    """Read a decoded POST body received at now_s; raises a PostError when it is refused."""
+              max_variance_m: float = DEFAULT_MAX_VARIANCE_M,
+              known_ips: dict[str, str | None] | None = None) -> Batch:
+    """Read a decoded POST body received at now_s; raises a PostError when it is refused.
+
+    known_ips: ipv4 texts read by earlier POSTs (text → private IPv4 or None), filled here.
+    """
     if type(body) is not dict:
         raise BadBody("body is not a JSON object")
     sent = body.get("secret")
@@ -94,7 +101,7 @@ def read_post(body: object, now_s: float, *, secret: str, hash_key: str = "",
         label = "bluetooth" if label in _BLUETOOTH else "other"
         count = len(observations)
         return Batch([], 0, count, 0, {(label, "ignored"): count} if count else {})
-    reader = _WifiReader(now_s, hash_key, max_variance_m)
+    reader = _WifiReader(now_s, hash_key, max_variance_m, {} if known_ips is None else known_ips)
     for observation in observations:
         reader.observation(observation)
     return reader.batch()
@@ -116,10 +123,12 @@ def _check_version(version: object) -> None:
 class _WifiReader:
     """The observations of one WiFi POST, read into events and counts."""
 
-    def __init__(self, now_s: float, hash_key: str, max_variance_m: float) -> None:
+    def __init__(self, now_s: float, hash_key: str, max_variance_m: float,
+                 known_ips: dict[str, str | None]) -> None:
         self.now_s = now_s
         self.hash_key = hash_key
         self.max_variance_m = max_variance_m
+        self.known_ips = known_ips
         self.events: list[Event] = []
         self.counts: dict[tuple[str, str], int] = {}
         self.floors: dict[str, int] = {}  # floorPlanId → key: a POST names few floors
@@ -170,8 +179,8 @@ class _WifiReader:
         fixes.sort(key=_FIX_TIME)  # Meraki lists them oldest first, but does not say so
         self.count("fix", "accepted", len(fixes))
         self.events.extend(fixes)
-        ipv4 = observation.get("ipv4")  # "10.0.0.5", "/10.0.0.5" or "host/10.0.0.5"
-        ip = private_ipv4(ipv4.rpartition("/")[2]) if isinstance(ipv4, str) else None
+        ipv4 = observation.get("ipv4")
+        ip = self.ip(ipv4) if isinstance(ipv4, str) else None
         if ip is not None:
             self.events.append(IpSeen(ip, device, fixes[-1].ts if fixes else self.now_s))
 
@@ -220,6 +229,16 @@ class _WifiReader:
         if floor is None:
             floor = self.floor(location)
         return Fix(device, floor, x_ft, y_ft, uncertainty_ft, ts)
+
+    def ip(self, text: str) -> str | None:
+        """The private IPv4 of "10.0.0.5", "/10.0.0.5" or "host/10.0.0.5", else None."""
+        known = self.known_ips
+        if text in known:
+            return known[text]
+        if len(known) >= MAX_KNOWN_IPS:
+            known.clear()  # a bound, not an LRU: the next POST fills it again
+        ip = known[text] = private_ipv4(text.rpartition("/")[2])
+        return ip
 
     def time(self, stamp: object) -> float:
         """A fix's time in epoch seconds, as sent (fix() replaces a future one); Malformed."""

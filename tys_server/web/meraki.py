@@ -43,6 +43,7 @@ class MerakiHandler(BaseHandler):
     max_variance_m: float = meraki.DEFAULT_MAX_VARIANCE_M
     clock: Callable[[], float] = time.time
     on_batch: Callable[[Batch], None] | None = None
+    known_ips: dict[str, str | None]  # the route's, across POSTs (feeds.meraki.read_post)
 
     def get(self, *_: Any) -> None:
         self.set_header("Content-Type", _TEXT_TYPE)
@@ -60,7 +61,8 @@ class MerakiHandler(BaseHandler):
         now_s = self.clock()
         try:
             batch = meraki.read_post(body, now_s, secret=self.secret, hash_key=self.hash_key,
-                                     max_variance_m=self.max_variance_m)
+                                     max_variance_m=self.max_variance_m,
+                                     known_ips=self.known_ips)
         except meraki.WrongSecret:
             self.send_json_error(403, WRONG_SECRET)
             return
@@ -106,7 +108,7 @@ def routes(sink: EventSink, *, validator: str, secret: str, hash_key: str = "",
         raise ValueError(f"feeds.meraki.path must be a path below /, got {path!r}")
     context: dict[str, Any] = {"sink": sink, "validator": validator, "secret": secret,
                                "hash_key": hash_key, "max_variance_m": max_variance_m,
-                               "on_batch": on_batch}
+                               "on_batch": on_batch, "known_ips": {}}
     if clock is not None:
         context["clock"] = clock
     return [(re.escape(path.rstrip("/")) + "/?", MerakiHandler, context)]
