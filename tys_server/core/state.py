@@ -148,7 +148,7 @@ class State(Registry, FlushBook):
                     self.changed_users.add(owner)
 
     def _other(self, event: Event) -> None:
-        """A zone visit or an exit; any other kind is a newer feed's this state ignores."""
+        """A zone visit or an exit; a kind this state does not know (a newer feed's) is ignored."""
         kind = type(event)
         if kind is ZoneVisit:
             self._visit(event)  # type: ignore[arg-type]
