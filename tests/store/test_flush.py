@@ -99,6 +99,24 @@ async def test_flush_writes_absolute_values_over_whatever_is_stored(rig: Rig) ->
 
 
 @pytest.mark.gen_test(timeout=30)
+async def test_metres_too_small_for_a_real_column_are_written_as_zero(rig: Rig) -> None:
+    # A feed's moveDistanceInFt of 1e-173 ft makes a leg that PostgreSQL's `real` cannot
+    # hold ("value out of range: underflow"): it must not stop this flush and every later
+    # one (nor the spill written at shutdown, applied through a flush at the next start).
+    first, second, third = walk(MAC, 0, 3)
+    ingest(rig.state, first, Movement(MAC, 1, second.x_ft, 0.0, 1e-173, second.ts))
+    assert rig.state.tracks[MAC].pending_m == pytest.approx(3.048e-174, rel=1e-9, abs=0)
+    assert await rig.flusher.flush_once()
+    assert rig.db.query("SELECT mtrs, distance_1to2 FROM distance") == [(0.0, 0.0)]
+    ingest(rig.state, third)  # walks on: the tiny leg is credited, to the total and the day
+    assert 0 < rig.state.tracks[MAC].total_m < 1e-170
+    assert await rig.flusher.flush_once()
+    assert rig.stored()["distance"] == {MAC: 0.0}
+    assert rig.stored()["days"] == {MAC: 0.0}
+    assert rig.db.query("SELECT distance_1to2 FROM distance") == [(pytest.approx(LEG_M),)]
+
+
+@pytest.mark.gen_test(timeout=30)
 async def test_failed_flush_keeps_every_dirty_key_and_the_next_writes_them(rig: Rig) -> None:
     ingest(rig.state, *walk(MAC, 0, 4), ZoneVisit(MAC, "Hall A", NOW_S))
     dirty = (set(rig.state.dirty.tracks), set(rig.state.dirty.days),

@@ -75,13 +75,15 @@ meraki_bodies = st.one_of(
 
 
 @pytest.fixture(scope="module")
-def served(postgres: TestDatabase) -> Iterator[tuple[ThreadServer, FakeFirehose]]:
+def served(postgres: TestDatabase, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[tuple[ThreadServer, FakeFirehose]]:
     postgres.clear()
     fake = FakeFirehose(keepalive_s=3600.0)  # no KEEP_ALIVE between examples: less noise
     fake_port = free_port()
     base = load_settings("conf/tys.yaml", environ={})
     runtime = Runtime(with_overrides(base, **{
         "database.dsn": postgres.dsn, "database.flush_interval_s": 3600.0,
+        "database.spill_dir": str(tmp_path_factory.mktemp("spill")),
         "server.port": free_port(), "cmx.mac_hash_key": KEY,
         "feeds.meraki.enabled": True, "feeds.meraki.secret": SECRET,
         "feeds.meraki.validator": "v", "feeds.spaces_firehose.enabled": True,
@@ -106,11 +108,12 @@ def served(postgres: TestDatabase) -> Iterator[tuple[ThreadServer, FakeFirehose]
         fake_server.stop()
         await fake_server.close_all_connections()
 
-    server.call(runtime.stop())
+    flushed = server.call(runtime.stop())
     server.call(stop_fake())
     server.loop.call_soon_threadsafe(server.loop.stop)
     server.thread.join(timeout=10)
     server.loop.close()
+    assert flushed  # whatever the examples sent, the final flush wrote it all (no spill)
 
 
 @pytest.fixture(scope="module")

@@ -55,24 +55,29 @@ class ThreadServer:
 
         self.call(start_and_listen())
 
-    def stop(self) -> None:
-        self.call(self.runtime.stop())
+    def stop(self) -> bool:
+        """Stop the runtime and its loop; True when its final flush lost nothing."""
+        flushed = self.call(self.runtime.stop())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
         self.loop.close()
+        return flushed
 
 
 @pytest.fixture(scope="module")
-def served(postgres: TestDatabase) -> Iterator[ThreadServer]:
+def served(postgres: TestDatabase, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[ThreadServer]:
     postgres.clear()
     base_settings = load_settings("conf/tys.yaml", environ={})
     runtime = Runtime(with_overrides(base_settings, **{
         "database.dsn": postgres.dsn, "database.flush_interval_s": 3600.0,
+        "database.spill_dir": str(tmp_path_factory.mktemp("spill")),
         "server.port": free_port()}))
     server = ThreadServer(runtime)
     server.start()
     yield server
-    server.stop()
+    # Whatever the examples sent, the final flush writes it all (nothing is spilled).
+    assert server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,11 @@ FLUSH_CHUNK_DEVICES = 1000
 # Up to this many distinct days in a flush, a device's dirty days are found by probing
 # each day; past it (a replay of old data), by grouping the day keys once.
 PROBED_DAYS = 8
+# Metres go to `real` columns, and PostgreSQL refuses a value that single precision
+# rounds to zero ("value out of range: underflow"): one CMX moveDistanceInFt of 1e-173
+# would fail this flush and every later one. Below this (under float4's smallest normal
+# number, 1.2e-38) metres are written as 0.
+REAL_TINY_M = 1e-37
 
 
 def flush_chunks(state: State, dirty: Dirty, chunk_devices: int = FLUSH_CHUNK_DEVICES,
@@ -78,6 +83,7 @@ def _device_chunk(state: State, macs: list[str], starts: dict[int, float],
         day_macs = [mac for mac, _ in keys]
         day_starts = [starts[ordinal] for _, ordinal in keys]
         metres = [values[key] for key in keys]
+    metres = _reals(metres)
     tracked = macs if with_tracks is None else with_tracks
     if not tracked:
         return FlushChunk(days=(day_starts, day_macs, metres) if metres else ())
@@ -96,11 +102,17 @@ def _days_by_mac(keys: Iterable[tuple[str, int]]) -> dict[str, list[int]]:
 
 def _track_columns(macs: list[str], tracks: list[Track]) -> tuple[list[Any], ...]:
     # Columns straight from the tracks: no object per row for the GC to promote.
-    return (macs, [t.total_m for t in tracks], [t.floor for t in tracks],
+    return (macs, _reals([t.total_m for t in tracks]), [t.floor for t in tracks],
             [t.x1_ft for t in tracks], [t.y1_ft for t in tracks],
             [t.x2_ft for t in tracks], [t.y2_ft for t in tracks],
-            [t.pending_m for t in tracks], [t.held_m for t in tracks],
+            _reals([t.pending_m for t in tracks]), _reals([t.held_m for t in tracks]),
             [t.last_ts for t in tracks])
+
+
+def _reals(metres: list[float]) -> list[float]:
+    """metres as a `real` column can hold them: the tiniest as 0 (REAL_TINY_M)."""
+    tiny = REAL_TINY_M
+    return [0.0 if -tiny < m < tiny else m for m in metres]
 
 
 def _adaptive_columns(tracks: list[Track]) -> tuple[list[Any], ...]:
