@@ -46,8 +46,6 @@ from tys_server.web.limits import BodyLimit
 
 log = logging.getLogger("tys_server")
 
-# Below this many tracks a full GC pass is a few ms: not worth freezing start-up objects.
-FREEZE_AFTER_TRACKS = 100_000
 # The shutdown flush: tries, and the pauses between them (2, 4 s), then the spill file;
 # systemd's TimeoutStopSec must outlast them all (tests/ops/test_systemd_units.py reads
 # these).
@@ -140,8 +138,10 @@ class Runtime:
         gc.disable()
         try:
             loaded = await self.store.load(self.state, recent_since_s=self.clock() - RECENT_S)
-            if len(self.state.tracks) >= FREEZE_AFTER_TRACKS:
-                gc.freeze()  # and no later pass needs to walk them: no 100 ms GC pauses
+            # What start-up made (modules, the loaded state) lives as long as the server:
+            # no later full pass need walk it (with a million tracks a pass took ~100 ms;
+            # with 10,000 users full passes of 53-56 ms were seen after a Firehose ingest).
+            gc.freeze()
         finally:
             gc.enable()
         log.info("loaded %d users, %d devices, %d tracks, %d day rows in %.1f s",
