@@ -16,7 +16,7 @@ from tools.cmx_sim import fake_firehose
 from tys_server.core.events import Batch, DeviceExit, Fix, IpSeen
 from tys_server.core.macs import hash_mac
 from tys_server.core.units import M_PER_FT
-from tys_server.feeds import spaces_events
+from tys_server.feeds import spaces_names
 from tys_server.feeds.cmx_fields import floor_key, read_floor
 from tys_server.feeds.lines import LineSplitter
 from tys_server.feeds.spaces_events import SpacesReader
@@ -460,14 +460,14 @@ def test_splitting_a_stream_anywhere_yields_the_same_lines(
 def test_a_line_the_reader_fails_on_is_counted_bad_and_the_others_are_read(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A bug met on one line (injected in the ipv4 reader) costs that line, not the batch."""
-    real = spaces_events.private_ipv4
+    real = spaces_names.private_ipv4
 
     def fails_on_one_ip(text: object) -> str | None:
         if text == "10.9.9.9":
             raise RuntimeError("injected")
         return real(text)
 
-    monkeypatch.setattr(spaces_events, "private_ipv4", fails_on_one_ip)
+    monkeypatch.setattr(spaces_names, "private_ipv4", fails_on_one_ip)
     records = [{**event(ipv4=ip), "recordUid": f"uid-{n}"}
                for n, ip in enumerate(["10.0.0.1", "10.9.9.9", "10.0.0.3"])]
     reader = SpacesReader()

@@ -16,7 +16,7 @@ from tools.cmx_sim import fake_cmx, fake_firehose
 from tools.cmx_sim.fake_firehose import FakeFirehose
 from tys_server.core.events import Batch, Event, Fix, IpSeen
 from tys_server.core.macs import hash_mac
-from tys_server.feeds import spaces_events
+from tys_server.feeds import spaces_names
 from tys_server.feeds.cmx_fields import floor_key
 from tys_server.feeds.spaces_firehose import FirehoseConsumer, FirehoseOptions
 
@@ -497,14 +497,14 @@ async def test_server_that_never_answers_is_a_stall(firehose) -> None:
 @gen_test
 async def test_a_line_that_fails_costs_that_line_not_its_chunk(
         firehose, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    real = spaces_events.private_ipv4
+    real = spaces_names.private_ipv4
 
     def fails_on_one_ip(text: object) -> str | None:
         if text == "10.1.0.2":
             raise RuntimeError("injected")
         return real(text)
 
-    monkeypatch.setattr(spaces_events, "private_ipv4", fails_on_one_ip)
+    monkeypatch.setattr(spaces_names, "private_ipv4", fails_on_one_ip)
     fake, consumer, sink, _, _ = firehose()
     await until(lambda: consumer.state == "connected")
     fake.push(fix_event(1), fix_event(2), fix_event(3))  # one group, one write
