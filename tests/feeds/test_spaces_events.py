@@ -259,6 +259,20 @@ def test_private_ipv4_is_seen_at_the_fix_time() -> None:
     assert batch.events[1] == IpSeen("10.20.30.40", hash_mac(MAC, KEY), LAST_SEEN_S)
 
 
+def test_a_device_seen_again_at_its_ip_is_told_once_a_minute_and_a_new_one_at_once() -> None:
+    other = {**CAPTURE["deviceLocationUpdate"]["device"], "macAddress": "00:39:a7:8f:4a:01"}
+    ms = int(LAST_SEEN_S * 1000)
+    sightings = [(0, None), (30_000, None), (59_900, None), (60_000, None),
+                 (61_000, other), (62_000, None), (1_000, None)]  # the last one late: older
+    records = [{**event(ipv4="10.20.30.40", lastSeen=ms + offset,
+                        **({"device": device} if device else {})), "recordUid": f"uid-{n}"}
+               for n, (offset, device) in enumerate(sightings)]
+    batch, _ = read(*records)
+    told = [(e.mac, e.ts - LAST_SEEN_S) for e in batch.events if isinstance(e, IpSeen)]
+    assert told == [(MAC, 0.0), (MAC, 60.0), ("00:39:a7:8f:4a:01", 61.0), (MAC, 62.0)]
+    assert batch.accepted == len(records)  # every fix is read; only sightings are spared
+
+
 def test_fake_firehose_quirks_are_all_read() -> None:
     quirks = fake_firehose.Quirks(ipv4="not_applicable", unpadded_mac=True)
     record = fake_firehose.location_update("00:0b:bf:74:0b:00", 2, 100.0, 50.0,

@@ -19,7 +19,8 @@ consumers (CiscoDevNet/DNASpaces-FirehoseAPI-*) and a public capture:
   values and beyond ±1e9 ft: rejected.
 - Time: ``lastSeen``, else ``recordTimestamp``; over 5 minutes ahead → the receive time,
   counted in ``future_ts`` (clock skew).
-- ``ipv4``: a private IPv4 yields an ``IpSeen`` (``""``/``"NOT APPLICABLE"``: none).
+- ``ipv4``: a private IPv4 yields an ``IpSeen`` (``""``/``"NOT APPLICABLE"``: none), at most
+  once a minute for the same device at the same IP (``RESIGHT_S``).
   ``latitude``/``longitude`` (−999: unknown) and ``confidenceFactor`` are not read: a
   Spaces fix's uncertainty in feet is not documented, so it is None.
 - ``DEVICE_EXIT`` → ``DeviceExit`` at ``recordTimestamp``; ``KEEP_ALIVE`` and other types
@@ -66,6 +67,11 @@ KEEP_ALIVE = "KEEP_ALIVE"
 # let a replayed uid fall out of the window early because the clock moved.
 DEDUP_CAPACITY = 200_000
 _LABELS = frozenset({LOCATION_UPDATE, DEVICE_EXIT, KEEP_ALIVE})
+# A device seen again at the same IP within this long is not told again (another device
+# there, at once): the IP map's sighting is at most this much older than the feed's newest
+# (lookup.observed_ttl_s is 30 minutes by default), and a venue's devices, reported every
+# few seconds, cost one IpSeen a minute, not a dozen (~0.5 us a line of the bench's).
+RESIGHT_S = 60.0
 _FAST_INT_BELOW = 1 << 53  # ints a float holds exactly: float(n) / 1000 as epoch_s does it
 
 
@@ -131,7 +137,8 @@ class SpacesReader:
         future_before = self.future_ts
         seen, order, capacity = self._seen, self._seen_order, self.dedup_capacity
         names, unit = self.names, self.ft_per_unit
-        devices, floors, ips = names.devices, names.floors, names.ips
+        devices, floors, ips, sighted = names.devices, names.floors, names.ips, names.sighted
+        resight_s = RESIGHT_S
         for line in lines:
             usual = decode_usual(line)
             mac = floor = None
@@ -173,7 +180,10 @@ class SpacesReader:
                     if ip == "":
                         ip = names.private_ip(ip_text)  # "NOT APPLICABLE": None
                     if ip is not None:
-                        append(IpSeen(ip, mac, ts))
+                        told = sighted.get(ip)
+                        if told is None or told[0] != mac or ts - told[1] >= resight_s:
+                            sighted[ip] = (mac, ts)
+                            append(IpSeen(ip, mac, ts))
             except Malformed:  # an unreadable time
                 tally.refused()
                 continue

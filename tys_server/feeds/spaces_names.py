@@ -27,11 +27,15 @@ class SpacesNames:
         self.devices: dict[str, str] = {}  # macAddress or deviceId text → id as stored
         self.floors: dict[str, int] = {}  # a FLOOR level's locationId → floor key
         self.ips: dict[str, str | None] = {}  # ipv4 text → the private IPv4, or None
+        # private IPv4 → (device, time) of the last sighting the reader told (bounded
+        # like the others): spaces_events.RESIGHT_S
+        self.sighted: dict[str, tuple[str, float]] = {}
 
     def private_ip(self, text: str) -> str | None:
         """The private IPv4 in a feed's ipv4 text, or None ("NOT APPLICABLE", public)."""
         if len(self.ips) >= _CACHE_MAX:
             self.ips.clear()
+            self.sighted.clear()
         ip = self.ips[text] = private_ipv4(text)
         return ip
 
