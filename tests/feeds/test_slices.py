@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from tornado.httpserver import HTTPServer
@@ -175,6 +176,15 @@ def fake_stream(io_loop: IOLoop) -> Iterator[tuple[fake_firehose.FakeFirehose, s
     io_loop.run_sync(server.close_all_connections)
 
 
+
+def numbered_updates(octet: str, total: int) -> list[dict[str, Any]]:
+    """total location updates of as many devices (MACs 00:52:bf:<octet>:..), update i at
+    x = i ft and T0_MS + i ms: the order they are applied in shows in the fixes' x."""
+    return [fake_firehose.location_update(
+        f"00:52:bf:{octet}:{i // 256:02x}:{i % 256:02x}", 1, float(i), 20.0,
+        record_ms=T0_MS + i, uid=f"uid-{i}") for i in range(total)]
+
+
 @gen_test
 async def test_consumer_yields_to_the_loop_inside_one_write_and_loses_no_line(
         fake_stream: tuple[fake_firehose.FakeFirehose, str]) -> None:
@@ -186,9 +196,7 @@ async def test_consumer_yields_to_the_loop_inside_one_write_and_loses_no_line(
     consumer.start()
     try:
         await fake.wait_for(lambda f: f.open_streams == 1)
-        fake.push(*[fake_firehose.location_update(
-            f"00:52:bf:74:{i // 256:02x}:{i % 256:02x}", 1, float(i), 20.0,
-            record_ms=T0_MS + i, uid=f"uid-{i}") for i in range(total)])  # one write
+        fake.push(*numbered_updates("74", total))  # one write
         await sink.all_in.wait()
         assert sink.fixes_at_callback[0] < total  # the loop ran before the write was applied
         assert [f.x_ft for f in sink.fixes()] == [float(i) for i in range(total)]
@@ -214,9 +222,7 @@ async def test_consumer_paused_by_its_backlog_bound_resumes_and_loses_no_line(
     consumer.start()
     try:
         await fake.wait_for(lambda f: f.open_streams == 1)
-        fake.push(*[fake_firehose.location_update(
-            f"00:52:bf:75:{i // 256:02x}:{i % 256:02x}", 1, float(i), 20.0,
-            record_ms=T0_MS + i, uid=f"uid-{i}") for i in range(total)])
+        fake.push(*numbered_updates("75", total))
         await sink.all_in.wait()
         assert consumer._slices.pauses > 0  # curl was paused, and resumed: all lines came
         assert [f.x_ft for f in sink.fixes()] == [float(i) for i in range(total)]
@@ -245,9 +251,7 @@ async def test_stop_while_the_transfer_is_paused_ends_it(
     consumer.start()
     try:
         await fake.wait_for(lambda f: f.open_streams == 1)
-        fake.push(*[fake_firehose.location_update(
-            f"00:52:bf:76:{i // 256:02x}:{i % 256:02x}", 1, float(i), 20.0,
-            record_ms=T0_MS + i, uid=f"uid-{i}") for i in range(4000)])
+        fake.push(*numbered_updates("76", 4000))
         await paused.wait()
     finally:
         await consumer.stop()  # the cut reaches a paused transfer: stop returns
