@@ -52,6 +52,7 @@ from tys_server.feeds.cmx_fields import (
     read_number,
 )
 from tys_server.feeds.spaces_fields import (
+    EXACT_INT_BELOW,
     event_time,
     read_record_ms,
     unit_factor_ft,
@@ -72,7 +73,6 @@ _LABELS = frozenset({LOCATION_UPDATE, DEVICE_EXIT, KEEP_ALIVE})
 # (lookup.observed_ttl_s is 30 minutes by default), and a venue's devices, reported every
 # few seconds, cost one IpSeen a minute, not a dozen (~0.5 us a line of the bench's).
 RESIGHT_S = 60.0
-_FAST_INT_BELOW = 1 << 53  # ints a float holds exactly: float(n) / 1000 as epoch_s does it
 
 
 # A location update's fields as read: device id as stored, floor key, x ft, y ft, and
@@ -167,7 +167,7 @@ class SpacesReader:
                 mac, floor, x_ft, y_ft, last_seen, record_ts, ip_text = fields
             mark = len(events)
             try:
-                if type(last_seen) is int and 0 < last_seen < _FAST_INT_BELOW:  # epoch_s's
+                if type(last_seen) is int and 0 < last_seen < EXACT_INT_BELOW:  # epoch_s's
                     ts = float(last_seen) if last_seen < SECONDS_BELOW else last_seen / 1000.0
                     if ts > latest_s:  # a clock off by minutes: never "stale" for hours
                         ts = now_s

@@ -16,6 +16,9 @@ from tys_server.feeds.cmx_fields import SECONDS_BELOW, Malformed, epoch_s
 _FEET_UNITS = frozenset({"FEET", "FOOT", "FT"})
 _METRE_UNITS = frozenset({"METERS", "METRES", "METER", "METRE", "M"})
 _MAX_LOCATION_DEPTH = 16  # FLOOR sits 1-2 levels up; ROOT is ~5 levels up
+# Integers a float holds exactly: below this an epoch time is read as epoch_s reads it
+# (float(n) / 1000); orjson reads larger ones as floats.
+EXACT_INT_BELOW = 1 << 53
 
 
 def unit_factor_ft(unit: str) -> float:

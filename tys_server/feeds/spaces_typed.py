@@ -25,8 +25,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from tys_server.feeds.cmx_fields import SECONDS_BELOW
+from tys_server.feeds.spaces_fields import EXACT_INT_BELOW
 
-_EXACT_INT_BELOW = 1 << 53  # ints a float holds exactly (orjson reads larger ones as floats)
 NOT_USUAL = (msgspec.DecodeError, msgspec.ValidationError)
 
 
@@ -50,7 +50,7 @@ class Update(msgspec.Struct):
     location: Level
     xPos: float
     yPos: float
-    lastSeen: Annotated[int, msgspec.Meta(gt=0, lt=_EXACT_INT_BELOW)]
+    lastSeen: Annotated[int, msgspec.Meta(gt=0, lt=EXACT_INT_BELOW)]
     ipv4: Any = None
 
 
@@ -58,7 +58,7 @@ class Usual(msgspec.Struct):
     """A location update's record, with the fields TYS reads."""
 
     recordUid: Annotated[str, msgspec.Meta(min_length=1)]
-    recordTimestamp: Annotated[int, msgspec.Meta(ge=int(SECONDS_BELOW), lt=_EXACT_INT_BELOW)]
+    recordTimestamp: Annotated[int, msgspec.Meta(ge=int(SECONDS_BELOW), lt=EXACT_INT_BELOW)]
     eventType: Literal["DEVICE_LOCATION_UPDATE"]
     deviceLocationUpdate: Update
 
