@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 from unittest import mock
 
+import msgspec
 import orjson
 import pytest
 from hypothesis import given, settings
@@ -143,6 +144,11 @@ def firehose_lines(draw: st.DrawFn) -> bytes:
     return text[:draw(st.integers(0, len(text)))] if kind == "broken" else text
 
 
+def never_usual(line: bytes) -> Any:
+    """The typed decode switched off: every line takes the general path."""
+    raise msgspec.ValidationError("not the usual line")
+
+
 def read_all(reader: SpacesReader, chunks: list[list[bytes]]) -> list[Any]:
     """Every chunk's batch and newest time, then the reader's running counts."""
     out: list[Any] = []
@@ -158,7 +164,7 @@ def read_all(reader: SpacesReader, chunks: list[list[bytes]]) -> list[Any]:
 def test_the_reader_gives_the_same_batches_with_the_usual_path_as_without(
         chunks: list[list[bytes]], key: str, unit: str) -> None:
     typed = read_all(SpacesReader(hash_key=key, coordinate_unit=unit), chunks)
-    with mock.patch.object(spaces_events, "decode_usual", lambda line: None):
+    with mock.patch.object(spaces_events, "decode_typed", never_usual):
         general = read_all(SpacesReader(hash_key=key, coordinate_unit=unit), chunks)
     assert typed == general
 

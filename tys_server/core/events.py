@@ -1,7 +1,10 @@
 """The events every feed produces and the state consumes (DESIGN 12.1). Pure data.
 
-Events are not frozen dataclasses: a frozen one pays an object.__setattr__ per field,
-about a microsecond per event, and a CMX batch carries dozens of them.
+The events are msgspec ``Struct``s, not dataclasses: a busy Firehose makes one per line
+and a CMX batch dozens, and a Struct is built in C (about 50 ns, against about 190 ns for
+a slotted dataclass and a microsecond for a frozen one). They hold only text and numbers,
+so they are not tracked by the cycle collector (``gc=False``): creating and freeing one
+costs no collector bookkeeping.
 """
 
 from __future__ import annotations
@@ -10,9 +13,10 @@ from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import msgspec
 
-@dataclass(slots=True)
-class Movement:
+
+class Movement(msgspec.Struct, gc=False):
     """A device's position; move_ft is the distance the feed reports, None: measure it."""
 
     mac: str
@@ -23,8 +27,7 @@ class Movement:
     ts: float
 
 
-@dataclass(slots=True)
-class Fix:
+class Fix(msgspec.Struct, gc=False):
     """A position from a feed that reports on a timer (Spaces, Meraki), not on movement.
 
     The state passes it through the gate (core/gate.py) before the distance filter;
@@ -39,8 +42,7 @@ class Fix:
     ts: float
 
 
-@dataclass(slots=True)
-class ZoneVisit:
+class ZoneVisit(msgspec.Struct, gc=False):
     """A device seen in a zone (``inout``, ``areachange``, ``containment``, …)."""
 
     mac: str
@@ -48,8 +50,7 @@ class ZoneVisit:
     ts: float
 
 
-@dataclass(slots=True)
-class IpSeen:
+class IpSeen(msgspec.Struct, gc=False):
     """A feed saw a device at a private IP address (the IP → device look-up learns it)."""
 
     ip: str
@@ -57,8 +58,7 @@ class IpSeen:
     ts: float
 
 
-@dataclass(slots=True)
-class DeviceExit:
+class DeviceExit(msgspec.Struct, gc=False):
     """The venue's location service says the device left: its track ends here."""
 
     mac: str

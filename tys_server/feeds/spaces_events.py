@@ -58,7 +58,7 @@ from tys_server.feeds.spaces_fields import (
     unit_factor_ft,
 )
 from tys_server.feeds.spaces_names import SpacesNames
-from tys_server.feeds.spaces_typed import decode_usual
+from tys_server.feeds.spaces_typed import NOT_USUAL, decode_typed
 
 LOCATION_UPDATE = "DEVICE_LOCATION_UPDATE"
 DEVICE_EXIT = "DEVICE_EXIT"
@@ -138,9 +138,12 @@ class SpacesReader:
         seen, order, capacity = self._seen, self._seen_order, self.dedup_capacity
         names, unit = self.names, self.ft_per_unit
         devices, floors, ips, sighted = names.devices, names.floors, names.ips, names.sighted
-        resight_s = RESIGHT_S
+        resight_s, decode = RESIGHT_S, decode_typed
         for line in lines:
-            usual = decode_usual(line)
+            try:
+                usual = decode(line)
+            except NOT_USUAL:
+                usual = None
             mac = floor = None
             if usual is not None and usual.recordUid not in seen:
                 update = usual.deviceLocationUpdate

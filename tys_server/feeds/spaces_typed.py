@@ -30,20 +30,20 @@ from tys_server.feeds.spaces_fields import EXACT_INT_BELOW
 NOT_USUAL = (msgspec.DecodeError, msgspec.ValidationError)
 
 
-class Device(msgspec.Struct):
+class Device(msgspec.Struct, gc=False):
     """``device``: its MAC as sent (the reader's cache knows it as stored)."""
 
     macAddress: str
 
 
-class Level(msgspec.Struct):
+class Level(msgspec.Struct, gc=False):
     """The first level of ``location`` (the reader checks that it is the FLOOR)."""
 
     locationId: str
     inferredLocationTypes: list[str]
 
 
-class Update(msgspec.Struct):
+class Update(msgspec.Struct, gc=False):
     """``deviceLocationUpdate``: x and y in the configured unit, lastSeen in epoch ms or s."""
 
     device: Device
@@ -54,7 +54,7 @@ class Update(msgspec.Struct):
     ipv4: Any = None
 
 
-class Usual(msgspec.Struct):
+class Usual(msgspec.Struct, gc=False):
     """A location update's record, with the fields TYS reads."""
 
     recordUid: Annotated[str, msgspec.Meta(min_length=1)]
@@ -63,12 +63,16 @@ class Usual(msgspec.Struct):
     deviceLocationUpdate: Update
 
 
-_decode = msgspec.json.Decoder(Usual).decode
+# The records hold text, numbers and each other, never a cycle: the collector need not
+# track them (cheaper to create and to free, one set of them a line).
+decode_typed = msgspec.json.Decoder(Usual).decode
 
 
 def decode_usual(line: bytes) -> Usual | None:
-    """The line as a usual location update, or None: the general path reads it."""
+    """The line as a usual location update, or None: the general path reads it.
+
+    (The reader's loop calls ``decode_typed`` itself and catches ``NOT_USUAL``.)"""
     try:
-        return _decode(line)
+        return decode_typed(line)
     except NOT_USUAL:
         return None
