@@ -243,14 +243,23 @@ def run(sizes: Sizes, admin_dsn: str | None, say: Any) -> dict[str, Any]:
                 process.stop()
         del pools
         say(f"flush of {sizes.flush_devices} dirty devices (logged, then unlogged tables)")
-        flush = {phase: inproc("flush", "--dsn", pg.create_database(name),
+        done_dsns = {phase: pg.create_database(name)
+                     for phase, name in (("logged", "flush"), ("unlogged", "flushu"),
+                                         ("memory", "memory"))}
+        flush = {phase: inproc("flush", "--dsn", done_dsns[phase],
                                "--devices", str(sizes.flush_devices), *extra)
-                 for phase, name, extra in (("logged", "flush", ()),
-                                            ("unlogged", "flushu", ("--unlogged",)))}
+                 for phase, extra in (("logged", ()), ("unlogged", ("--unlogged",)))}
         say(f"memory and reload with {sizes.memory_devices} devices")
-        memory = inproc("memory", "--dsn", pg.create_database("memory"),
+        memory = inproc("memory", "--dsn", done_dsns["memory"],
                         "--devices", str(sizes.memory_devices))
+        # The rows above wrote millions of rows: their databases go, and the feed rows
+        # wait for PostgreSQL's vacuum and checkpoint of them (else they run beside it).
+        for dsn in done_dsns.values():
+            pg.drop(dsn)
+        say("waiting for PostgreSQL to come to rest")
+        quiesced = pg.quiesce()
         feeds = feed_rows(sizes, pg, workdir, reads, say)
+        feeds["quiesced_before"] = quiesced
     say(f"day leaderboards: 60 dates cycled, {sizes.users} users")
     leaderboard = inproc("leaderboard", "--users", str(sizes.users))
     results = {"machine": machine, "quick": sizes.quick, "http": http, "flush": flush,

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg2
+import psycopg2.extensions
 
 from tools import pg_admin
 from tools.cmx_sim.load import load_mac
@@ -30,6 +31,8 @@ CMX_AUTH = ("cmx", "change-me-cmx")          # conf/tys.yaml's pairs
 API_AUTH = ("frontend", "change-me-api")
 EMAIL_DOMAIN = "cmxtrackyoursteps.com"
 START_TIMEOUT_S = 60.0
+QUIESCE_TIMEOUT_S = 120.0  # Postgres.quiesce: at most this long, then the row runs anyway
+QUIESCE_POLL_S = 0.5
 
 
 class Postgres:
@@ -51,6 +54,31 @@ class Postgres:
         name = f"tys_bench_{purpose}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
         self.created.append(name)
         return pg_admin.create_database(self.admin_dsn, name)
+
+    def drop(self, dsn: str) -> None:
+        """Drop a database of this run that no row needs any more (its DSN)."""
+        name = psycopg2.extensions.parse_dsn(dsn)["dbname"]
+        pg_admin.drop_database(self.admin_dsn, name)
+        self.created.remove(name)
+
+    def quiesce(self, timeout_s: float = QUIESCE_TIMEOUT_S) -> dict[str, Any]:
+        """Wait (up to timeout_s) until no autovacuum worker and no query of this run's
+        databases is running, then CHECKPOINT: the next row starts on a PostgreSQL at rest,
+        not beside the vacuum and checkpoint of the rows before it. What it waited."""
+        started = time.monotonic()
+        busy = -1
+        while time.monotonic() - started < timeout_s:
+            [(busy,)] = pg_admin.query(
+                self.admin_dsn,
+                "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND "
+                "(backend_type = 'autovacuum worker' OR "
+                "(state = 'active' AND datname = ANY(%s)))", (self.created,))
+            if not busy:
+                break
+            time.sleep(QUIESCE_POLL_S)
+        with contextlib.suppress(psycopg2.Error), pg_admin.cursor(self.admin_dsn) as cur:
+            cur.execute("CHECKPOINT")  # a superuser's (or pg_checkpoint's); else skipped
+        return {"waited_s": round(time.monotonic() - started, 1), "busy_at_end": busy}
 
     def version(self) -> str:
         """PostgreSQL's server_version."""
