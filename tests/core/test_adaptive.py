@@ -140,6 +140,16 @@ def test_a_corner_cut_between_two_turns_the_same_way_is_added_back() -> None:
     assert credits[-1] == pytest.approx(50 * M_PER_FT)
 
 
+def test_turns_under_30_degrees_the_same_way_add_no_corner() -> None:
+    # Two turns of 25° to the left: at σ ≥ 10 ft noise makes such pairs on straight walks.
+    turn = math.radians(25)
+    p2 = (50 + 50 * math.cos(turn), 50 * math.sin(turn))
+    p3 = (p2[0] + 50 * math.cos(2 * turn), p2[1] + 50 * math.sin(2 * turn))
+    points = [(-50, 0), (0, 0), (50, 0), p2, p3]
+    _, credits = walk(mv(x, y, 15 * i, move_ft=None) for i, (x, y) in enumerate(points))
+    assert credits[-1] == pytest.approx(50 * M_PER_FT)
+
+
 def test_a_sharp_turn_mid_walk_is_credited_via_a_corner_once_the_walk_goes_on() -> None:
     # East to (150, 0), then back north-west: the chord (150, 0) → (120, 40) cuts a corner
     # somewhere past the last fix. The leg runs via K, 12.5 ft on (half the 25 ft stop
@@ -178,6 +188,43 @@ def test_a_gated_leg_stops_half_the_device_s_gate_on() -> None:
     gate_ft = gate_distance_ft(JITTER_PRIOR_FT, 30.0, 50.0)  # 2.2 × 18 = 39.6 ft
     assert gate_ft == pytest.approx(39.6)
     assert track.held_m == pytest.approx(0.5 * gate_ft * M_PER_FT)
+
+
+def gated_walk(fixes: Iterable[Fix]) -> Track:
+    """Feed fixes through the adaptive gate and filter; return the track."""
+    track: Track | None = None
+    for one in fixes:
+        movement = adaptive_gate(track, one, GATE)
+        if movement is not None:
+            track, _, _ = advance(track, movement, GATED)
+    assert track is not None
+    return track
+
+
+def test_a_gated_point_confirmed_within_5_s_stops_that_share_of_half_a_gate_on() -> None:
+    gate_ft = gate_distance_ft(JITTER_PRIOR_FT, 30.0, 50.0)  # 39.6 ft
+    # Firehose-like, a fix every 2 s (10 ft): the last point passed, 160 ft, was confirmed
+    # by the fix 2 s after it, so the stop is 2/5 of half a gate on.
+    dense = gated_walk(fix(10.0 * i, 0.0, 2.0 * i) for i in range(21))
+    assert (dense.x2_ft, dense.walk) == (160.0, WALKING)
+    assert dense.held_m == pytest.approx(0.4 * 0.5 * gate_ft * M_PER_FT)
+    assert settle(dense, math.inf, GATED) == pytest.approx(0.4 * 0.5 * gate_ft * M_PER_FT)
+    # Meraki-like, a fix every 10 s (50 ft): half a gate, as before.
+    sparse = gated_walk(fix(50.0 * i, 0.0, 10.0 * i) for i in range(6))
+    assert sparse.walk == WALKING
+    assert sparse.held_m == pytest.approx(0.5 * gate_ft * M_PER_FT)
+
+
+def test_a_gated_sharp_turn_runs_via_a_quarter_of_the_gate_whatever_the_cadence() -> None:
+    # East every 2 s to (200, 0), then north-west: (160, 40) passes, a 90° turn at the last
+    # point (160, 0). The corner K is a quarter of the gate (9.9 ft) past it, not a share
+    # of the stop the dense fixes shortened.
+    east = [fix(10.0 * i, 0.0, 2.0 * i) for i in range(21)]
+    back = [fix(200.0 - 10.0 * i, 10.0 * i, 40.0 + 2.0 * i) for i in range(1, 6)]
+    track = gated_walk(east + back)
+    assert (track.x2_ft, track.y2_ft, track.walk) == (160.0, 40.0, NONE)
+    k_ft = 0.25 * gate_distance_ft(JITTER_PRIOR_FT, 30.0, 50.0)
+    assert track.pending_m == pytest.approx((k_ft + math.hypot(k_ft, 40.0)) * M_PER_FT)
 
 
 def test_by_default_a_cmx_walker_stops_three_tenths_of_a_trigger_on() -> None:

@@ -4,7 +4,8 @@ DESIGN 6's filter, with five additions measured against ground truth (/work/lab'
 report, docs/accuracy.md): a walk is confirmed before its second leg counts (STARTED), a
 leg slower than ``min_speed_mps`` or after ``settle_s`` of quiet means the walker had
 stopped, a walker who stops is credited the last leg plus ``stop_ext_share`` of a trigger
-distance past the last fix (rule S), the corner a chord cut between two turns the same
+distance past the last fix (rule S; less on a feed whose fixes come under DENSE_FIX_S
+apart), the corner a chord cut between two turns the same
 way is added back (rule C), and a sharp turn in the middle of a walk is measured via a
 corner past the last fix rather than along the chord (rule T). ``settle`` credits rule S
 without a next fix, once the feeds' clock says none can come. Per-device state, in the
@@ -33,9 +34,10 @@ SETTLED = 2   # it is the credited stop extension (the walker stopped)
 STARTED = 3   # a walk started at p1: walking on or stopping credits the pending leg,
               # a bounce back drops it
 
-# The corner rule: both turns at least 20° (sin 20° ≈ 0.34; noise zig-zags alternate),
-# and a corner adds at most 45% of the chord it replaces.
-CORNER_MIN_SIN = 0.34
+# The corner rule: both turns at least 30° (sin 30° = 0.5; noise zig-zags alternate, and
+# turns of 20-30° the same way twice are mostly noise at σ ≥ 10 ft), and a corner adds
+# at most 45% of the chord it replaces.
+CORNER_MIN_SIN = 0.5
 CORNER_MAX_SHARE = 0.45
 # Rule T: a sharp turn in the middle of a walk is a corner TURN_SHARE of the stop
 # extension (so a quarter of a trigger distance) past the last fix.
@@ -43,6 +45,11 @@ TURN_SHARE = 0.5
 # The gate of timer-driven feeds: clamp(GATE_K × jitter_ft, gate_min_ft, gate_ft).
 GATE_K = 2.2
 JITTER_PRIOR_FT = 18.0  # a new device's jitter: its first gate is 2.2 × 18 ≈ 40 ft
+# A gated point confirmed by a fix lag_s < DENSE_FIX_S after it (the Firehose reports
+# every 2-6 s, Meraki every 5-15 s) has its stop extension scaled by lag_s / DENSE_FIX_S:
+# the denser the fixes, the more chances noise has to carry one past the gate before the
+# walker got there, and to carry a stopped walker's fixes past it again.
+DENSE_FIX_S = 5.0
 
 
 def gate_distance_ft(jitter_ft: float, gate_min_ft: float, gate_max_ft: float) -> float:
@@ -184,7 +191,11 @@ def advance(track: Track, mv: Movement, params: FilterParams) -> tuple[Track, fl
                 # Rule T: a walker turned a corner somewhere past p2; the chord p2→point
                 # cuts it. The new leg runs via K, TURN_SHARE of the stop extension past
                 # p2 along p1→p2 (it counts only if the walk goes on after it).
-                ext_ft = TURN_SHARE * track.held_m / M_PER_FT
+                if params.gated:  # a quarter of the gate, whatever the fixes' cadence
+                    ext_ft = TURN_SHARE * params.stop_m_per_trigger_ft / M_PER_FT * \
+                        gate_distance_ft(track.jitter_ft, params.gate_min_ft, params.gate_max_ft)
+                else:
+                    ext_ft = TURN_SHARE * track.held_m / M_PER_FT
                 kx, ky = x2 - ax / back_ft * ext_ft, y2 - ay / back_ft * ext_ft
                 d = (ext_ft + math.hypot(x - kx, y - ky)) * M_PER_FT
                 if d > cap:
@@ -198,8 +209,14 @@ def advance(track: Track, mv: Movement, params: FilterParams) -> tuple[Track, fl
     # How far a walker stopping now walks on, on average, fixed here so that whenever the
     # settle runs it credits the same: a share of the device's trigger distance.
     if params.gated:
-        track.held_m = params.stop_m_per_trigger_ft * gate_distance_ft(
+        stop_m = params.stop_m_per_trigger_ft * gate_distance_ft(
             track.jitter_ft, params.gate_min_ft, params.gate_max_ft)
+        # The gate set its candidate to the fix that confirmed this point.
+        if track.cand_ts is not None:
+            lag_s = track.cand_ts - ts
+            if 0.0 <= lag_s < DENSE_FIX_S:
+                stop_m *= lag_s / DENSE_FIX_S
+        track.held_m = stop_m
     else:
         track.held_m = params.cmx_stop_m
     return track, credited, True
