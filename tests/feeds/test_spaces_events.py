@@ -16,7 +16,7 @@ from tools.cmx_sim import fake_firehose
 from tys_server.core.events import Batch, DeviceExit, Fix, IpSeen
 from tys_server.core.macs import hash_mac
 from tys_server.core.units import M_PER_FT
-from tys_server.feeds import spaces_names
+from tys_server.feeds import spaces_events, spaces_names
 from tys_server.feeds.cmx_fields import floor_key, read_floor
 from tys_server.feeds.lines import LineSplitter
 from tys_server.feeds.spaces_events import SpacesReader
@@ -493,3 +493,27 @@ def test_a_line_the_reader_fails_on_is_counted_bad_and_the_others_are_read(
     assert (batch.accepted, batch.ignored, batch.rejected, reader.bad_lines) == (2, 0, 0, 1)
     assert batch.by_type == {("DEVICE_LOCATION_UPDATE", "accepted"): 2}
     assert isinstance(reader.line_error, RuntimeError) and newest_ms == RECORD_MS
+
+
+def test_a_time_the_reader_fails_on_costs_its_line_only(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug met reading a line's time (a lastSeen text: the general path) costs that line."""
+    real = spaces_events.event_time
+
+    def fails_on_one_time(first: object, second: object, now_s: float) -> float:
+        if first == "2017-10-30T05:36:37Z":
+            raise RuntimeError("injected")
+        return real(first, second, now_s)
+
+    monkeypatch.setattr(spaces_events, "event_time", fails_on_one_time)
+    records = [{**event(ipv4="10.0.0.1"), "recordUid": "uid-0"},
+               {**event(ipv4="10.0.0.2", lastSeen="2017-10-30T05:36:37Z"), "recordUid": "uid-1"},
+               {**event(ipv4="10.0.0.3"), "recordUid": "uid-2"}]
+    reader = SpacesReader()
+    batch, _ = read(*records, reader=reader)
+    assert batch.events == [Fix(MAC, FLOOR, 372.79483, 210.72083, None, LAST_SEEN_S),
+                            IpSeen("10.0.0.1", MAC, LAST_SEEN_S),
+                            Fix(MAC, FLOOR, 372.79483, 210.72083, None, LAST_SEEN_S),
+                            IpSeen("10.0.0.3", MAC, LAST_SEEN_S)]
+    assert (batch.accepted, reader.bad_lines, reader.device_lines) == (2, 1, 3)
+    assert isinstance(reader.line_error, RuntimeError)

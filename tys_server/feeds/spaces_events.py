@@ -52,7 +52,6 @@ from tys_server.feeds.cmx_fields import (
     read_number,
 )
 from tys_server.feeds.spaces_fields import (
-    EXACT_INT_BELOW,
     event_time,
     read_record_ms,
     unit_factor_ft,
@@ -137,6 +136,7 @@ class SpacesReader:
         future_before = self.future_ts
         seen, order, capacity = self._seen, self._seen_order, self.dedup_capacity
         names, unit = self.names, self.ft_per_unit
+        scaled = unit != 1.0
         devices, floors, ips, sighted = names.devices, names.floors, names.ips, names.sighted
         resight_s, decode = RESIGHT_S, decode_typed
         for line in lines:
@@ -151,8 +151,11 @@ class SpacesReader:
                 mac = devices.get(update.device.macAddress)
                 if "FLOOR" in level.inferredLocationTypes:
                     floor = floors.get(level.locationId)
-                x_ft, y_ft = update.xPos * unit, update.yPos * unit
-                if abs(x_ft) > MAX_COORDINATE_FT or abs(y_ft) > MAX_COORDINATE_FT:
+                x_ft, y_ft = update.xPos, update.yPos
+                if scaled:
+                    x_ft, y_ft = x_ft * unit, y_ft * unit
+                if (x_ft > MAX_COORDINATE_FT or x_ft < -MAX_COORDINATE_FT
+                        or y_ft > MAX_COORDINATE_FT or y_ft < -MAX_COORDINATE_FT):
                     floor = None  # the general path refuses it
             if mac is not None and floor is not None:
                 uid, record_ts = usual.recordUid, usual.recordTimestamp  # type: ignore[union-attr]
@@ -162,21 +165,27 @@ class SpacesReader:
                     seen.remove(order.popleft())
                 if record_ts <= newest_allowed_ms and (newest_ms is None or record_ts > newest_ms):
                     newest_ms = record_ts
+                # lastSeen: an int in (0, 2**53), as the typed decode checked: epoch ms or s.
                 last_seen, ip_text = update.lastSeen, update.ipv4
+                ts = float(last_seen) if last_seen < SECONDS_BELOW else last_seen / 1000.0
+                if ts > latest_s:  # a clock off by minutes: never "stale" for hours
+                    ts = now_s
+                    future += 1
             else:
                 fields = self._line(line, now_s, events, tally)
                 if fields is None:
                     continue
                 mac, floor, x_ft, y_ft, last_seen, record_ts, ip_text = fields
+                try:
+                    ts = self._event_ts(last_seen, record_ts, now_s)
+                except Malformed:  # an unreadable time
+                    tally.refused()
+                    continue
+                except Exception as exc:  # a bug met on one line: that line is bad
+                    self._device_line_failed(tally, exc)
+                    continue
             mark = len(events)
             try:
-                if type(last_seen) is int and 0 < last_seen < EXACT_INT_BELOW:  # epoch_s's
-                    ts = float(last_seen) if last_seen < SECONDS_BELOW else last_seen / 1000.0
-                    if ts > latest_s:  # a clock off by minutes: never "stale" for hours
-                        ts = now_s
-                        future += 1
-                else:
-                    ts = self._event_ts(last_seen, record_ts, now_s)
                 append(Fix(mac, floor, x_ft, y_ft, None, ts))
                 if type(ip_text) is str:
                     ip = ips.get(ip_text, "")
@@ -187,13 +196,9 @@ class SpacesReader:
                         if told is None or told[0] != mac or ts - told[1] >= resight_s:
                             sighted[ip] = (mac, ts)
                             append(IpSeen(ip, mac, ts))
-            except Malformed:  # an unreadable time
-                tally.refused()
-                continue
             except Exception as exc:  # a bug met on one line: that line is bad, not the chunk
                 del events[mark:]
-                tally.other_device_lines += 1
-                self._bad_line(exc)
+                self._device_line_failed(tally, exc)
                 continue
             located += 1
         counts = tally.counts
@@ -283,10 +288,14 @@ class SpacesReader:
             tally.refused()
             return None
         except Exception as exc:  # a bug met on one line: that line is bad, not the chunk
-            tally.other_device_lines += 1
-            self._bad_line(exc)
+            self._device_line_failed(tally, exc)
             return None
         return mac, floor, x_ft, y_ft, get("lastSeen"), record_ts, get("ipv4")
+
+    def _device_line_failed(self, tally: _Tally, error: Exception) -> None:
+        """A device's line the reader failed on: a device line, and a bad one."""
+        tally.other_device_lines += 1
+        self._bad_line(error)
 
     def _bad_line(self, error: Exception) -> None:
         """A line the reader failed on: counted bad, its error kept for the consumer's log."""
