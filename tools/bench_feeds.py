@@ -9,7 +9,8 @@ the server's consumer does, only splitting lines and running ``orjson.loads`` on
 it runs before and after TYS and its mean rate is the reference. TYS (with
 feeds.spaces_firehose on, no CMX host) is released the same stream while 300 reads/s run
 against its API; it is done when ``/live/ip_username`` knows the probe's IP (the stream
-is read in order). The read p99 is that of the reads answered during the ingest; the
+is read in order; it is asked every 10 ms once the fake has written the whole stream,
+the fake before that). The read p99 is that of the reads answered during the ingest; the
 reads of the same run answered before and after it give the machine's own p99 beside it.
 Meraki: POSTs of N observations × 5 fixes to /meraki (tools/bench_meraki.py).
 """
@@ -94,10 +95,17 @@ class FakeStream:
 
     async def wait_streams(self, count: int, timeout_s: float = 60.0) -> None:
         """Until `count` streams are open (held, waiting for release)."""
+        await self._wait_status("open_streams", count, timeout_s)
+
+    async def wait_sent(self, count: int, timeout_s: float = 600.0) -> None:
+        """Until `count` streams have written the whole pre-built stream to their socket."""
+        await self._wait_status("prebuilt_sent", count, timeout_s)
+
+    async def _wait_status(self, field: str, count: int, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
-        while (await self.control("GET", "status"))["open_streams"] < count:
+        while (await self.control("GET", "status"))[field] < count:
             if time.monotonic() > deadline:
-                raise RuntimeError(f"no {count} open Firehose stream(s) within {timeout_s} s")
+                raise RuntimeError(f"no {count} Firehose stream(s) {field} within {timeout_s} s")
             await asyncio.sleep(POLL_S)
 
     async def close(self) -> None:
@@ -185,6 +193,9 @@ async def tys_ingest(stream: FakeStream, tys: env.Process, lines: int,
         marks = [len(r.latencies_s) for r in live]
         started, cpu0 = time.perf_counter(), tys.cpu_s()
         await stream.control("POST", "release")
+        # TYS cannot be done before the fake has written the whole stream: until then the
+        # fake is asked, and TYS serves only the 300 reads/s (the probe is the bench's own).
+        await stream.wait_sent(1)
         while True:
             status, data = await api.call("ip_username", {"ip": PROBE_IP})
             if not (status == 404 and str(data.get("error", "")).startswith("Connect to")):

@@ -237,11 +237,12 @@ async def test_prebuilt_stream_is_held_until_released_then_sent_whole(served, op
     stream = await opened(url)
     await fake.wait_for(lambda f: f.open_streams == 1)
     assert await _control(url, "GET", "status") == {"open_streams": 1, "connections": 1,
-                                                    "lines_sent": 0}
+                                                    "lines_sent": 0, "prebuilt_sent": 0}
     fake.push(update(9))  # live while held: it waits behind the prebuilt bytes
     assert await _control(url, "POST", "release") == {"released": 1}
     assert await _control(url, "POST", "release") == {"released": 0}  # nobody left waiting
     assert [(await stream.line())["recordUid"] for _ in range(4)] == ["u1", "u2", "u3", "u9"]
+    assert (await _control(url, "GET", "status"))["prebuilt_sent"] == 1
 
 
 @gen_test

@@ -7,7 +7,8 @@ checked (401 otherwise); ``fromTimestamp`` replays the stored events with
 says. Switches reproduce the quirks of real output; a ``FakeFirehose`` records every
 connection and what it asked. For the benchmark it can also send a pre-built stream
 (bytes) to each connection, held until ``POST /fake/release``; ``POST /fake/end`` closes
-every stream, ``GET /fake/status`` says how many are open.
+every stream, ``GET /fake/status`` says how many are open (and how many have written all
+the prebuilt bytes).
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ class FakeFirehose:
     hold: bool = False  # the prebuilt bytes wait for release()
     connections: list[Connection] = dataclasses.field(default_factory=list)
     lines_sent: int = 0
+    prebuilt_sent: int = 0  # streams that have written all the prebuilt bytes to their socket
 
     def __post_init__(self) -> None:
         self.events: deque[dict[str, Any]] = deque(maxlen=self.retain)
@@ -206,6 +208,7 @@ class _EventsHandler(tornado.web.RequestHandler):
             for first in range(0, len(fake.prebuilt), _PREBUILT_PIECE):
                 self.write(fake.prebuilt[first:first + _PREBUILT_PIECE])
                 await self.flush()
+            fake.prebuilt_sent += 1
         if connection.number in fake.stall_connects:
             stream.stalled = True
         while True:
@@ -252,7 +255,7 @@ class _ControlHandler(tornado.web.RequestHandler):
         if action != "status":
             raise tornado.web.HTTPError(405)
         self.finish({"open_streams": fake.open_streams, "connections": len(fake.connections),
-                     "lines_sent": fake.lines_sent})
+                     "lines_sent": fake.lines_sent, "prebuilt_sent": fake.prebuilt_sent})
 
     def post(self, action: str) -> None:
         if action == "release":
