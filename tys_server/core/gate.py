@@ -106,9 +106,9 @@ def adaptive_gate(track: Track | None, fix: Fix, params: GateParams) -> Movement
             # Nothing passed for a while: the device is still (or barely moving), and its
             # distance from N is a sample of its spread at a long lag, drift included.
             track.jitter_ft *= JITTER_UP if from_n_ft > track.jitter_ft else JITTER_DOWN
-        gate_ft = gate_distance_ft(track.jitter_ft, params.gate_min_ft, params.gate_ft)
-        if (step_ft < from_n_ft and from_n_ft >= gate_ft
-                and math.hypot(rx - nx, ry - ny) >= gate_ft):  # type: ignore[operator]
-            movement = Movement(fix.mac, fix.floor, rx, ry, None, r_ts)  # type: ignore[arg-type]
+        if step_ft < from_n_ft:  # (the gate is sized only for a fix that may confirm R)
+            gate_ft = gate_distance_ft(track.jitter_ft, params.gate_min_ft, params.gate_ft)
+            if from_n_ft >= gate_ft and math.hypot(rx - nx, ry - ny) >= gate_ft:  # type: ignore[operator]
+                movement = Movement(fix.mac, fix.floor, rx, ry, None, r_ts)  # type: ignore[arg-type]
     track.cand_x_ft, track.cand_y_ft, track.cand_ts = fx, fy, ts
     return movement
