@@ -74,6 +74,7 @@ class Sizes:
         self.background_pool = 1_000 if quick else 10_000
         # The modern feeds (tools/bench_feeds.py).
         self.firehose_lines = 20_000 if quick else 200_000
+        self.firehose_rounds = 1 if quick else 3  # TYS ingests, each between bare readers
         self.feed_read_s = 1.5 if quick else 12.0  # reads at 300/s during the ingest
         self.meraki_observations = 200 if quick else 1_000
         self.meraki_posts = 3 if quick else 10

@@ -38,6 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      description=__doc__)
     parser.add_argument("--quick", action="store_true", help="the quick bench's sizes")
     parser.add_argument("--lines", type=int, help="Firehose lines (default: the sizes')")
+    parser.add_argument("--rounds", type=int, help="TYS ingests a run (default: the sizes')")
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write results here")
     parser.add_argument("--dsn", help="a PostgreSQL where the bench may create databases")
@@ -45,6 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sizes = Sizes(args.quick)
     if args.lines:
         sizes.firehose_lines = args.lines
+    if args.rounds:
+        sizes.firehose_rounds = args.rounds
 
     def say(text: str) -> None:
         print(f"[bench] {text}", file=sys.stderr, flush=True)
@@ -59,7 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             results.append(feeds)
             print_table(table_rows(feeds), verdicts=not args.quick)
             reads = feeds["tys"]["reads"]
-            print(f"run {run + 1}: bare reader {[b['per_s'] for b in feeds['bare']]} lines/s, "
+            print(f"run {run + 1}: TYS / bare reader by round {feeds['ratios']}; "
+                  f"bare reader {[b['per_s'] for b in feeds['bare']]} lines/s, "
                   f"{[b['cpu_us_per_line'] for b in feeds['bare']]} us CPU/line; TYS "
                   f"{feeds['tys']['cpu_us_per_line']} us CPU/line (reads included); "
                   f"read p99 {reads['p99_ms']} ms during the ingest ({reads['during_ingest']} "
