@@ -10,6 +10,7 @@ import pytest
 
 from tys_server.core.adaptive import (
     JITTER_PRIOR_FT,
+    LONE,
     NONE,
     SETTLED,
     STARTED,
@@ -225,6 +226,28 @@ def test_a_gated_sharp_turn_runs_via_a_quarter_of_the_gate_whatever_the_cadence(
     assert (track.x2_ft, track.y2_ft, track.walk) == (160.0, 40.0, NONE)
     k_ft = 0.25 * gate_distance_ft(JITTER_PRIOR_FT, 30.0, 50.0)
     assert track.pending_m == pytest.approx((k_ft + math.hypot(k_ft, 40.0)) * M_PER_FT)
+
+
+def test_a_quiet_gated_device_s_lone_leg_that_ends_in_a_stop_is_credited() -> None:
+    # One 100 ft leg after a 2-minute pause (slow: it waits), then nothing more. Rule L:
+    # on a device of 5 ft jitter it is over 6 jitters long, and the settle credits it
+    # and the stop half a gate (at its 30 ft minimum) on, as rule S a STARTED walk.
+    def lone_leg(jitter_ft: float, params: FilterParams = GATED) -> Track:
+        track, _ = walk([mv(0.0, 0.0, 0.0, move_ft=None)], params=params)
+        track.jitter_ft = jitter_ft
+        track, _ = walk([mv(100.0, 0.0, 120.0, move_ft=None)], track, params)
+        return track
+    quiet = lone_leg(5.0)
+    assert quiet.walk == LONE
+    assert settle(quiet, 180.0, GATED) == pytest.approx((100.0 + 15.0) * M_PER_FT)
+    assert quiet.walk == SETTLED
+    _, credits = walk([mv(100.0, 40.0, 300.0, move_ft=None)], lone_leg(5.0), GATED)
+    assert credits == [pytest.approx((100.0 + 15.0) * M_PER_FT)]  # a slow fix: the same
+    # Under 6 jitters (18 ft, the prior: 108 ft), and on CMX, it is still dropped.
+    noisy = lone_leg(JITTER_PRIOR_FT)
+    assert (noisy.walk, settle(noisy, math.inf, GATED), noisy.total_m) == (NONE, 0.0, 0.0)
+    cmx = lone_leg(5.0, PARAMS)
+    assert (cmx.walk, settle(cmx, math.inf, PARAMS), cmx.total_m) == (NONE, 0.0, 0.0)
 
 
 def test_by_default_a_cmx_walker_stops_three_tenths_of_a_trigger_on() -> None:

@@ -7,10 +7,11 @@ stopped, a walker who stops is credited the last leg plus ``stop_ext_share`` of 
 distance past the last fix (rule S; less on a feed whose fixes come under DENSE_FIX_S
 apart), the corner a chord cut between two turns the same
 way is added back (rule C), and a sharp turn in the middle of a walk is measured via a
-corner past the last fix rather than along the chord (rule T). ``settle`` credits rule S
-without a next fix, once the feeds' clock says none can come. Per-device state, in the
-Track: ``walk``, p0 (``x0_ft``/``y0_ft``) and the stop extension fixed at the last fix
-(``held_m``'s slot: classic's held leg is unused).
+corner past the last fix rather than along the chord (rule T); behind the gate, a lone
+leg at least LONE_K times the device's jitter long counts if it ends in a stop (rule L).
+``settle`` credits rule S without a next fix, once the feeds' clock says none can come.
+Per-device state, in the Track: ``walk``, p0 (``x0_ft``/``y0_ft``) and the stop
+extension fixed at the last fix (``held_m``'s slot: classic's held leg is unused).
 
 tracking.advance dispatches here; it creates new tracks itself, so this module needs no
 Track class at run time (tracking imports it).
@@ -33,6 +34,8 @@ WALKING = 1   # it is credited, as part of a walk
 SETTLED = 2   # it is the credited stop extension (the walker stopped)
 STARTED = 3   # a walk started at p1: walking on or stopping credits the pending leg,
               # a bounce back drops it
+LONE = 4      # as NONE, but a stop credits the pending leg (rule L): gated, and at least
+              # LONE_K × the device's jitter_ft long. Even: no walk is under way
 
 # The corner rule: both turns at least 30° (sin 30° = 0.5; noise zig-zags alternate, and
 # turns of 20-30° the same way twice are mostly noise at σ ≥ 10 ft), and a corner adds
@@ -50,6 +53,16 @@ JITTER_PRIOR_FT = 18.0  # a new device's jitter: its first gate is 2.2 × 18 ≈
 # the denser the fixes, the more chances noise has to carry one past the gate before the
 # walker got there, and to carry a stopped walker's fixes past it again.
 DENSE_FIX_S = 5.0
+# Rule L: a gated device's lone leg (walk NONE: after a pause, a turn or a stop) at least
+# LONE_K × its jitter_ft long is a walk of one leg, credited if it ends in a stop. A
+# still phone's noise rarely carries it that far from its newest point; at 4 × jitter
+# correlated σ 20 ft phones crossed 2 % of a walker (docs/accuracy.md).
+LONE_K = 6.0
+
+
+def settles(track: Track) -> bool:
+    """The settle may end this track's walk or lone leg: walk odd, or LONE."""
+    return bool(track.walk & 1) or track.walk == LONE
 
 
 def gate_distance_ft(jitter_ft: float, gate_min_ft: float, gate_max_ft: float) -> float:
@@ -61,11 +74,11 @@ def gate_distance_ft(jitter_ft: float, gate_min_ft: float, gate_max_ft: float) -
 def stop(track: Track) -> float:
     """Rule S: a walking device stopped somewhere past p2. Returns the metres credited.
 
-    The pending leg counts if the walk was only STARTED; the stop point W is the stop
+    The pending leg counts if the walk was only STARTED or LONE; the stop point W is the stop
     extension (fixed at the last fix, in held_m) past p2 along p1→p2, and p2→W is
     credited as the new pending leg.
     """
-    credited = track.pending_m if track.walk == STARTED else 0.0
+    credited = track.pending_m if track.walk == STARTED or track.walk == LONE else 0.0
     x2, y2 = track.x2_ft, track.y2_ft
     assert x2 is not None and y2 is not None  # a walk under way has a p2
     ax, ay = x2 - track.x1_ft, y2 - track.y1_ft
@@ -84,13 +97,14 @@ def stop(track: Track) -> float:
 
 
 def settle(track: Track, now_s: float, params: FilterParams) -> float:
-    """A walk with no fix since now_s − settle_s has stopped: rule S. Metres credited.
+    """A walk (or a LONE leg) with no fix since now_s − settle_s has stopped: rule S.
+    Metres credited.
 
     now_s must be a time before which no more fixes of the device can arrive (the feeds'
     clock less their lateness): the credit then equals what the next fix would credit,
     so whether and when this runs changes when a credit shows, never how much.
     """
-    if (not track.walk & 1 or track.x2_ft is None
+    if (not settles(track) or track.x2_ft is None
             or now_s - track.last_ts < params.settle_s):
         return 0.0
     return stop(track)
@@ -154,7 +168,7 @@ def advance(track: Track, mv: Movement, params: FilterParams) -> tuple[Track, fl
     credited = 0.0
     if d < params.min_speed_mps * dt or dt >= params.settle_s:
         # Slow: the device stopped before this leg, which is no evidence of walking.
-        if track.walk & 1:
+        if track.walk & 1 or track.walk == LONE:
             credited = stop(track)  # the new leg starts at the stop point
             d = math.hypot(x - track.x2_ft, y - track.y2_ft) * M_PER_FT  # type: ignore[operator]
             if d > cap:
@@ -169,6 +183,8 @@ def advance(track: Track, mv: Movement, params: FilterParams) -> tuple[Track, fl
         bx, by = x - x2, y - y2
         back_ft = math.hypot(ax, ay)
         walk = track.walk
+        if walk == LONE:
+            walk = NONE  # walking on, it is the first leg of a walk; a turn drops it
         # The angle at p2 is at least max_moving_angle_deg: the device walked on.
         if back_ft > 0.0 and (ax * bx + ay * by) <= params.cos_max_angle * back_ft * line_ft:
             if walk == NONE:
@@ -206,6 +222,9 @@ def advance(track: Track, mv: Movement, params: FilterParams) -> tuple[Track, fl
     track.x2_ft, track.y2_ft = x, y
     track.pending_m = d
     track.last_ts = ts
+    # Rule L, decided here so that the settle credits the same whenever it runs.
+    if params.gated and track.walk == NONE and d >= LONE_K * track.jitter_ft * M_PER_FT:
+        track.walk = LONE
     # How far a walker stopping now walks on, on average, fixed here so that whenever the
     # settle runs it credits the same: a share of the device's trigger distance.
     if params.gated:

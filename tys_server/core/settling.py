@@ -1,12 +1,13 @@
 """The walks the adaptive filter may have to settle, oldest first. Pure: no I/O, no clock.
 
-A device whose walk is under way (``Track.walk`` odd) is queued once, with the last_ts
-it had then. ``pop_due`` pops entries while the oldest is due; an entry whose device has
-had a fix since is queued again at its new last_ts, one whose walk ended is dropped. So
-each pop settles a device, drops one, or follows at least one fix of it: amortised O(1)
-per fix, and a settle never scans all tracks. Entries are appended as fixes arrive, so
-the queue is in event-time order up to how far the feeds' event times differ; an entry
-behind a later one waits for it, which only delays when a credit shows.
+A device whose walk is under way (``Track.walk`` odd) or whose lone leg a stop would
+credit (LONE: ``adaptive.settles``) is queued once, with the last_ts it had then.
+``pop_due`` pops entries while the oldest is due; an entry whose device has had a fix
+since is queued again at its new last_ts, one whose walk ended is dropped. So each pop
+settles a device, drops one, or follows at least one fix of it: amortised O(1) per fix,
+and a settle never scans all tracks. Entries are appended as fixes arrive, so the queue
+is in event-time order up to how far the feeds' event times differ; an entry behind a
+later one waits for it, which only delays when a credit shows.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
+
+from tys_server.core.adaptive import settles
 
 if TYPE_CHECKING:
     from tys_server.core.tracking import Track
@@ -40,7 +43,7 @@ class SettleQueue:
     def add_walking(self, tracks: Mapping[str, Track]) -> None:
         """Queue every walking track of tracks (start-up: once, in last_ts order)."""
         walking = sorted((track.last_ts, mac) for mac, track in tracks.items()
-                         if track.walk & 1 and mac not in self.queued)
+                         if settles(track) and mac not in self.queued)
         self.queued.update(mac for _, mac in walking)
         self._entries.extend(walking)
 
@@ -52,7 +55,7 @@ class SettleQueue:
         while entries and now_s - entries[0][0] >= settle_s:
             _, mac = entries.popleft()
             track = tracks.get(mac)
-            if track is None or not track.walk & 1:
+            if track is None or not settles(track):
                 queued.discard(mac)  # its walk ended (a slow fix, a turn, another floor)
             elif now_s - track.last_ts < settle_s:
                 entries.append((track.last_ts, mac))  # it moved on: due later

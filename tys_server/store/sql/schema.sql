@@ -40,7 +40,7 @@ CREATE TABLE IF NOT EXISTS distance (
 -- Added: the leg held after a sharp turn (DESIGN section 6), so a restart continues exactly.
 ALTER TABLE distance ADD COLUMN IF NOT EXISTS held_m real NOT NULL DEFAULT 0;
 -- Added: the adaptive filter's state (docs/accuracy.md; held_m holds its stop extension),
--- so a restart continues exactly. walk: 0 none, 1 walking, 2 settled, 3 started;
+-- so a restart continues exactly. walk: 0 none, 1 walking, 2 settled, 3 started, 4 lone;
 -- point_0: the point before point_1; cand, cand_time: the gate's previous raw fix (epoch
 -- s); jitter_ft: the device's noise, which sizes its gate. Double precision: exact.
 ALTER TABLE distance ADD COLUMN IF NOT EXISTS walk smallint NOT NULL DEFAULT 0;
