@@ -174,3 +174,48 @@ async def test_restart_continues_an_adaptive_walk_its_gate_and_a_later_settle(
     assert stop_m > 0.0
     rows = db.query("SELECT mtrs FROM distance")
     assert rows[0][0] == pytest.approx(expected, abs=1e-3)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_restart_keeps_a_lone_leg_that_a_later_settle_credits(settings: Any,
+                                                                     db: Any) -> None:
+    from tys_server.core.adaptive import LONE
+    from tys_server.core.events import Batch, Fix
+
+    adaptive = with_overrides(settings, **{"tracking.filter": "adaptive"})
+    start_s = time.time() - 3600
+    # A quiet Firehose phone (about 2 ft of jitter) still for 2 minutes, a 45 ft walk of
+    # 12 s, then still again: the gate passes one point of it, 30 ft on, and that one
+    # leg is a LONE leg (rule L: over 6 jitters) until a stop credits it.
+    still = [Fix(MAC, FLOOR, 2.0 * (i % 2), 2.0 * (i % 3 == 0), None, start_s + 4 * i)
+             for i in range(30)]
+    walk = [Fix(MAC, FLOOR, 15.0 * i, 0.0, None, start_s + 120 + 4 * i) for i in range(1, 4)]
+    there = [Fix(MAC, FLOOR, 45.0 + 2.0 * (i % 2), 2.0 * (i % 3 == 0), None,
+                 start_s + 132 + 4 * i) for i in range(1, 9)]
+    fixes = still + walk + there
+
+    def ingest(runtime: Runtime) -> None:
+        runtime.state.ingest(Batch(list(fixes), len(fixes), 0, 0), start_s + 600)
+
+    first = await started(adaptive)
+    ingest(first)
+    assert first.state.tracks[MAC].walk == LONE
+    row = first.state.tracks[MAC].adaptive_row()
+    assert await first.stop()
+
+    second = await started(adaptive)  # walk 4 is stored, read back and queued for the settle
+    assert second.state.tracks[MAC].adaptive_row() == row
+    restored_m = second.state.total_m(MAC)
+    assert second.state.settle(start_s + 3600) == 1
+    settled_m = second.state.total_m(MAC) - restored_m
+    assert await second.stop()
+
+    db.clear()  # an uninterrupted run of the same fixes, for comparison
+    straight = await started(adaptive)
+    ingest(straight)
+    before_m = straight.state.total_m(MAC)
+    assert straight.state.settle(start_s + 3600) == 1
+    expected_m = straight.state.total_m(MAC) - before_m
+    await straight.stop()
+    assert expected_m > 30 * 0.3048  # the lone leg and its stop, credited
+    assert settled_m == pytest.approx(expected_m, abs=1e-5)
