@@ -124,6 +124,13 @@ async def test_dashboard_of_user_without_device_answers_500_text(post: Any) -> N
     assert json_of(reply) == {"error": "Could not get device for username"}
 
 
+def settle_credit(runtime: Runtime, at_s: float) -> float:
+    """The metres a settle at at_s credits MAC (the one device it must settle)."""
+    before_m = runtime.state.total_m(MAC)
+    assert runtime.state.settle(at_s) == 1
+    return runtime.state.total_m(MAC) - before_m
+
+
 @pytest.mark.gen_test(timeout=60)
 async def test_restart_continues_an_adaptive_walk_its_gate_and_a_later_settle(
         settings: Any, db: Any) -> None:
@@ -154,17 +161,14 @@ async def test_restart_continues_an_adaptive_walk_its_gate_and_a_later_settle(
     assert await second.stop()
 
     third = await started(adaptive)  # the walk under way is queued for the settle again
-    restored_m = third.state.total_m(MAC)
-    assert third.state.settle(start_s + 3600) == 1
-    stop_m = third.state.total_m(MAC) - restored_m
+    stop_m = settle_credit(third, start_s + 3600)
     assert await third.stop()
 
     db.clear()  # an uninterrupted run of the same fixes, for comparison
     straight = await started(adaptive)
     ingest(straight, fixes)
     expected_before_settle = straight.state.total_m(MAC)
-    assert straight.state.settle(start_s + 3600) == 1
-    expected = straight.state.total_m(MAC)
+    expected = expected_before_settle + settle_credit(straight, start_s + 3600)
     await straight.stop()
     assert expected > 0.8 * 59 * 13 * 0.3048  # a walk, credited
     # mtrs is a real column: the totals agree to its precision, the credits exactly as far
@@ -205,17 +209,13 @@ async def test_restart_keeps_a_lone_leg_that_a_later_settle_credits(settings: An
 
     second = await started(adaptive)  # walk 4 is stored, read back and queued for the settle
     assert second.state.tracks[MAC].adaptive_row() == row
-    restored_m = second.state.total_m(MAC)
-    assert second.state.settle(start_s + 3600) == 1
-    settled_m = second.state.total_m(MAC) - restored_m
+    settled_m = settle_credit(second, start_s + 3600)
     assert await second.stop()
 
     db.clear()  # an uninterrupted run of the same fixes, for comparison
     straight = await started(adaptive)
     ingest(straight)
-    before_m = straight.state.total_m(MAC)
-    assert straight.state.settle(start_s + 3600) == 1
-    expected_m = straight.state.total_m(MAC) - before_m
+    expected_m = settle_credit(straight, start_s + 3600)
     await straight.stop()
     assert expected_m > 30 * 0.3048  # the lone leg and its stop, credited
     assert settled_m == pytest.approx(expected_m, abs=1e-5)
