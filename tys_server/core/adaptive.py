@@ -36,6 +36,7 @@ STARTED = 3   # a walk started at p1: walking on or stopping credits the pending
               # a bounce back drops it
 LONE = 4      # as NONE, but a stop credits the pending leg (rule L): gated, and at least
               # LONE_K × the device's jitter_ft long. Even: no walk is under way
+WALKS = (NONE, WALKING, SETTLED, STARTED, LONE)
 
 # The corner rule: both turns at least 30° (sin 30° = 0.5; noise zig-zags alternate, and
 # turns of 20-30° the same way twice are mostly noise at σ ≥ 10 ft), and a corner adds
@@ -60,9 +61,10 @@ DENSE_FIX_S = 5.0
 LONE_K = 6.0
 
 
-def settles(track: Track) -> bool:
-    """The settle may end this track's walk or lone leg: walk odd, or LONE."""
-    return bool(track.walk & 1) or track.walk == LONE
+def settles(walk: int) -> bool:
+    """A stop would credit a track in this walk state (the settle may end it): a walk
+    under way (odd), or a LONE leg. Such a track has a p2."""
+    return bool(walk & 1) or walk == LONE
 
 
 def gate_distance_ft(jitter_ft: float, gate_min_ft: float, gate_max_ft: float) -> float:
@@ -104,7 +106,7 @@ def settle(track: Track, now_s: float, params: FilterParams) -> float:
     clock less their lateness): the credit then equals what the next fix would credit,
     so whether and when this runs changes when a credit shows, never how much.
     """
-    if (not settles(track) or track.x2_ft is None
+    if (not settles(track.walk) or track.x2_ft is None
             or now_s - track.last_ts < params.settle_s):
         return 0.0
     return stop(track)
@@ -168,7 +170,7 @@ def advance(track: Track, mv: Movement, params: FilterParams) -> tuple[Track, fl
     credited = 0.0
     if d < params.min_speed_mps * dt or dt >= params.settle_s:
         # Slow: the device stopped before this leg, which is no evidence of walking.
-        if track.walk & 1 or track.walk == LONE:
+        if settles(track.walk):
             credited = stop(track)  # the new leg starts at the stop point
             d = math.hypot(x - track.x2_ft, y - track.y2_ft) * M_PER_FT  # type: ignore[operator]
             if d > cap:

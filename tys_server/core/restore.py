@@ -10,7 +10,7 @@ from itertools import groupby
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
-from tys_server.core.adaptive import JITTER_PRIOR_FT, LONE, settles
+from tys_server.core.adaptive import JITTER_PRIOR_FT, WALKS, settles
 from tys_server.core.snapshot import Loaded, Unflushed
 from tys_server.core.tracking import NO_FLOOR, Track
 from tys_server.core.users import Profile, User, user_key
@@ -112,7 +112,7 @@ def apply_unflushed(state: State, unflushed: Unflushed) -> None:
         state.tracks[mac] = track = track_of(floor, x1, y1, x2, y2, pending_m, held_m,
                                              last_ts, total_m, walk, x0, y0, cand_x, cand_y,
                                              cand_ts, jitter_ft)
-        if settles(track):  # a walk under way, or a lone leg a stop would credit
+        if settles(track.walk):  # a walk under way, or a lone leg a stop would credit
             state.walking.add(mac, track.last_ts)
         dirty.tracks.add(mac)
         owner = state.owners.get(mac)
@@ -158,8 +158,7 @@ def track_of(floor: int | None, x1_ft: float | None, y1_ft: float | None,
         x0_ft = y0_ft = None
     if cand_x_ft is None or cand_y_ft is None or cand_ts is None:
         cand_x_ft = cand_y_ft = cand_ts = None
-    if walk not in (0, 1, 2, 3, LONE) or (
-            (walk & 1 or walk == LONE) and x2_ft is None):  # type: ignore[operator]
+    if walk not in WALKS or (settles(walk) and x2_ft is None):  # type: ignore[arg-type]
         walk = 0
     return Track.restore(floor, x1_ft, y1_ft, x2_ft, y2_ft, pending_m, held_m, last_ts or 0.0,
                          total_m, walk, x0_ft, y0_ft, cand_x_ft, cand_y_ft, cand_ts,  # type: ignore[arg-type]

@@ -43,7 +43,7 @@ class SettleQueue:
     def add_walking(self, tracks: Mapping[str, Track]) -> None:
         """Queue every walking track of tracks (start-up: once, in last_ts order)."""
         walking = sorted((track.last_ts, mac) for mac, track in tracks.items()
-                         if settles(track) and mac not in self.queued)
+                         if settles(track.walk) and mac not in self.queued)
         self.queued.update(mac for _, mac in walking)
         self._entries.extend(walking)
 
@@ -55,7 +55,7 @@ class SettleQueue:
         while entries and now_s - entries[0][0] >= settle_s:
             _, mac = entries.popleft()
             track = tracks.get(mac)
-            if track is None or not settles(track):
+            if track is None or not settles(track.walk):
                 queued.discard(mac)  # its walk ended (a slow fix, a turn, another floor)
             elif now_s - track.last_ts < settle_s:
                 entries.append((track.last_ts, mac))  # it moved on: due later

@@ -10,7 +10,7 @@ import math
 from collections.abc import Callable, Iterable
 
 from tys_server.core import restore
-from tys_server.core.adaptive import LONE, settles
+from tys_server.core.adaptive import settles
 from tys_server.core.calendar import EventCalendar
 from tys_server.core.days import DayTotals
 from tys_server.core.dirty import Dirty, FlushBook
@@ -129,7 +129,7 @@ class State(Registry, FlushBook):
             if track is not known:
                 tracks[mac] = track
             dirty_tracks.add(mac)
-            if adaptive and (track.walk & 1 or track.walk == LONE) and mac not in queued:
+            if adaptive and settles(track.walk) and mac not in queued:
                 walking.add(mac, track.last_ts)
             if credited_m > 0.0:
                 # An adaptive credit that ended a walk is its stop (rule S): it belongs
@@ -173,7 +173,7 @@ class State(Registry, FlushBook):
         if event.ts < track.last_ts:
             self.stale_movements += 1  # it came back after that exit
             return
-        if settles(track):  # adaptive: the walker walked out; they stopped
+        if settles(track.walk):  # adaptive: the walker walked out; they stopped
             self._credit(event.mac, track.last_ts, settle(track, math.inf, self.params))
         track.end(event.ts)  # the pending and held legs were never walked on: not credited
         self.dirty.tracks.add(event.mac)

@@ -161,8 +161,8 @@ class Track:
             raise ValueError("x2_ft and y2_ft must both be set or both be None")
         if (x0_ft is None) != (y0_ft is None) or (cand_x_ft is None) != (cand_y_ft is None):
             raise ValueError("x0_ft/y0_ft and cand_x_ft/cand_y_ft must be set in pairs")
-        if walk & 1 and x2_ft is None:
-            raise ValueError("a walk under way needs a second point")
+        if adaptive.settles(walk) and x2_ft is None:
+            raise ValueError("a walk under way or a lone leg needs a second point")
         track = cls.__new__(cls)  # a million of these at start-up: set each slot once
         track.floor = floor
         track.x1_ft = x1_ft
