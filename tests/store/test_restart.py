@@ -211,6 +211,7 @@ async def test_restart_keeps_a_lone_leg_that_a_later_settle_credits(settings: An
     assert second.state.tracks[MAC].adaptive_row() == row
     settled_m = settle_credit(second, start_s + 3600)
     assert await second.stop()
+    restarted = stored_metres(db)
 
     db.clear()  # an uninterrupted run of the same fixes, for comparison
     straight = await started(adaptive)
@@ -219,3 +220,19 @@ async def test_restart_keeps_a_lone_leg_that_a_later_settle_credits(settings: An
     await straight.stop()
     assert expected_m > 30 * 0.3048  # the lone leg and its stop, credited
     assert settled_m == pytest.approx(expected_m, abs=1e-5)
+    # Both tables the restart touches hold what the uninterrupted run wrote: the total and
+    # each day's metres agree to a real column's precision (0 m lost, 0 m doubled).
+    uninterrupted = stored_metres(db)
+    assert uninterrupted[0] == pytest.approx(expected_m, abs=1e-3)
+    assert sum(m for _, m in uninterrupted[1]) == pytest.approx(uninterrupted[0], abs=1e-3)
+    assert restarted[0] == pytest.approx(uninterrupted[0], abs=1e-3)
+    assert [day for day, _ in restarted[1]] == [day for day, _ in uninterrupted[1]]
+    assert [m for _, m in restarted[1]] == pytest.approx([m for _, m in uninterrupted[1]],
+                                                         abs=1e-3)
+
+
+def stored_metres(db: Any) -> tuple[float, list[tuple[Any, float]]]:
+    """MAC's total (distance.mtrs) and its day rows (distance_history), as stored."""
+    [(total,)] = db.query("SELECT mtrs FROM distance")
+    days = db.query("SELECT time, mtrs FROM distance_history ORDER BY time")
+    return total, [(day, metres) for day, metres in days]
