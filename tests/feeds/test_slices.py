@@ -44,8 +44,8 @@ class FakeTransfer:
 
 
 def numbered(first: int, count: int) -> list[bytes]:
-    """Lines b"0000" ... of 4 digits: 5 bytes each with the newline."""
-    return [b"%04d" % i for i in range(first, first + count)]
+    """Lines b"0000\\n" ... of 4 digits: 5 bytes each with the newline (as LineSplitter's)."""
+    return [b"%04d\n" % i for i in range(first, first + count)]
 
 
 def sliced(applied: list[list[bytes]], **options: float) -> tuple[SlicedApplier, FakeTransfer]:

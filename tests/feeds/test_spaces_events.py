@@ -374,9 +374,9 @@ def test_cursor_is_the_newest_record_of_out_of_order_lines() -> None:
 def test_lines_split_across_chunks_are_reassembled() -> None:
     splitter = LineSplitter()
     assert splitter.feed(b'{"a":') == []
-    assert splitter.feed(b'1}\n{"b"') == [b'{"a":1}']
+    assert splitter.feed(b'1}\n{"b"') == [b'{"a":1}\n']
     assert splitter.pending_bytes() == 4
-    assert splitter.feed(b":2}\n\n") == [b'{"b":2}', b""]
+    assert splitter.feed(b":2}\n\n") == [b'{"b":2}\n', b"\n"]
     assert (splitter.pending_bytes(), splitter.reset()) == (0, False)
 
 
@@ -386,14 +386,22 @@ def test_overlong_partial_line_is_dropped_up_to_its_newline_and_counted_once() -
     assert splitter.feed(b"y" * 8) == []  # 16 bytes kept would exceed 10: dropped
     assert splitter.pending_bytes() == 0
     assert splitter.feed(b"z" * 100) == []
-    assert splitter.feed(b'zz\n{"ok":1}\n') == [b'{"ok":1}']
+    assert splitter.feed(b'zz\n{"ok":1}\n') == [b'{"ok":1}\n']
     assert splitter.overlong == 1
 
 
 def test_overlong_line_completed_in_one_chunk_is_dropped() -> None:
     splitter = LineSplitter(max_line_bytes=10)
     splitter.feed(b"a" * 6)
-    assert splitter.feed(b"b" * 6 + b"\nok\n") == [b"ok"]
+    assert splitter.feed(b"b" * 6 + b"\nok\n") == [b"ok\n"]
+    assert splitter.overlong == 1
+
+
+def test_a_line_of_exactly_the_limit_is_kept_without_its_newline_counted() -> None:
+    splitter = LineSplitter(max_line_bytes=10)
+    splitter.feed(b"a" * 6)
+    assert splitter.feed(b"b" * 4 + b"\nc") == [b"a" * 6 + b"b" * 4 + b"\n"]
+    assert splitter.feed(b"c" * 10 + b"\n") == []  # 11 bytes before its newline
     assert splitter.overlong == 1
 
 
@@ -401,7 +409,7 @@ def test_reset_reports_a_partial_line() -> None:
     splitter = LineSplitter()
     splitter.feed(b'{"cut')
     assert splitter.reset() is True
-    assert splitter.feed(b'{"a":1}\n') == [b'{"a":1}']
+    assert splitter.feed(b'{"a":1}\n') == [b'{"a":1}\n']
 
 
 # --- properties --------------------------------------------------------------------------
@@ -465,7 +473,7 @@ def test_splitting_a_stream_anywhere_yields_the_same_lines(
         size = cuts[i % len(cuts)]
         got += splitter.feed(stream[at:at + size])
         at, i = at + size, i + 1
-    assert got == parts
+    assert got == [p + b"\n" for p in parts]
     assert splitter.reset() is False
 
 
