@@ -22,11 +22,11 @@ from collections.abc import Callable
 from tys_server.feeds.lines import Backlog
 from tys_server.feeds.transfer import TransferCut
 
-# A step and a turn each have a fixed cost (on the bench machine ~5 us a step, ~20 us a
-# turn): one step of 64 lines a turn there (~0.35 ms) costs less a line than four of 32
-# (~0.6 ms), and an API request waits less behind it. A faster machine runs two a turn.
-STEP_LINES = 64  # lines per apply (one read, one sink.ingest)
-TURN_S = 0.0003  # work per IOLoop turn before yielding
+# 64-line steps and 0.3 ms turns (one step a turn) cost 0.15 us a line less in-process,
+# but the API reads' p99 during the bench's ingest rose from 10-17 to 16-26 ms, and the
+# server's CPU a line did not measurably fall (docs/benchmarks.md).
+STEP_LINES = 32  # lines per apply (one read, one sink.ingest): ~0.2 ms on the bench machine
+TURN_S = 0.0005  # work per IOLoop turn before yielding
 HIGH_WATER_BYTES = 1 << 20  # lines waiting past this: pause the transfer...
 LOW_WATER_BYTES = 1 << 18  # ...until they are down to this
 
