@@ -15,7 +15,7 @@ MAX_LINE_BYTES = 1 << 20  # a location update is ~2 KB; a 1 MiB "line" is garbag
 
 
 class LineSplitter:
-    """Bytes of a stream → complete lines; a partial line waits for its newline.
+    """Bytes of a stream → complete lines, each with its newline; a partial line waits for it.
 
     A partial line longer than max_line_bytes is dropped, and the rest of it up to the
     next newline too, so a stream without newlines cannot grow memory: ``overlong``
