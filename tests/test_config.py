@@ -366,7 +366,7 @@ def test_the_filter_keys_of_issue_14_have_their_defaults(tmp_path: Path) -> None
     tracking = load_settings(write(tmp_path, ""), environ={}).tracking
     assert (tracking.filter, tracking.gate_min_ft, tracking.min_speed_mps, tracking.settle_s,
             tracking.stop_ext_share, tracking.cmx_stop_ext_share) == (
-        "adaptive", 30.0, 0.3, 60.0, 0.5, 0.3)
+        "adaptive", 30.0, 0.3, 60.0, 0.55, 0.4)
     shipped = load_settings("conf/tys.yaml", environ={}).tracking
     assert shipped.filter == "adaptive"
     classic = load_settings(write(tmp_path, ""), environ={"TYS_TRACKING_FILTER": "classic"})

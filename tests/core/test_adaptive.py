@@ -15,7 +15,9 @@ from tys_server.core.adaptive import (
     SETTLED,
     STARTED,
     WALKING,
+    ZIG_PRIOR,
     gate_distance_ft,
+    run_tolerance_ft,
 )
 from tys_server.core.events import Fix, Movement
 from tys_server.core.gate import GateParams, adaptive_gate, gate
@@ -50,6 +52,13 @@ def walk(moves: Iterable[Movement], track: Track | None = None,
         credits.append(credited_m)
     assert track is not None
     return track, credits
+
+
+def zigzagging(first: Movement) -> Track:
+    """A track whose device zig-zags (zig 1: independent noise), so rule D never runs."""
+    track = Track(first.floor, first.x_ft, first.y_ft, first.ts)
+    track.zig = 1.0
+    return track
 
 
 def straight(points: int, start_s: float = 0.0) -> list[Movement]:
@@ -128,16 +137,21 @@ def test_bouncing_device_walks_nowhere_and_never_settles() -> None:
     assert settle(track, 1e12, PARAMS) == 0.0
 
 
+def moves(points: list[tuple[float, float]]) -> list[Movement]:
+    """Movements through points, 15 s apart, each measured along the straight line."""
+    return [mv(x, y, 15 * i, move_ft=None) for i, (x, y) in enumerate(points)]
+
+
 def test_a_corner_cut_between_two_turns_the_same_way_is_added_back() -> None:
     # East along y = 0, then north along x = 100: the fixes at (50, 0) and (100, 40)
     # straddle the corner (100, 0); the chord between them (64.03 ft) cut 25.97 ft.
-    points = [(-50, 0), (0, 0), (50, 0), (100, 40), (100, 90)]
-    _, credits = walk(mv(x, y, 15 * i, move_ft=None) for i, (x, y) in enumerate(points))
+    points = moves([(-50, 0), (0, 0), (50, 0), (100, 40), (100, 90)])
+    _, credits = walk(points[1:], zigzagging(points[0]))
     chord_ft = math.hypot(50, 40)
     assert credits[-1] == pytest.approx((50 + (50 + 40 - chord_ft)) * M_PER_FT)
     # A zig-zag (left, then right) is noise: no corner.
-    points = [(-50, 0), (0, 0), (50, 0), (100, 40), (150, 40)]
-    _, credits = walk(mv(x, y, 15 * i, move_ft=None) for i, (x, y) in enumerate(points))
+    points = moves([(-50, 0), (0, 0), (50, 0), (100, 40), (150, 40)])
+    _, credits = walk(points[1:], zigzagging(points[0]))
     assert credits[-1] == pytest.approx(50 * M_PER_FT)
 
 
@@ -146,9 +160,65 @@ def test_turns_under_30_degrees_the_same_way_add_no_corner() -> None:
     turn = math.radians(25)
     p2 = (50 + 50 * math.cos(turn), 50 * math.sin(turn))
     p3 = (p2[0] + 50 * math.cos(2 * turn), p2[1] + 50 * math.sin(2 * turn))
-    points = [(-50, 0), (0, 0), (50, 0), p2, p3]
-    _, credits = walk(mv(x, y, 15 * i, move_ft=None) for i, (x, y) in enumerate(points))
+    points = moves([(-50, 0), (0, 0), (50, 0), p2, p3])
+    _, credits = walk(points[1:], zigzagging(points[0]))
     assert credits[-1] == pytest.approx(50 * M_PER_FT)
+
+
+# -- rule D: a smooth walker's straight run is credited its chord --------------------------
+
+def test_a_smooth_walker_is_credited_the_chord_of_a_straight_run_not_its_wobble() -> None:
+    # East along y = 0 with a drift that carries the middle fixes 20 ft north and back:
+    # leg by leg that is 4 × 53.85 ft; the run from (0, 0) (its start when the walk
+    # started) to (200, 0) is 200 ft, and each point lies within CMX's 40 ft of it.
+    points = moves([(0, 0), (50, 20), (100, 20), (150, 20), (200, 0)])
+    track, credits = walk(points)
+    assert sum(credits) == pytest.approx(200 * M_PER_FT)
+    assert credits == pytest.approx([0, 0, math.hypot(50, 20) * M_PER_FT,
+                                     100 * M_PER_FT - math.hypot(50, 20) * M_PER_FT
+                                     + math.hypot(150, 20) * M_PER_FT - 100 * M_PER_FT,
+                                     (200 - math.hypot(150, 20)) * M_PER_FT])
+    assert (track.run_x_ft, track.run_y_ft, track.run_m) == (0.0, 0.0,
+                                                             pytest.approx(200 * M_PER_FT))
+    assert track.zig == pytest.approx(ZIG_PRIOR * 0.9 ** 2)  # two decisions, both on
+    # A device that zig-zags (independent noise) is credited leg by leg, as before.
+    _, credits = walk(points[1:], zigzagging(points[0]))
+    assert sum(credits) == pytest.approx((2 * math.hypot(50, 20) + 100) * M_PER_FT)
+
+
+def test_a_run_ends_where_the_walk_turns_off_its_chord() -> None:
+    # East to (100, 0), then 60° to the left for 100 ft legs: (100, 0) lies 50 ft off the
+    # chord from (0, 0) to (150, 86.6), more than CMX's 40 ft, so a run starts at
+    # (100, 0): the turn's leg counts as it is, and the next one on its own run's chord.
+    points = moves([(0, 0), (50, 0), (100, 0), (150, 50 * math.sqrt(3)),
+                    (200, 100 * math.sqrt(3))])
+    track, credits = walk(points)
+    assert credits == pytest.approx([0, 0, LEG_M, LEG_M + 100 * M_PER_FT, 100 * M_PER_FT])
+    assert (track.run_x_ft, track.run_y_ft) == (100.0, 0.0)
+    assert track.run_m == pytest.approx(200 * M_PER_FT)
+
+
+def test_the_run_tolerance_falls_from_the_smooth_to_the_zig_zagging() -> None:
+    assert run_tolerance_ft(0.0, gated=False) == 40.0
+    assert run_tolerance_ft(0.25, gated=False) == 40.0
+    assert run_tolerance_ft(0.30, gated=False) == pytest.approx(20.0)
+    assert run_tolerance_ft(0.35, gated=False) == 0.0
+    assert run_tolerance_ft(0.08, gated=True) == 60.0
+    assert run_tolerance_ft(0.13, gated=True) == pytest.approx(30.0)
+    assert run_tolerance_ft(0.5, gated=True) == 0.0
+
+
+def test_zig_follows_the_sharp_turns_of_walks_under_way_only() -> None:
+    # A bouncing device never walks: its turns say nothing of a walker's noise.
+    bouncing, _ = walk(mv(50.0 * (i % 2), 0.0, 15 * i) for i in range(8))
+    assert bouncing.zig == ZIG_PRIOR
+    # A sharp turn in the middle of a walk moves zig a tenth of the way to 1.
+    points = moves([(0, 0), (50, 0), (100, 0), (150, 0), (120, 40)])
+    track, _ = walk(points)
+    assert track.zig == pytest.approx(ZIG_PRIOR * 0.9 * 0.9 + 0.1)
+    # A new floor starts a new walk, not a new device: zig is kept.
+    track, _, _ = advance(track, mv(0.0, 0.0, 90, floor=2), PARAMS)
+    assert track.zig == pytest.approx(ZIG_PRIOR * 0.9 * 0.9 + 0.1)
 
 
 def test_a_sharp_turn_mid_walk_is_credited_via_a_corner_once_the_walk_goes_on() -> None:
@@ -157,7 +227,7 @@ def test_a_sharp_turn_mid_walk_is_credited_via_a_corner_once_the_walk_goes_on() 
     # extension), and counts when the walk goes on after it.
     points = [(0, 0), (50, 0), (100, 0), (150, 0), (120, 40), (90, 80)]
     track, credits = walk(mv(x, y, 15 * i, move_ft=None) for i, (x, y) in enumerate(points))
-    via_k_ft = 12.5 + math.hypot(120 - 162.5, 40)
+    via_k_ft = 12.5 + math.hypot(120 - 162.5, 40)  # (a run starts at the turn: rule D)
     assert credits == pytest.approx([0, 0, LEG_M, 2 * LEG_M, 0, via_k_ft * M_PER_FT])
     assert track.walk == STARTED
     # Turning back again drops it, as any unconfirmed leg.
@@ -177,18 +247,19 @@ def test_a_repeat_and_a_stale_movement_change_nothing() -> None:
 
 def test_another_floor_stops_the_walk_and_starts_again() -> None:
     track, _ = walk(straight(5))
-    walked_m = track.total_m
+    walked_m, zig = track.total_m, track.zig
     track, credited_m, changed = advance(track, mv(0.0, 0.0, 80, floor=2), PARAMS)
     assert (credited_m, changed) == (pytest.approx(STOP_M), True)
     assert track.total_m == pytest.approx(walked_m + STOP_M)
-    assert track.adaptive_row() == (NONE, None, None, None, None, None, JITTER_PRIOR_FT)
+    assert track.adaptive_row() == (NONE, None, None, None, None, None, JITTER_PRIOR_FT,
+                                    None, None, 0.0, zig)
 
 
-def test_a_gated_leg_stops_half_the_device_s_gate_on() -> None:
+def test_a_gated_leg_stops_0_55_of_the_device_s_gate_on() -> None:
     track, _ = walk(straight(5), params=GATED)
     gate_ft = gate_distance_ft(JITTER_PRIOR_FT, 30.0, 50.0)  # 2.2 × 18 = 39.6 ft
     assert gate_ft == pytest.approx(39.6)
-    assert track.held_m == pytest.approx(0.5 * gate_ft * M_PER_FT)
+    assert track.held_m == pytest.approx(0.55 * gate_ft * M_PER_FT)
 
 
 def gated_walk(fixes: Iterable[Fix]) -> Track:
@@ -202,36 +273,36 @@ def gated_walk(fixes: Iterable[Fix]) -> Track:
     return track
 
 
-def test_a_gated_point_confirmed_within_5_s_stops_that_share_of_half_a_gate_on() -> None:
+def test_a_gated_point_confirmed_within_5_s_stops_that_share_of_its_stop_on() -> None:
     gate_ft = gate_distance_ft(JITTER_PRIOR_FT, 30.0, 50.0)  # 39.6 ft
     # Firehose-like, a fix every 2 s (10 ft): the last point passed, 160 ft, was confirmed
-    # by the fix 2 s after it, so the stop is 2/5 of half a gate on.
+    # by the fix 2 s after it, so the stop is 2/5 of 0.55 of a gate on.
     dense = gated_walk(fix(10.0 * i, 0.0, 2.0 * i) for i in range(21))
     assert (dense.x2_ft, dense.walk) == (160.0, WALKING)
-    assert dense.held_m == pytest.approx(0.4 * 0.5 * gate_ft * M_PER_FT)
-    assert settle(dense, math.inf, GATED) == pytest.approx(0.4 * 0.5 * gate_ft * M_PER_FT)
-    # Meraki-like, a fix every 10 s (50 ft): half a gate, as before.
+    assert dense.held_m == pytest.approx(0.4 * 0.55 * gate_ft * M_PER_FT)
+    assert settle(dense, math.inf, GATED) == pytest.approx(0.4 * 0.55 * gate_ft * M_PER_FT)
+    # Meraki-like, a fix every 10 s (50 ft): 0.55 of a gate, as before.
     sparse = gated_walk(fix(50.0 * i, 0.0, 10.0 * i) for i in range(6))
     assert sparse.walk == WALKING
-    assert sparse.held_m == pytest.approx(0.5 * gate_ft * M_PER_FT)
+    assert sparse.held_m == pytest.approx(0.55 * gate_ft * M_PER_FT)
 
 
-def test_a_gated_sharp_turn_runs_via_a_quarter_of_the_gate_whatever_the_cadence() -> None:
+def test_a_gated_sharp_turn_runs_via_half_the_stop_whatever_the_cadence() -> None:
     # East every 2 s to (200, 0), then north-west: (160, 40) passes, a 90° turn at the last
-    # point (160, 0). The corner K is a quarter of the gate (9.9 ft) past it, not a share
-    # of the stop the dense fixes shortened.
+    # point (160, 0). The corner K is half the stop (0.275 of the gate, 10.9 ft) past it,
+    # not a share of the stop the dense fixes shortened.
     east = [fix(10.0 * i, 0.0, 2.0 * i) for i in range(21)]
     back = [fix(200.0 - 10.0 * i, 10.0 * i, 40.0 + 2.0 * i) for i in range(1, 6)]
     track = gated_walk(east + back)
     assert (track.x2_ft, track.y2_ft, track.walk) == (160.0, 40.0, NONE)
-    k_ft = 0.25 * gate_distance_ft(JITTER_PRIOR_FT, 30.0, 50.0)
+    k_ft = 0.5 * 0.55 * gate_distance_ft(JITTER_PRIOR_FT, 30.0, 50.0)
     assert track.pending_m == pytest.approx((k_ft + math.hypot(k_ft, 40.0)) * M_PER_FT)
 
 
 def test_a_quiet_gated_device_s_lone_leg_that_ends_in_a_stop_is_credited() -> None:
     # One 100 ft leg after a 2-minute pause (slow: it waits), then nothing more. Rule L:
     # on a device of 5 ft jitter it is over 6 jitters long, and the settle credits it
-    # and the stop half a gate (at its 30 ft minimum) on, as rule S a STARTED walk.
+    # and the stop 0.55 of a gate (at its 30 ft minimum) on, as rule S a STARTED walk.
     def lone_leg(jitter_ft: float, params: FilterParams = GATED) -> Track:
         track, _ = walk([mv(0.0, 0.0, 0.0, move_ft=None)], params=params)
         track.jitter_ft = jitter_ft
@@ -239,10 +310,10 @@ def test_a_quiet_gated_device_s_lone_leg_that_ends_in_a_stop_is_credited() -> No
         return track
     quiet = lone_leg(5.0)
     assert quiet.walk == LONE
-    assert settle(quiet, 180.0, GATED) == pytest.approx((100.0 + 15.0) * M_PER_FT)
+    assert settle(quiet, 180.0, GATED) == pytest.approx((100.0 + 16.5) * M_PER_FT)
     assert quiet.walk == SETTLED
     _, credits = walk([mv(100.0, 40.0, 300.0, move_ft=None)], lone_leg(5.0), GATED)
-    assert credits == [pytest.approx((100.0 + 15.0) * M_PER_FT)]  # a slow fix: the same
+    assert credits == [pytest.approx((100.0 + 16.5) * M_PER_FT)]  # a slow fix: the same
     # Under 6 jitters (18 ft, the prior: 108 ft), and on CMX, it is still dropped.
     noisy = lone_leg(JITTER_PRIOR_FT)
     assert (noisy.walk, settle(noisy, math.inf, GATED), noisy.total_m) == (NONE, 0.0, 0.0)
@@ -250,20 +321,25 @@ def test_a_quiet_gated_device_s_lone_leg_that_ends_in_a_stop_is_credited() -> No
     assert (cmx.walk, settle(cmx, math.inf, PARAMS), cmx.total_m) == (NONE, 0.0, 0.0)
 
 
-def test_by_default_a_cmx_walker_stops_three_tenths_of_a_trigger_on() -> None:
+def test_by_default_a_cmx_walker_stops_four_tenths_of_a_trigger_on() -> None:
     # CMX's trigger fires on noisy positions, before the walker has gone the whole 50 ft.
     default = FilterParams(mode="adaptive")
     track, _ = walk(straight(5), params=default)
-    assert track.held_m == pytest.approx(15 * M_PER_FT)
-    assert settle(track, 60 + 60.0, default) == pytest.approx(15 * M_PER_FT)
-    assert (track.x2_ft, track.y2_ft) == (pytest.approx(215.0), 0.0)  # 15 ft past 200 ft
+    assert track.held_m == pytest.approx(20 * M_PER_FT)
+    assert settle(track, 60 + 60.0, default) == pytest.approx(20 * M_PER_FT)
+    assert (track.x2_ft, track.y2_ft) == (pytest.approx(220.0), 0.0)  # 20 ft past 200 ft
 
 
-def test_restored_track_continues_exactly_including_a_later_settle() -> None:
-    moves = straight(7)
-    cut = Track.restore(*walk(moves[:5])[0].as_row(), *walk(moves[:5])[0].adaptive_row())
-    restored, _ = walk(moves[5:], cut)
-    straight_through, _ = walk(moves)
+@pytest.mark.parametrize("points", [
+    straight(7), moves([(0, 0), (50, 20), (100, 20), (150, 20), (200, 0), (250, -10),
+                        (300, 0)])], ids=["straight", "in_a_run"])
+def test_restored_track_continues_exactly_including_a_later_settle(
+        points: list[Movement]) -> None:
+    before = walk(points[:5])[0]
+    assert before.run_x_ft is not None and before.zig < ZIG_PRIOR  # rule D's state too
+    cut = Track.restore(*before.as_row(), *before.adaptive_row())
+    restored, _ = walk(points[5:], cut)
+    straight_through, _ = walk(points)
     assert settle(restored, 1e12, PARAMS) == settle(straight_through, 1e12, PARAMS)
     assert restored.as_row() + restored.adaptive_row() == \
         straight_through.as_row() + straight_through.adaptive_row()

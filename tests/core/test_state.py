@@ -235,7 +235,7 @@ def test_new_devices_past_max_devices_are_refused_and_the_rest_is_kept() -> None
 # -- the adaptive filter in the state (docs/accuracy.md) ----------------------------------
 
 ADAPTIVE = FilterParams(mode="adaptive")
-STOP_M = 0.3 * 50 * 0.3048  # what a stop adds past a CMX walker's last fix, by default
+STOP_M = 0.4 * 50 * 0.3048  # what a stop adds past a CMX walker's last fix, by default
 
 
 class CountingTracks(dict[str, Any]):

@@ -134,6 +134,7 @@ def settle_credit(runtime: Runtime, at_s: float) -> float:
 @pytest.mark.gen_test(timeout=60)
 async def test_restart_continues_an_adaptive_walk_its_gate_and_a_later_settle(
         settings: Any, db: Any) -> None:
+    from tys_server.core.adaptive import ZIG_PRIOR
     from tys_server.core.events import Batch, Fix
 
     adaptive = with_overrides(settings, **{"tracking.filter": "adaptive"})
@@ -150,6 +151,9 @@ async def test_restart_continues_an_adaptive_walk_its_gate_and_a_later_settle(
     ingest(first, fixes[:27])
     walking = first.state.tracks[MAC]
     assert walking.walk & 1 and walking.cand_ts == fixes[26].ts  # mid-walk, between fixes
+    # ... and in the middle of a straight run (rule D), its zig moved off the prior.
+    assert walking.run_x_ft is not None and 0.0 < walking.run_m <= walking.total_m
+    assert walking.zig < ZIG_PRIOR
     adaptive_state = walking.adaptive_row()
     assert await first.stop()
 

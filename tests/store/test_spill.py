@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import TestDatabase, with_overrides
 from tests.support.pgproxy import PgProxy
 from tys_server import runtime as runtime_module
-from tys_server.core.adaptive import JITTER_PRIOR_FT
+from tys_server.core.adaptive import JITTER_PRIOR_FT, ZIG_PRIOR
 from tys_server.core.events import Batch, Movement, ZoneVisit
 from tys_server.core.snapshot import Unflushed
 from tys_server.core.tracking import NO_FLOOR
@@ -27,15 +27,17 @@ FLOOR = 723413320329068590
 LEG_M = 50 * 0.3048
 
 
-# What a track row of a spill file from before the adaptive filter (version 1) lacks.
-V1_ADAPTIVE = (0, None, None, None, None, None, JITTER_PRIOR_FT)
+# What a track row of a spill file from before rule D (version 2) lacks, and one from
+# before the adaptive filter (version 1).
+V2_RUN = (None, None, 0.0, ZIG_PRIOR)
+V1_ADAPTIVE = (0, None, None, None, None, None, JITTER_PRIOR_FT, *V2_RUN)
 
 
 def content() -> Unflushed:
     return Unflushed(
         tracks=[("02:00:00:00:00:01", 30.48, FLOOR, 0.1, 2.5, 50.0, 2.5, 15.24, 7.62,
                  1_795_000_000.125, 3, -49.9, 2.5, 61.25, 2.75, 1_795_000_004.5,
-                 17.123456789012345),
+                 17.123456789012345, -99.75, 2.25, 45.72000000000001, 0.0872),
                 ("02:00:00:00:00:02", 0.0, None, 7.0, 8.0, None, None, 0.0, 0.0, 1.5,
                  *V1_ADAPTIVE),
                 ("02:00:00:00:00:03", 99.5, NO_FLOOR, 0.0, 0.0, None, None, 0.0, 0.0, 2.0,
@@ -69,9 +71,21 @@ def test_a_spill_file_of_version_1_is_read_with_the_adaptive_columns_defaults(
     assert (read.days, read.cursors) == (written.days, written.cursors)
 
 
+def test_a_spill_file_of_version_2_is_read_with_no_run_and_the_prior_zig(
+        tmp_path: Path) -> None:
+    written = content()
+    (tmp_path / FILE_NAME).write_bytes(orjson.dumps({
+        "format": "tys-spill", "version": 2,
+        "tracks": [row[:17] for row in written.tracks], "days": written.days,
+        "counts": written.counts, "zones": written.zones, "cursors": written.cursors}))
+    read = spill.read(tmp_path)
+    assert read is not None
+    assert read.tracks == [(*row[:17], *V2_RUN) for row in written.tracks]
+
+
 def document(**changes: Any) -> bytes:
     raw = orjson.loads(orjson.dumps({
-        "format": "tys-spill", "version": 2, "tracks": content().tracks, "days": content().days,
+        "format": "tys-spill", "version": 3, "tracks": content().tracks, "days": content().days,
         "counts": content().counts, "zones": content().zones, "cursors": content().cursors}))
     raw.update(changes)
     return orjson.dumps(raw)
@@ -79,7 +93,7 @@ def document(**changes: Any) -> bytes:
 
 @pytest.mark.parametrize("text", [
     b"", b'{"format": "tys-spill", "version": 1, "tra', b"[1, 2]", document(format="other"),
-    document(version=3), document(tracks=[["02:00:00:00:00:01", 1.0]]),
+    document(version=4), document(tracks=[["02:00:00:00:00:01", 1.0]]),
     document(days=[["02:00:00:00:00:01", 1.0, "12"]]), document(counts=[[1.0, 1, 2, 3.5]]),
     document(zones=[[1.0, "Hall", True]]), document(cursors={"spaces_firehose": "x"}),
     document(counts=None),

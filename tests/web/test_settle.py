@@ -70,11 +70,11 @@ async def test_a_walk_through_notification_gets_its_last_leg_when_the_feeds_cloc
     assert await steps(post) == 180
     monotonic.now_s += 1.0
     assert runtime.settle() == 1
-    assert await steps(post) == 186  # and the stop: 15 ft past the last fix (0.3 × 50 ft)
+    assert await steps(post) == 188  # and the stop: 20 ft past the last fix (0.4 × 50 ft)
     assert runtime.flusher is not None and await runtime.flusher.flush_once()
     [(total_m, walk_state)] = db.query("SELECT mtrs, walk FROM distance")
     [(day_m,)] = db.query("SELECT sum(mtrs) FROM distance_history")
-    assert (total_m, walk_state) == (pytest.approx(9 * 15.24 + 4.572, abs=1e-4), 2)
+    assert (total_m, walk_state) == (pytest.approx(9 * 15.24 + 6.096, abs=1e-4), 2)
     assert day_m == pytest.approx(total_m, abs=1e-4)
 
 

@@ -124,8 +124,8 @@ class TrackingSettings:
     # cmx_stop_ext_share of CMX's trigger (its noise brings the trigger forward).
     min_speed_mps: float = 0.3
     settle_s: float = 60.0
-    stop_ext_share: float = 0.5
-    cmx_stop_ext_share: float = 0.3
+    stop_ext_share: float = 0.55
+    cmx_stop_ext_share: float = 0.4
 
 
 @dataclasses.dataclass(frozen=True)

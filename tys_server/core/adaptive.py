@@ -8,10 +8,12 @@ distance past the last fix (rule S; less on a feed whose fixes come under DENSE_
 apart), the corner a chord cut between two turns the same
 way is added back (rule C), and a sharp turn in the middle of a walk is measured via a
 corner past the last fix rather than along the chord (rule T); behind the gate, a lone
-leg at least LONE_K times the device's jitter long counts if it ends in a stop (rule L).
-``settle`` credits rule S without a next fix, once the feeds' clock says none can come.
-Per-device state, in the Track: ``walk``, p0 (``x0_ft``/``y0_ft``) and the stop
-extension fixed at the last fix (``held_m``'s slot: classic's held leg is unused).
+leg at least LONE_K times the device's jitter long counts if it ends in a stop (rule L);
+a device whose walks seldom zig-zag is credited a straight run's chord, not its legs
+(rule D). ``settle`` credits rule S without a next fix, once the feeds' clock says none
+can come. Per-device state, in the Track: ``walk``, p0 (``x0_ft``/``y0_ft``), the stop
+extension fixed at the last fix (``held_m``'s slot: classic's held leg is unused), the
+run's start and credit (``run_x_ft``/``run_y_ft``, ``run_m``) and ``zig``.
 
 tracking.advance dispatches here; it creates new tracks itself, so this module needs no
 Track class at run time (tracking imports it).
@@ -59,6 +61,17 @@ DENSE_FIX_S = 5.0
 # still phone's noise rarely carries it that far from its newest point; at 4 × jitter
 # correlated σ 20 ft phones crossed 2 % of a walker (docs/accuracy.md).
 LONE_K = 6.0
+# Rule D: zig is the share of sharp turns among a device's decisions while a walk is under
+# way (an average over about 1 / ZIG_STEP of them, from ZIG_PRIOR). A device whose zig is
+# at most lo (a smooth walker: drifting noise, or little of it) is credited a straight
+# run's chord when the point before the new one lies within tol_ft of it; the tolerance
+# falls to nothing at hi (independent noise, whose legs' sharp turns already cost what its
+# zig-zag adds). (lo, hi, tol_ft) for CMX and for gated feeds, whose gate confirms each
+# point and so zig-zags less at the same noise (docs/accuracy.md, "Rule D").
+ZIG_PRIOR = 0.15
+ZIG_STEP = 0.1
+RUN_CMX = (0.25, 0.35, 40.0)
+RUN_GATED = (0.08, 0.18, 60.0)
 
 
 def settles(walk: int) -> bool:
@@ -71,6 +84,43 @@ def gate_distance_ft(jitter_ft: float, gate_min_ft: float, gate_max_ft: float) -
     """A device's gate: GATE_K times its jitter, within [gate_min_ft, gate_max_ft]."""
     g = GATE_K * jitter_ft
     return gate_min_ft if g < gate_min_ft else gate_max_ft if g > gate_max_ft else g
+
+
+def run_tolerance_ft(zig: float, gated: bool) -> float:
+    """Rule D: how far (ft) a point may lie off a run's chord and still be on the run."""
+    lo, hi, tol_ft = RUN_GATED if gated else RUN_CMX
+    if zig <= lo:
+        return tol_ft
+    if zig >= hi:
+        return 0.0
+    return tol_ft * (hi - zig) / (hi - lo)
+
+
+def _run_leg(track: Track, fx: float, fy: float, tx: float, ty: float, leg_m: float,
+             tol_ft: float) -> float:
+    """Rule D: the metres credited for a leg F→T of a walk (leg_m along the leg).
+
+    When F lies within tol_ft of the chord from the run's start A to T, between them, the
+    run goes on: its credit grows to |AT| (no more than leg_m; nothing when the chord is
+    no longer than what the run was credited). Otherwise a run starts at F, and the leg
+    counts as it is.
+    """
+    ax, ay = track.run_x_ft, track.run_y_ft
+    if ax is not None and ay is not None:
+        cx, cy = tx - ax, ty - ay
+        chord_ft = math.hypot(cx, cy)
+        px, py = fx - ax, fy - ay
+        if (chord_ft > 0.0 and 0.0 < cx * px + cy * py < chord_ft * chord_ft
+                and abs(cx * py - cy * px) <= tol_ft * chord_ft):
+            chord_m = chord_ft * M_PER_FT
+            credit = chord_m - track.run_m
+            if credit <= 0.0:
+                return 0.0
+            track.run_m = chord_m
+            return credit if credit < leg_m else leg_m
+    track.run_x_ft, track.run_y_ft = fx, fy
+    track.run_m = leg_m
+    return leg_m
 
 
 def stop(track: Track) -> float:
@@ -86,6 +136,7 @@ def stop(track: Track) -> float:
     ax, ay = x2 - track.x1_ft, y2 - track.y1_ft
     n = math.hypot(ax, ay)
     track.walk = SETTLED
+    track.run_x_ft = track.run_y_ft = None
     if n > 0.0:
         ext_ft = track.held_m / M_PER_FT
         track.x0_ft = track.y0_ft = None  # the stop point is no corner
@@ -175,6 +226,7 @@ def advance(track: Track, mv: Movement, params: FilterParams) -> tuple[Track, fl
             d = math.hypot(x - track.x2_ft, y - track.y2_ft) * M_PER_FT  # type: ignore[operator]
             if d > cap:
                 d = cap
+        track.run_x_ft = track.run_y_ft = None
         if track.x2_ft is not None:
             track.walk = NONE
             track.x0_ft, track.y0_ft = track.x1_ft, track.y1_ft
@@ -188,15 +240,21 @@ def advance(track: Track, mv: Movement, params: FilterParams) -> tuple[Track, fl
         if walk == LONE:
             walk = NONE  # walking on, it is the first leg of a walk; a turn drops it
         # The angle at p2 is at least max_moving_angle_deg: the device walked on.
-        if back_ft > 0.0 and (ax * bx + ay * by) <= params.cos_max_angle * back_ft * line_ft:
+        walked_on = back_ft > 0.0 and \
+            (ax * bx + ay * by) <= params.cos_max_angle * back_ft * line_ft
+        if walk & 1:  # rule D's zig: a decision while a walk is under way
+            track.zig += ZIG_STEP * ((0.0 if walked_on else 1.0) - track.zig)
+        if walked_on:
             if walk == NONE:
                 c = track.pending_m  # a walk starts: its first leg counts, the new one waits
+                track.run_x_ft, track.run_y_ft, track.run_m = x1, y1, c
                 track.walk = STARTED
-            elif walk == STARTED:
-                c = track.pending_m + d
-                track.walk = WALKING
             else:
-                c = d
+                tol_ft = run_tolerance_ft(track.zig, params.gated)
+                c = 0.0
+                if walk == STARTED:  # the walk's second leg counts now, before the new one
+                    c = _run_leg(track, x1, y1, x2, y2, track.pending_m, tol_ft)
+                c += _run_leg(track, x2, y2, x, y, d, tol_ft)
                 track.walk = WALKING
             x0 = track.x0_ft
             if walk != NONE and x0 is not None:
@@ -219,6 +277,7 @@ def advance(track: Track, mv: Movement, params: FilterParams) -> tuple[Track, fl
                 if d > cap:
                     d = cap
             track.walk = NONE  # a sharp turn: an uncredited pending leg is dropped
+            track.run_x_ft = track.run_y_ft = None
         track.x0_ft, track.y0_ft = x1, y1
         track.x1_ft, track.y1_ft = x2, y2
     track.x2_ft, track.y2_ft = x, y

@@ -10,7 +10,7 @@ from itertools import groupby
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
-from tys_server.core.adaptive import JITTER_PRIOR_FT, WALKS, settles
+from tys_server.core.adaptive import JITTER_PRIOR_FT, WALKS, ZIG_PRIOR, settles
 from tys_server.core.snapshot import Loaded, Unflushed
 from tys_server.core.tracking import NO_FLOOR, Track
 from tys_server.core.users import Profile, User, user_key
@@ -60,10 +60,11 @@ def track_seeder(state: State) -> Callable[[Iterable[tuple[Any, ...]]], None]:
 
     def add(rows: Iterable[tuple[Any, ...]]) -> None:
         for (mac, total_m, floor, x1, y1, x2, y2, pending_m, held_m, last_ts,
-             walk, x0, y0, cand_x, cand_y, cand_ts, jitter_ft) in rows:
+             walk, x0, y0, cand_x, cand_y, cand_ts, jitter_ft, run_x, run_y, run_m, zig) in rows:
             tracks[mac] = track_of(floors.setdefault(floor, floor), x1, y1, x2, y2,
                                    pending_m, held_m, last_ts, total_m,
-                                   walk, x0, y0, cand_x, cand_y, cand_ts, jitter_ft)
+                                   walk, x0, y0, cand_x, cand_y, cand_ts, jitter_ft,
+                                   run_x, run_y, run_m, zig)
 
     return add
 
@@ -108,10 +109,11 @@ def apply_unflushed(state: State, unflushed: Unflushed) -> None:
     """Put back what a shutdown could not write: newer than the database's rows, and dirty."""
     dirty = state.dirty
     for (mac, total_m, floor, x1, y1, x2, y2, pending_m, held_m, last_ts,
-         walk, x0, y0, cand_x, cand_y, cand_ts, jitter_ft) in unflushed.tracks:
+         walk, x0, y0, cand_x, cand_y, cand_ts, jitter_ft, run_x, run_y, run_m,
+         zig) in unflushed.tracks:
         state.tracks[mac] = track = track_of(floor, x1, y1, x2, y2, pending_m, held_m,
                                              last_ts, total_m, walk, x0, y0, cand_x, cand_y,
-                                             cand_ts, jitter_ft)
+                                             cand_ts, jitter_ft, run_x, run_y, run_m, zig)
         if settles(track.walk):  # a walk under way, or a lone leg a stop would credit
             state.walking.add(mac, track.last_ts)
         dirty.tracks.add(mac)
@@ -144,11 +146,14 @@ def track_of(floor: int | None, x1_ft: float | None, y1_ft: float | None,
              last_ts: float | None, total_m: float, walk: int | None = 0,
              x0_ft: float | None = None, y0_ft: float | None = None,
              cand_x_ft: float | None = None, cand_y_ft: float | None = None,
-             cand_ts: float | None = None, jitter_ft: float | None = None) -> Track:
+             cand_ts: float | None = None, jitter_ft: float | None = None,
+             run_x_ft: float | None = None, run_y_ft: float | None = None,
+             run_m: float | None = 0.0, zig: float | None = None) -> Track:
     """A track from stored columns; a legacy row without a point restarts at its next fix.
 
     Rows from before the adaptive filter (its columns at their defaults) continue as
-    tracks with no walk under way; a half-stored point is dropped, never guessed.
+    tracks with no walk under way; rows from before rule D, with no run and the prior
+    zig; a half-stored point is dropped, never guessed.
     """
     if x1_ft is None or y1_ft is None:
         return Track(NO_FLOOR, 0.0, 0.0, last_ts or 0.0, total_m)
@@ -158,8 +163,12 @@ def track_of(floor: int | None, x1_ft: float | None, y1_ft: float | None,
         x0_ft = y0_ft = None
     if cand_x_ft is None or cand_y_ft is None or cand_ts is None:
         cand_x_ft = cand_y_ft = cand_ts = None
+    if run_x_ft is None or run_y_ft is None:
+        run_x_ft = run_y_ft = None
     if walk not in WALKS or (settles(walk) and x2_ft is None):  # type: ignore[arg-type]
         walk = 0
     return Track.restore(floor, x1_ft, y1_ft, x2_ft, y2_ft, pending_m, held_m, last_ts or 0.0,
                          total_m, walk, x0_ft, y0_ft, cand_x_ft, cand_y_ft, cand_ts,  # type: ignore[arg-type]
-                         JITTER_PRIOR_FT if jitter_ft is None else jitter_ft)
+                         JITTER_PRIOR_FT if jitter_ft is None else jitter_ft,
+                         run_x_ft, run_y_ft, run_m or 0.0,
+                         ZIG_PRIOR if zig is None else zig)

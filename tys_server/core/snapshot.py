@@ -14,7 +14,8 @@ class Loaded:
     devices: list[tuple[str, str]]               # mac, owner e-mail
     tracks: list[tuple[Any, ...]]                # mac, total_m, floor, x1, y1, x2, y2,
                                                  # pending_m, held_m, last_ts, walk, x0,
-                                                 # y0, cand_x, cand_y, cand_ts, jitter_ft
+                                                 # y0, cand_x, cand_y, cand_ts, jitter_ft,
+                                                 # run_x, run_y, run_m, zig
     days: list[tuple[str, float, float]]         # mac, day start (epoch s), metres
     counts: list[tuple[float, int, int, int]]    # recent minutes only
     zones: list[tuple[float, str, int]]          # recent minutes only

@@ -27,9 +27,10 @@ TrackRow = tuple[
 ]
 # The adaptive filter's and gate's state in the order of Track.adaptive_row() (after
 # TrackRow's in Track.restore()): walk, x0_ft, y0_ft, cand_x_ft, cand_y_ft, cand_ts,
-# jitter_ft.
+# jitter_ft, run_x_ft, run_y_ft, run_m, zig.
 AdaptiveRow = tuple[
-    int, float | None, float | None, float | None, float | None, float | None, float
+    int, float | None, float | None, float | None, float | None, float | None, float,
+    float | None, float | None, float, float,
 ]
 
 CLASSIC = "classic"
@@ -51,9 +52,9 @@ class FilterParams:
     mode: str = CLASSIC
     min_speed_mps: float = 0.3
     settle_s: float = 60.0
-    stop_ext_share: float = 0.5
+    stop_ext_share: float = 0.55
     trigger_ft: float = 50.0
-    cmx_stop_ext_share: float = 0.3
+    cmx_stop_ext_share: float = 0.4
     gated: bool = False  # the movements come from the gate (Spaces, Meraki)
     gate_min_ft: float = 30.0
     gate_max_ft: float = 50.0
@@ -81,13 +82,15 @@ class Track:
     """One device's filter state: floor, p1, p2 (newest, may be none), pending, held.
 
     The adaptive mode adds walk, p0 (x0_ft, y0_ft), the gate's candidate (the previous
-    raw fix: cand_x_ft, cand_y_ft, cand_ts) and jitter_ft, and keeps its stop extension
+    raw fix: cand_x_ft, cand_y_ft, cand_ts), jitter_ft, rule D's run (its start run_x_ft,
+    run_y_ft and the metres it was credited, run_m) and zig, and keeps its stop extension
     in held_m (core/adaptive.py); the classic mode leaves them at their start values.
     """
 
     __slots__ = (
         "floor", "x1_ft", "y1_ft", "x2_ft", "y2_ft", "pending_m", "held_m", "last_ts", "total_m",
         "walk", "x0_ft", "y0_ft", "cand_x_ft", "cand_y_ft", "cand_ts", "jitter_ft",
+        "run_x_ft", "run_y_ft", "run_m", "zig",
     )
 
     floor: int | None
@@ -106,6 +109,10 @@ class Track:
     cand_y_ft: float | None
     cand_ts: float | None
     jitter_ft: float
+    run_x_ft: float | None
+    run_y_ft: float | None
+    run_m: float
+    zig: float
 
     def __init__(
         self, floor: int | None, x_ft: float, y_ft: float, ts: float, total_m: float = 0.0
@@ -113,10 +120,12 @@ class Track:
         """A track that starts at a first fix (step 1), carrying total_m over."""
         self.total_m = total_m
         self.jitter_ft = adaptive.JITTER_PRIOR_FT
+        self.zig = adaptive.ZIG_PRIOR
         self.start(floor, x_ft, y_ft, ts)
 
     def start(self, floor: int | None, x_ft: float, y_ft: float, ts: float) -> None:
-        """Step 1: start again from one point on floor; total_m and jitter_ft are kept."""
+        """Step 1: start again from one point on floor; total_m, jitter_ft and zig are
+        kept (they describe the device, not the walk)."""
         self.floor = floor
         self.x1_ft = x_ft
         self.y1_ft = y_ft
@@ -131,6 +140,9 @@ class Track:
         self.cand_x_ft = None
         self.cand_y_ft = None
         self.cand_ts = None
+        self.run_x_ft = None
+        self.run_y_ft = None
+        self.run_m = 0.0
 
     def end(self, ts: float) -> None:
         """The device left: forget its points and legs (never credited); total_m is kept."""
@@ -155,12 +167,18 @@ class Track:
         cand_y_ft: float | None = None,
         cand_ts: float | None = None,
         jitter_ft: float = adaptive.JITTER_PRIOR_FT,
+        run_x_ft: float | None = None,
+        run_y_ft: float | None = None,
+        run_m: float = 0.0,
+        zig: float = adaptive.ZIG_PRIOR,
     ) -> Track:
         """Rebuild a track from stored columns (the order of as_row(), adaptive_row())."""
         if (x2_ft is None) != (y2_ft is None):
             raise ValueError("x2_ft and y2_ft must both be set or both be None")
-        if (x0_ft is None) != (y0_ft is None) or (cand_x_ft is None) != (cand_y_ft is None):
-            raise ValueError("x0_ft/y0_ft and cand_x_ft/cand_y_ft must be set in pairs")
+        if ((x0_ft is None) != (y0_ft is None) or (cand_x_ft is None) != (cand_y_ft is None)
+                or (run_x_ft is None) != (run_y_ft is None)):
+            raise ValueError("x0_ft/y0_ft, cand_x_ft/cand_y_ft and run_x_ft/run_y_ft must be "
+                             "set in pairs")
         if adaptive.settles(walk) and x2_ft is None:
             raise ValueError("a walk under way or a lone leg needs a second point")
         track = cls.__new__(cls)  # a million of these at start-up: set each slot once
@@ -180,6 +198,10 @@ class Track:
         track.cand_y_ft = cand_y_ft
         track.cand_ts = cand_ts
         track.jitter_ft = jitter_ft
+        track.run_x_ft = run_x_ft
+        track.run_y_ft = run_y_ft
+        track.run_m = run_m
+        track.zig = zig
         return track
 
     def as_row(self) -> TrackRow:
@@ -190,9 +212,11 @@ class Track:
         )
 
     def adaptive_row(self) -> AdaptiveRow:
-        """(walk, x0, y0, cand_x, cand_y, cand_ts, jitter_ft): restore()'s after as_row()."""
+        """(walk, x0, y0, cand_x, cand_y, cand_ts, jitter_ft, run_x, run_y, run_m, zig):
+        restore()'s after as_row()."""
         return (self.walk, self.x0_ft, self.y0_ft, self.cand_x_ft, self.cand_y_ft,
-                self.cand_ts, self.jitter_ft)
+                self.cand_ts, self.jitter_ft, self.run_x_ft, self.run_y_ft, self.run_m,
+                self.zig)
 
     def __repr__(self) -> str:
         return f"Track{self.as_row() + self.adaptive_row()!r}"

@@ -118,7 +118,9 @@ def _reals(metres: list[float]) -> list[float]:
 def _adaptive_columns(tracks: list[Track]) -> tuple[list[Any], ...]:
     return ([t.walk for t in tracks], [t.x0_ft for t in tracks], [t.y0_ft for t in tracks],
             [t.cand_x_ft for t in tracks], [t.cand_y_ft for t in tracks],
-            [t.cand_ts for t in tracks], [t.jitter_ft for t in tracks])
+            [t.cand_ts for t in tracks], [t.jitter_ft for t in tracks],
+            [t.run_x_ft for t in tracks], [t.run_y_ft for t in tracks],
+            [t.run_m for t in tracks], [t.zig for t in tracks])
 
 
 def day_rows(state: State, keys: Iterable[tuple[str, int]]) -> list[tuple[str, float, float]]:

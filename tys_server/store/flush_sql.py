@@ -19,7 +19,8 @@ class FlushChunk:
 
     tracks: mac, total_m, floor, x1_ft, y1_ft, x2_ft, y2_ft, pending_m, held_m, last_ts;
     adaptive: the same tracks' walk, x0_ft, y0_ft, cand_x_ft, cand_y_ft, cand_ts,
-    jitter_ft (the adaptive filter's state, written with them); days: day start (epoch
+    jitter_ft, run_x_ft, run_y_ft, run_m, zig (the adaptive filter's state, written with
+    them); days: day start (epoch
     s), mac, metres; counts: (minute (epoch s), users, devices, notifications) rows;
     zones: (minute (epoch s), zone name, visits) rows; cursors: (feed, cursor_ms) rows.
     """
@@ -39,20 +40,22 @@ class FlushChunk:
 
 _UPSERT_TRACKS = """
 INSERT INTO distance (mac, mtrs, floor_id, point_1, point_2, distance_1to2, held_m, time,
-                      walk, point_0, cand, cand_time, jitter_ft)
+                      walk, point_0, cand, cand_time, jitter_ft, run_point, run_m, zig)
 SELECT m, t, f, point(x1, y1), point(x2, y2), p, h, to_timestamp(ts),
-       w, point(x0, y0), point(cx, cy), cts, j
+       w, point(x0, y0), point(cx, cy), cts, j, point(rx, ry), rm, z
 FROM unnest(%s::macaddr[], %s::float8[], %s::bigint[], %s::float8[], %s::float8[],
             %s::float8[], %s::float8[], %s::float8[], %s::float8[], %s::float8[],
             %s::smallint[], %s::float8[], %s::float8[], %s::float8[], %s::float8[],
-            %s::float8[], %s::float8[])
-     AS r(m, t, f, x1, y1, x2, y2, p, h, ts, w, x0, y0, cx, cy, cts, j)
+            %s::float8[], %s::float8[], %s::float8[], %s::float8[], %s::float8[],
+            %s::float8[])
+     AS r(m, t, f, x1, y1, x2, y2, p, h, ts, w, x0, y0, cx, cy, cts, j, rx, ry, rm, z)
 ON CONFLICT (mac) DO UPDATE SET
     mtrs = EXCLUDED.mtrs, floor_id = EXCLUDED.floor_id, point_1 = EXCLUDED.point_1,
     point_2 = EXCLUDED.point_2, distance_1to2 = EXCLUDED.distance_1to2,
     held_m = EXCLUDED.held_m, time = EXCLUDED.time, walk = EXCLUDED.walk,
     point_0 = EXCLUDED.point_0, cand = EXCLUDED.cand, cand_time = EXCLUDED.cand_time,
-    jitter_ft = EXCLUDED.jitter_ft
+    jitter_ft = EXCLUDED.jitter_ft, run_point = EXCLUDED.run_point, run_m = EXCLUDED.run_m,
+    zig = EXCLUDED.zig
 """
 _UPSERT_DAYS = """
 INSERT INTO distance_history (time, mac, mtrs)

@@ -26,7 +26,8 @@ LOAD_PAGE_ROWS = 100_000
 _SELECT_TRACKS = """
 SELECT mac::text, coalesce(mtrs, 0), floor_id, point_1[0], point_1[1], point_2[0], point_2[1],
        coalesce(distance_1to2, 0), coalesce(held_m, 0), extract(epoch FROM time)::float8,
-       walk, point_0[0], point_0[1], cand[0], cand[1], cand_time, jitter_ft
+       walk, point_0[0], point_0[1], cand[0], cand[1], cand_time, jitter_ft,
+       run_point[0], run_point[1], run_m, zig
 FROM distance WHERE %s::macaddr IS NULL OR mac > %s::macaddr ORDER BY distance.mac LIMIT %s
 """
 # Pages in primary key order (time, mac), each as one row per day start holding its MACs

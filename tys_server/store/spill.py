@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from tys_server.core.adaptive import JITTER_PRIOR_FT
+from tys_server.core.adaptive import JITTER_PRIOR_FT, ZIG_PRIOR
 from tys_server.core.dirty import Dirty
 from tys_server.core.snapshot import Unflushed
 from tys_server.core.state import State
@@ -26,10 +26,11 @@ from tys_server.store.flush_rows import count_rows, day_rows, zone_rows
 
 FILE_NAME = "tys-spill.json"
 FORMAT = "tys-spill"
-# 2: track rows carry the adaptive filter's columns. A version 1 file (written before
-# them) is still read: its tracks get those columns' defaults, as the database's rows do.
-VERSION = 2
-READABLE_VERSIONS = (1, 2)
+# 2: track rows carry the adaptive filter's columns; 3: and rule D's (run, zig). Older
+# files are still read: their tracks get the missing columns' defaults, as the
+# database's rows do.
+VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 
 
 class SpillError(StoreError):
@@ -112,10 +113,13 @@ _NUMBER, _TEXT, _INT = (int, float), (str,), (int,)
 _OPTIONAL = _NUMBER + (type(None),)
 _TRACK_V1 = (_TEXT, _NUMBER, _INT + (type(None),), _NUMBER, _NUMBER,
              _OPTIONAL, _OPTIONAL, _NUMBER, _NUMBER, _NUMBER)
-_TRACK = _TRACK_V1 + (_INT, _OPTIONAL, _OPTIONAL, _OPTIONAL, _OPTIONAL, _OPTIONAL, _NUMBER)
-# What a version 1 track row lacks: no walk under way, no p0, no gate candidate, and the
-# jitter a new device starts with.
-_V1_ADAPTIVE = (0, None, None, None, None, None, JITTER_PRIOR_FT)
+_TRACK_V2 = _TRACK_V1 + (_INT, _OPTIONAL, _OPTIONAL, _OPTIONAL, _OPTIONAL, _OPTIONAL, _NUMBER)
+_TRACK = _TRACK_V2 + (_OPTIONAL, _OPTIONAL, _NUMBER, _NUMBER)
+# What a version 2 track row lacks: no run, and the zig a new device starts with; a
+# version 1 row also: no walk under way, no p0, no gate candidate, and the jitter a new
+# device starts with.
+_V2_RUN = (None, None, 0.0, ZIG_PRIOR)
+_V1_ADAPTIVE = (0, None, None, None, None, None, JITTER_PRIOR_FT, *_V2_RUN)
 _DAY = (_TEXT, _NUMBER, _NUMBER)
 _COUNT = (_NUMBER, _INT, _INT, _INT)
 _ZONE = (_NUMBER, _TEXT, _INT)
@@ -133,6 +137,8 @@ def _parse(document: Any) -> Unflushed:
         raise ValueError("cursors: not a map of feed to integer")
     if version == 1:
         tracks = [(*row, *_V1_ADAPTIVE) for row in _rows(document, "tracks", _TRACK_V1)]
+    elif version == 2:
+        tracks = [(*row, *_V2_RUN) for row in _rows(document, "tracks", _TRACK_V2)]
     else:
         tracks = _rows(document, "tracks", _TRACK)
     return Unflushed(tracks, _rows(document, "days", _DAY),
