@@ -169,6 +169,9 @@ def track_of(floor: int | None, x1_ft: float | None, y1_ft: float | None,
         walk = 0
     return Track.restore(floor, x1_ft, y1_ft, x2_ft, y2_ft, pending_m, held_m, last_ts or 0.0,
                          total_m, walk, x0_ft, y0_ft, cand_x_ft, cand_y_ft, cand_ts,  # type: ignore[arg-type]
-                         JITTER_PRIOR_FT if jitter_ft is None else jitter_ft,
+                         # A value at its prior is the prior's one float object, not a
+                         # million copies (0.0 too, by `or`).
+                         JITTER_PRIOR_FT if jitter_ft is None or jitter_ft == JITTER_PRIOR_FT
+                         else jitter_ft,
                          run_x_ft, run_y_ft, run_m or 0.0,
-                         ZIG_PRIOR if zig is None else zig)
+                         ZIG_PRIOR if zig is None or zig == ZIG_PRIOR else zig)
