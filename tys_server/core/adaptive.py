@@ -166,17 +166,18 @@ def settle(track: Track, now_s: float, params: FilterParams) -> float:
 def _corner_m(x0: float, y0: float, x1: float, y1: float, x2: float, y2: float,
               x3: float, y3: float, lb: float, lc: float) -> float:
     """Rule C: the metres the chord p1→p2 (lb ft) cut off the corner between the lines
-    p0→p1 and p2→p3 (lc = |p2p3| ft); 0 unless both turns go the same way, ≥ 20°."""
-    ax, ay = x1 - x0, y1 - y0
+    p0→p1 and p2→p3 (lc = |p2p3| ft); 0 unless both turns go the same way, ≥ 30°."""
     bx, by = x2 - x1, y2 - y1
     cx, cy = x3 - x2, y3 - y2
-    la = math.hypot(ax, ay)
-    if la == 0.0:
-        return 0.0
-    cross1 = ax * by - ay * bx  # la·lb·sine of the turn at p1
     cross2 = bx * cy - by * cx  # lb·lc·sine of the turn at p2
-    if (cross1 * cross2 <= 0.0 or abs(cross1) < CORNER_MIN_SIN * la * lb
-            or abs(cross2) < CORNER_MIN_SIN * lb * lc):
+    if abs(cross2) < CORNER_MIN_SIN * lb * lc:
+        return 0.0  # tested first: a walk's turns are mostly under 30°, and this is cheap
+    ax, ay = x1 - x0, y1 - y0
+    cross1 = ax * by - ay * bx  # la·lb·sine of the turn at p1 (0 when p0 = p1)
+    if cross1 * cross2 <= 0.0:
+        return 0.0
+    la = math.hypot(ax, ay)
+    if abs(cross1) < CORNER_MIN_SIN * la * lb:
         return 0.0
     den = ax * cy - ay * cx  # the corner K: p1 + t·a = p2 + u·c
     t = cross2 / den
