@@ -58,29 +58,21 @@ def test_spill_round_trips_every_value_and_leaves_no_temporary_file(tmp_path: Pa
     assert spill.read(tmp_path / "spill") is None
 
 
-def test_a_spill_file_of_version_1_is_read_with_the_adaptive_columns_defaults(
-        tmp_path: Path) -> None:
+@pytest.mark.parametrize(("version", "columns", "defaults"), [
+    (1, 10, V1_ADAPTIVE),  # before the adaptive filter: its columns' defaults
+    (2, 17, V2_RUN),       # before rule D: no run, and the prior zig
+], ids=["version_1", "version_2"])
+def test_an_older_spill_file_is_read_with_the_later_columns_defaults(
+        tmp_path: Path, version: int, columns: int, defaults: tuple[Any, ...]) -> None:
     written = content()
     (tmp_path / FILE_NAME).write_bytes(orjson.dumps({
-        "format": "tys-spill", "version": 1,
-        "tracks": [row[:10] for row in written.tracks], "days": written.days,
+        "format": "tys-spill", "version": version,
+        "tracks": [row[:columns] for row in written.tracks], "days": written.days,
         "counts": written.counts, "zones": written.zones, "cursors": written.cursors}))
     read = spill.read(tmp_path)
     assert read is not None
-    assert read.tracks == [(*row[:10], *V1_ADAPTIVE) for row in written.tracks]
+    assert read.tracks == [(*row[:columns], *defaults) for row in written.tracks]
     assert (read.days, read.cursors) == (written.days, written.cursors)
-
-
-def test_a_spill_file_of_version_2_is_read_with_no_run_and_the_prior_zig(
-        tmp_path: Path) -> None:
-    written = content()
-    (tmp_path / FILE_NAME).write_bytes(orjson.dumps({
-        "format": "tys-spill", "version": 2,
-        "tracks": [row[:17] for row in written.tracks], "days": written.days,
-        "counts": written.counts, "zones": written.zones, "cursors": written.cursors}))
-    read = spill.read(tmp_path)
-    assert read is not None
-    assert read.tracks == [(*row[:17], *V2_RUN) for row in written.tracks]
 
 
 def document(**changes: Any) -> bytes:
