@@ -11,9 +11,8 @@ corner past the last fix rather than along the chord (rule T); behind the gate, 
 leg at least LONE_K times the device's jitter long counts if it ends in a stop (rule L);
 a device whose walks seldom zig-zag is credited a straight run's chord, not its legs
 (rule D). ``settle`` credits rule S without a next fix, once the feeds' clock says none
-can come. Per-device state, in the Track: ``walk``, p0 (``x0_ft``/``y0_ft``), the stop
-extension fixed at the last fix (``held_m``'s slot: classic's held leg is unused), the
-run's start and credit (``run_x_ft``/``run_y_ft``, ``run_m``) and ``zig``.
+can come. Per-device state, in the Track: ``walk``, p0, the stop extension fixed at the
+last fix (``held_m``: classic's held leg is unused), rule D's run and ``zig``.
 
 tracking.advance dispatches here; it creates new tracks itself, so this module needs no
 Track class at run time (tracking imports it).
@@ -61,13 +60,11 @@ DENSE_FIX_S = 5.0
 # still phone's noise rarely carries it that far from its newest point; at 4 × jitter
 # correlated σ 20 ft phones crossed 2 % of a walker (docs/accuracy.md).
 LONE_K = 6.0
-# Rule D: zig is the share of sharp turns among a device's decisions while a walk is under
-# way (an average over about 1 / ZIG_STEP of them, from ZIG_PRIOR). A device whose zig is
-# at most lo (a smooth walker: drifting noise, or little of it) is credited a straight
-# run's chord when the point before the new one lies within tol_ft of it; the tolerance
-# falls to nothing at hi (independent noise, whose legs' sharp turns already cost what its
-# zig-zag adds). (lo, hi, tol_ft) for CMX and for gated feeds, whose gate confirms each
-# point and so zig-zags less at the same noise (docs/accuracy.md, "Rule D").
+# Rule D: zig is a device's share of sharp turns while a walk is under way (an average of
+# about 1 / ZIG_STEP decisions, from ZIG_PRIOR). Up to zig lo (drifting noise, or little),
+# a run's chord is credited when the point before the new one lies within tol_ft of it;
+# the tolerance falls to 0 at hi (independent noise: its sharp turns already drop what its
+# zig-zag adds). (lo, hi, tol_ft) for CMX and gated feeds (docs/accuracy.md, "Rule D").
 ZIG_PRIOR = 0.15
 ZIG_STEP = 0.1
 RUN_CMX = (0.25, 0.35, 40.0)
