@@ -20,9 +20,9 @@ class FlushChunk:
     tracks: mac, total_m, floor, x1_ft, y1_ft, x2_ft, y2_ft, pending_m, held_m, last_ts;
     adaptive: the same tracks' walk, x0_ft, y0_ft, cand_x_ft, cand_y_ft, cand_ts,
     jitter_ft, run_x_ft, run_y_ft, run_m, zig (the adaptive filter's state, written with
-    them); days: day start (epoch
-    s), mac, metres; counts: (minute (epoch s), users, devices, notifications) rows;
-    zones: (minute (epoch s), zone name, visits) rows; cursors: (feed, cursor_ms) rows.
+    them); days: day start (epoch s), mac, metres; counts: (minute (epoch s), users,
+    devices, notifications) rows; zones: (minute (epoch s), zone name, visits) rows;
+    cursors: (feed, cursor_ms) rows.
     """
 
     tracks: tuple[list[Any], ...] = ()
