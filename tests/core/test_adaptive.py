@@ -169,15 +169,15 @@ def test_turns_under_30_degrees_the_same_way_add_no_corner() -> None:
 
 def test_a_smooth_walker_is_credited_the_chord_of_a_straight_run_not_its_wobble() -> None:
     # East along y = 0 with a drift that carries the middle fixes 20 ft north and back:
-    # leg by leg that is 4 × 53.85 ft; the run from (0, 0) (its start when the walk
-    # started) to (200, 0) is 200 ft, and each point lies within CMX's 40 ft of it.
+    # leg by leg that is 53.85 + 50 + 50 + 53.85 ft; the run from (0, 0) (its start when
+    # the walk started) to (200, 0) is 200 ft, and each point lies within CMX's 40 ft.
     points = moves([(0, 0), (50, 20), (100, 20), (150, 20), (200, 0)])
     track, credits = walk(points)
     assert sum(credits) == pytest.approx(200 * M_PER_FT)
-    assert credits == pytest.approx([0, 0, math.hypot(50, 20) * M_PER_FT,
-                                     100 * M_PER_FT - math.hypot(50, 20) * M_PER_FT
-                                     + math.hypot(150, 20) * M_PER_FT - 100 * M_PER_FT,
-                                     (200 - math.hypot(150, 20)) * M_PER_FT])
+    # Each credit is the chord's growth: to |A (50, 20)|, to |A (150, 20)|, to 200 ft.
+    to_50, to_150 = math.hypot(50, 20), math.hypot(150, 20)
+    assert credits == pytest.approx([0, 0, to_50 * M_PER_FT, (to_150 - to_50) * M_PER_FT,
+                                     (200 - to_150) * M_PER_FT])
     assert (track.run_x_ft, track.run_y_ft, track.run_m) == (0.0, 0.0,
                                                              pytest.approx(200 * M_PER_FT))
     assert track.zig == pytest.approx(ZIG_PRIOR * 0.9 ** 2)  # two decisions, both on
@@ -227,7 +227,7 @@ def test_a_sharp_turn_mid_walk_is_credited_via_a_corner_once_the_walk_goes_on() 
     # extension), and counts when the walk goes on after it.
     points = [(0, 0), (50, 0), (100, 0), (150, 0), (120, 40), (90, 80)]
     track, credits = walk(mv(x, y, 15 * i, move_ft=None) for i, (x, y) in enumerate(points))
-    via_k_ft = 12.5 + math.hypot(120 - 162.5, 40)  # (a run starts at the turn: rule D)
+    via_k_ft = 12.5 + math.hypot(120 - 162.5, 40)
     assert credits == pytest.approx([0, 0, LEG_M, 2 * LEG_M, 0, via_k_ft * M_PER_FT])
     assert track.walk == STARTED
     # Turning back again drops it, as any unconfirmed leg.
