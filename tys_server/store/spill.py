@@ -30,7 +30,7 @@ FORMAT = "tys-spill"
 # files are still read: their tracks get the missing columns' defaults, as the
 # database's rows do.
 VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+READABLE_VERSIONS = (1, 2, 3)  # _TRACKS_OF's keys
 
 
 class SpillError(StoreError):
@@ -120,6 +120,8 @@ _TRACK = _TRACK_V2 + (_OPTIONAL, _OPTIONAL, _NUMBER, _NUMBER)
 # device starts with.
 _V2_RUN = (None, None, 0.0, ZIG_PRIOR)
 _V1_ADAPTIVE = (0, None, None, None, None, None, JITTER_PRIOR_FT, *_V2_RUN)
+# Each readable version: its track row's shape, and what is appended to read it as now.
+_TRACKS_OF = {1: (_TRACK_V1, _V1_ADAPTIVE), 2: (_TRACK_V2, _V2_RUN), VERSION: (_TRACK, ())}
 _DAY = (_TEXT, _NUMBER, _NUMBER)
 _COUNT = (_NUMBER, _INT, _INT, _INT)
 _ZONE = (_NUMBER, _TEXT, _INT)
@@ -135,12 +137,10 @@ def _parse(document: Any) -> Unflushed:
     if not isinstance(cursors, dict) or not all(
             isinstance(ms, int) and not isinstance(ms, bool) for ms in cursors.values()):
         raise ValueError("cursors: not a map of feed to integer")
-    if version == 1:
-        tracks = [(*row, *_V1_ADAPTIVE) for row in _rows(document, "tracks", _TRACK_V1)]
-    elif version == 2:
-        tracks = [(*row, *_V2_RUN) for row in _rows(document, "tracks", _TRACK_V2)]
-    else:
-        tracks = _rows(document, "tracks", _TRACK)
+    shape, missing = _TRACKS_OF[version]
+    tracks = _rows(document, "tracks", shape)
+    if missing:
+        tracks = [(*row, *missing) for row in tracks]
     return Unflushed(tracks, _rows(document, "days", _DAY),
                      _rows(document, "counts", _COUNT), _rows(document, "zones", _ZONE),
                      cursors)
