@@ -167,6 +167,7 @@ async def test_restart_continues_an_adaptive_walk_its_gate_and_a_later_settle(
     third = await started(adaptive)  # the walk under way is queued for the settle again
     stop_m = settle_credit(third, start_s + 3600)
     assert await third.stop()
+    restarted = stored_metres(db)
 
     db.clear()  # an uninterrupted run of the same fixes, for comparison
     straight = await started(adaptive)
@@ -182,6 +183,14 @@ async def test_restart_continues_an_adaptive_walk_its_gate_and_a_later_settle(
     assert stop_m > 0.0
     rows = db.query("SELECT mtrs FROM distance")
     assert rows[0][0] == pytest.approx(expected, abs=1e-3)
+    # Both tables the restarts touch hold what the uninterrupted run wrote (0 m lost, 0 m
+    # doubled, to a real column's precision), day by day.
+    uninterrupted = stored_metres(db)
+    assert restarted[0] == pytest.approx(uninterrupted[0], abs=1e-3)
+    assert [day for day, _ in restarted[1]] == [day for day, _ in uninterrupted[1]]
+    assert [m for _, m in restarted[1]] == pytest.approx([m for _, m in uninterrupted[1]],
+                                                         abs=1e-3)
+    assert sum(m for _, m in restarted[1]) == pytest.approx(restarted[0], abs=1e-3)
 
 
 @pytest.mark.gen_test(timeout=60)
