@@ -165,6 +165,15 @@ def test_turns_under_30_degrees_the_same_way_add_no_corner() -> None:
     assert credits[-1] == pytest.approx(50 * M_PER_FT)
 
 
+def test_a_u_turn_of_parallel_legs_adds_no_corner_and_does_not_fail() -> None:
+    # tracking.max_moving_angle_deg may be set below 90°: then a U of two 90° turns walks
+    # on, and p0→p1 and p2→p3 are parallel (they meet nowhere). This divided by zero.
+    wide = FilterParams(mode="adaptive", cmx_stop_ext_share=0.5, max_moving_angle_deg=60.0)
+    points = moves([(-50, 0), (0, 0), (50, 0), (50, 50), (0, 50)])
+    _, credits = walk(points[1:], zigzagging(points[0]), params=wide)
+    assert credits[-1] == pytest.approx(50 * M_PER_FT)
+
+
 # -- rule D: a smooth walker's straight run is credited its chord --------------------------
 
 def test_a_smooth_walker_is_credited_the_chord_of_a_straight_run_not_its_wobble() -> None:

@@ -177,6 +177,8 @@ def _corner_m(x0: float, y0: float, x1: float, y1: float, x2: float, y2: float,
     if abs(cross1) < CORNER_MIN_SIN * la * lb:
         return 0.0
     den = ax * cy - ay * cx  # the corner K: p1 + t·a = p2 + u·c
+    if den == 0.0:
+        return 0.0  # p0→p1 and p2→p3 are parallel (a U: possible below 90° of max angle)
     t = cross2 / den
     u = (bx * ay - by * ax) / den
     if t <= 0.0 or u >= 0.0:
