@@ -149,6 +149,33 @@ def test_unknown_feed_and_bad_noise_model_are_refused() -> None:
         for_feed(VenueConfig(), "wifi")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="noise_model"):
         VenueConfig(noise_model="pink")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="layout"):
+        VenueConfig(layout="maze")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="aisle_ft"):
+        VenueConfig(layout="aisles", cross_aisle_ft=0.0)
+
+
+def test_in_an_aisle_hall_walkers_keep_to_the_aisles_and_turn_without_pausing() -> None:
+    cfg = VenueConfig(floors=1, layout="aisles", aisle_ft=40.0, cross_aisle_ft=120.0,
+                      floor_change_prob=0.0)
+    venue = Venue(make_devices(20, 0, 1, 3, "random"), cfg, 3)
+    turns_walking = 0
+    for mover in venue.movers:
+        x0, y0, d0 = mover.x, mover.y, mover.distance_ft
+        for second in range(1, 1801):
+            mover.advance(float(second))
+            x, y = mover.x, mover.y
+            on_booth_aisle = math.isclose(x / 40.0, round(x / 40.0), abs_tol=1e-9)
+            on_cross_aisle = math.isclose(y / 120.0, round(y / 120.0), abs_tol=1e-9)
+            assert on_booth_aisle or on_cross_aisle, (x, y)
+            step = mover.distance_ft - d0
+            if x != x0 and y != y0:  # a turn within this second: walked round the corner
+                assert step > math.hypot(x - x0, y - y0)
+                turns_walking += 1
+            else:  # straight along an aisle (or standing at a booth)
+                assert step == pytest.approx(math.hypot(x - x0, y - y0))
+            x0, y0, d0 = x, y, mover.distance_ft
+    assert turns_walking > 100  # two crossings on most booth-to-booth walks
 
 
 def test_after_the_session_the_truth_stands_still_while_the_fixes_go_on() -> None:

@@ -74,6 +74,26 @@ def device_options() -> argparse.ArgumentParser:
     return parent
 
 
+def add_layout(group: Any) -> None:
+    """The venue's layout options (VenueConfig.layout, aisle_ft, cross_aisle_ft)."""
+    from tools.cmx_sim.venue import LAYOUTS, VenueConfig
+
+    d = VenueConfig()
+    group.add_argument("--layout", choices=LAYOUTS, default=d.layout,
+                       help="open: straight from waypoint to waypoint; aisles: an exhibition "
+                            "hall, booth to booth along aisles, 90° turns at the crossings")
+    group.add_argument("--aisle-ft", type=float, default=d.aisle_ft,
+                       help="aisles: the booth aisles' spacing")
+    group.add_argument("--cross-aisle-ft", type=float, default=d.cross_aisle_ft,
+                       help="aisles: the cross aisles' spacing")
+
+
+def layout(args: argparse.Namespace) -> dict[str, Any]:
+    """VenueConfig's layout fields from add_layout's options."""
+    return {"layout": args.layout, "aisle_ft": args.aisle_ft,
+            "cross_aisle_ft": args.cross_aisle_ft}
+
+
 def save_json(path: str | None, data: dict[str, Any]) -> None:
     """Write data as indented JSON to path (nothing when path is None)."""
     if path:

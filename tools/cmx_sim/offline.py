@@ -22,6 +22,7 @@ from typing import Any
 
 from tools.cmx_sim import accuracy, report
 from tools.cmx_sim.cadence import FEEDS, LateDelivery, for_feed
+from tools.cmx_sim.cli_args import add_layout, layout
 from tools.cmx_sim.devices import make_devices
 from tools.cmx_sim.venue import NOISE_MODELS, Fix, Venue, VenueConfig
 from tys_server.core.events import Batch, Event, Movement
@@ -135,12 +136,13 @@ def parse_args(argv: Sequence[str] | None = None) -> accuracy.MatrixOptions:
     ap.add_argument("--depth-ft", type=float, default=venue.depth_ft)
     ap.add_argument("--noise-corr-s", type=float, default=venue.noise_corr_s)
     ap.add_argument("--outlier-rate", type=float, default=venue.outlier_rate)
+    add_layout(ap)
     ap.add_argument("--jobs", type=int, default=2)
     a = ap.parse_args(argv)
     variant = dataclasses.replace(
         venue, speed_mps=(a.speed_mps[0], a.speed_mps[-1]), pause_s=(a.pause_s[0], a.pause_s[-1]),
         width_ft=a.width_ft, depth_ft=a.depth_ft, noise_corr_s=a.noise_corr_s,
-        outlier_rate=a.outlier_rate)
+        outlier_rate=a.outlier_rate, **layout(a))
     return accuracy.MatrixOptions(
         feeds=tuple(a.feeds.split(",")), noise_models=tuple(a.noise.split(",")),
         sigmas_ft=a.sigmas_ft, minutes=a.minutes, attendees=a.attendees,

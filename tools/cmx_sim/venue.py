@@ -33,6 +33,7 @@ M_PER_FT = 0.3048
 FIRST_FIX_MOVE_FT = 10000.0  # what CMX reports as moveDistanceInFt on a device's first fix
 NoiseModel = Literal["independent", "correlated"]
 NOISE_MODELS: tuple[NoiseModel, ...] = ("independent", "correlated")
+LAYOUTS = ("open", "aisles")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +55,13 @@ class VenueConfig:
     repeat_share: float = 0.0  # share of estimates that repeat the previous report
     noise_model: NoiseModel = "independent"
     noise_corr_s: float = 30.0  # correlation time of the correlated noise
+    # "open": straight from waypoint to waypoint (a hall with nothing in the way).
+    # "aisles": an exhibition hall; booths line aisles every aisle_ft (x = k × aisle_ft),
+    # crossed by aisles every cross_aisle_ft (y = k × cross_aisle_ft): a walker goes from
+    # booth to booth along them, turning 90° at the crossings without pausing.
+    layout: Literal["open", "aisles"] = "open"
+    aisle_ft: float = 40.0
+    cross_aisle_ft: float = 120.0
 
     def __post_init__(self) -> None:
         if self.noise_model not in NOISE_MODELS:
@@ -61,6 +69,10 @@ class VenueConfig:
                              f"got {self.noise_model!r}")
         if self.compute_interval_s <= 0 or self.noise_corr_s <= 0:
             raise ValueError("compute_interval_s and noise_corr_s must be > 0")
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS}, got {self.layout!r}")
+        if self.aisle_ft <= 0 or self.cross_aisle_ft <= 0:
+            raise ValueError("aisle_ft and cross_aisle_ft must be > 0")
         if (self.compute_interval_max_s is not None
                 and self.compute_interval_max_s < self.compute_interval_s):
             raise ValueError("compute_interval_max_s must be >= compute_interval_s")
@@ -82,11 +94,14 @@ class Mover:
     """The true position of one device over simulated time."""
 
     __slots__ = ("cfg", "rng", "moving", "floor", "x", "y", "t", "tx", "ty", "speed_fps",
-                 "pause_until", "distance_ft", "paused_s", "walking_s")
+                 "pause_until", "distance_ft", "paused_s", "walking_s", "corners")
 
     def __init__(self, cfg: VenueConfig, rng: random.Random, floor: int, moving: bool) -> None:
         self.cfg, self.rng, self.moving, self.floor = cfg, rng, moving, floor
         self.x, self.y = rng.uniform(0, cfg.width_ft), rng.uniform(0, cfg.depth_ft)
+        self.corners: list[tuple[float, float]] = []  # the leg's turns left, then its end
+        if cfg.layout == "aisles":  # at a booth: on the nearest aisle
+            self.x = min(round(self.x / cfg.aisle_ft), self._aisles()) * cfg.aisle_ft
         self.t = 0.0
         self.distance_ft = self.paused_s = self.walking_s = 0.0
         self.tx, self.ty, self.speed_fps = self.x, self.y, 0.0
@@ -96,10 +111,32 @@ class Mover:
             if rng.random() < 0.5:  # some attendees are standing somewhere at the start
                 self.pause_until = rng.uniform(0, cfg.pause_s[1])
 
+    def _aisles(self) -> int:
+        """The highest booth aisle's index (the aisles are x = 0 .. that × aisle_ft)."""
+        return int(self.cfg.width_ft // self.cfg.aisle_ft)
+
     def _new_leg(self) -> None:
-        self.tx = self.rng.uniform(0, self.cfg.width_ft)
-        self.ty = self.rng.uniform(0, self.cfg.depth_ft)
-        self.speed_fps = self.rng.uniform(*self.cfg.speed_mps) / M_PER_FT
+        cfg = self.cfg
+        if cfg.layout == "aisles":
+            tx = self.rng.randint(0, self._aisles()) * cfg.aisle_ft
+            ty = self.rng.uniform(0, cfg.depth_ft)
+            self.corners = self._route(tx, ty)
+            self.tx, self.ty = self.corners.pop(0)
+        else:
+            self.tx = self.rng.uniform(0, cfg.width_ft)
+            self.ty = self.rng.uniform(0, cfg.depth_ft)
+        self.speed_fps = self.rng.uniform(*cfg.speed_mps) / M_PER_FT
+
+    def _route(self, tx: float, ty: float) -> list[tuple[float, float]]:
+        """Along the booth aisle to a cross aisle, along it to the booth's aisle, along
+        that to the booth (the cross aisle that makes it shortest, the nearer one on a
+        tie); a booth on the same aisle straight along it."""
+        if tx == self.x:
+            return [(tx, ty)]
+        step = self.cfg.cross_aisle_ft
+        crossings = [k * step for k in range(int(self.cfg.depth_ft // step) + 1)]
+        cy = min(crossings, key=lambda c: (abs(self.y - c) + abs(c - ty), abs(self.y - c)))
+        return [p for p in ((self.x, cy), (tx, cy), (tx, ty)) if p != (self.x, self.y)]
 
     def _arrive(self) -> None:
         cfg = self.cfg
@@ -127,7 +164,10 @@ class Mover:
                 self.distance_ft += left_ft
                 self.walking_s += need_s
                 self.t += need_s
-                self._arrive()
+                if self.corners:  # an aisle crossing: turn, walk on
+                    self.tx, self.ty = self.corners.pop(0)
+                else:
+                    self._arrive()
             else:
                 step = t_to - self.t
                 share = step * self.speed_fps / left_ft

@@ -14,8 +14,10 @@ from tools.cmx_sim import accuracy, fake_firehose, report, walk
 from tools.cmx_sim.cadence import FEEDS
 from tools.cmx_sim.cli_args import (
     Formatter,
+    add_layout,
     env,
     host_port,
+    layout,
     non_negative,
     positive_int,
     save_json,
@@ -48,6 +50,7 @@ def add_walk(sub: Any, devices: argparse.ArgumentParser) -> None:
                    help="pause at each waypoint")
     g.add_argument("--floor-change-prob", type=share, default=d.floor_change_prob,
                    help="chance of changing floor at a waypoint")
+    add_layout(g)
     g = p.add_argument_group("location engine (CMX, Spaces or Meraki)")
     g.add_argument("--noise", choices=NOISE_MODELS, default=d.noise_model,
                    help="independent: a fresh error per estimate; correlated: an error that "
@@ -131,7 +134,7 @@ def venue_config(args: argparse.Namespace) -> VenueConfig:
         outlier_rate=args.outlier_rate, outlier_ft=args.outlier_ft,
         compute_interval_s=args.compute_interval_s,
         movement_distance_ft=args.movement_distance_ft, noise_model=args.noise,
-        noise_corr_s=args.noise_corr_s)
+        noise_corr_s=args.noise_corr_s, **layout(args))
 
 
 def walk_options(args: argparse.Namespace) -> walk.WalkOptions:
@@ -216,6 +219,7 @@ def add_accuracy(sub: Any, devices: argparse.ArgumentParser) -> None:
                         "figures do not depend on it, see docs/accuracy.md)")
     p.add_argument("--noise-corr-s", type=float, default=d.venue.noise_corr_s,
                    help="correlation time of the correlated noise")
+    add_layout(p)
     p.add_argument("--filter", dest="filter_mode", metavar="MODE",
                    help="the server's tracking.filter (TYS_TRACKING_FILTER; default: the "
                         "server's own default: adaptive in conf/tys.yaml)")
@@ -232,7 +236,7 @@ def add_accuracy(sub: Any, devices: argparse.ArgumentParser) -> None:
 
 def run_accuracy_command(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
     """Run the matrix of the arguments."""
-    venue = VenueConfig(floors=args.floors, noise_corr_s=args.noise_corr_s)
+    venue = VenueConfig(floors=args.floors, noise_corr_s=args.noise_corr_s, **layout(args))
     opts = accuracy.MatrixOptions(
         feeds=args.feeds, noise_models=args.noise, sigmas_ft=args.sigmas_ft,
         minutes=args.minutes, attendees=args.attendees, stationary=args.stationary,
