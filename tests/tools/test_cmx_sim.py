@@ -493,6 +493,23 @@ def test_every_subcommand_has_help(command: list[str]) -> None:
     assert "usage: python -m tools.cmx_sim" in done.stdout
 
 
+def test_accuracy_command_line_carries_the_venue_layout(monkeypatch: pytest.MonkeyPatch,
+                                                       tmp_path: Path) -> None:
+    from tools.cmx_sim import accuracy
+    from tools.cmx_sim.__main__ import build_parser
+    from tools.cmx_sim.walk_cli import run_accuracy_command
+
+    seen: list[accuracy.MatrixOptions] = []
+    monkeypatch.setattr(accuracy, "main", lambda opts, *_: seen.append(opts) or 0)
+    args = build_parser().parse_args(
+        ["accuracy", "--layout", "aisles", "--aisle-ft", "30", "--noise-corr-s", "60",
+         "--out", str(tmp_path)])
+    assert run_accuracy_command(args, []) == 0
+    (opts,) = seen
+    assert (opts.venue.layout, opts.venue.aisle_ft, opts.venue.cross_aisle_ft,
+            opts.venue.noise_corr_s) == ("aisles", 30.0, 120.0, 60.0)
+
+
 def test_walk_command_line_becomes_walk_options(monkeypatch: pytest.MonkeyPatch) -> None:
     from tools.cmx_sim.__main__ import build_parser
     from tools.cmx_sim.walk_cli import walk_options
@@ -503,8 +520,11 @@ def test_walk_command_line_becomes_walk_options(monkeypatch: pytest.MonkeyPatch)
         ["walk", "--server", "http://tys:8080", "--feed", "meraki", "--attendees", "7",
          "--stationary", "2", "--register-share", "0.5", "--noise", "correlated",
          "--noise-ft", "12", "--noise-corr-s", "40", "--duration-min", "5", "--tail-s", "90",
-         "--settle-wait-s", "2", "--serve-firehose", "9999", "--speedup", "0"])
+         "--settle-wait-s", "2", "--serve-firehose", "9999", "--speedup", "0",
+         "--layout", "aisles", "--cross-aisle-ft", "100"])
     opts = walk_options(args)
+    assert (opts.venue.layout, opts.venue.aisle_ft, opts.venue.cross_aisle_ft) == (
+        "aisles", 40.0, 100.0)
     assert (opts.feed, opts.attendees, opts.stationary, opts.register_share) == (
         "meraki", 7, 2, 0.5)
     assert (opts.venue.noise_model, opts.venue.noise_ft, opts.venue.noise_corr_s) == (

@@ -39,10 +39,14 @@ def test_the_same_seed_gives_the_same_rows_and_the_filter_mode_matters() -> None
 
 def test_the_venue_variant_comes_from_the_command_line() -> None:
     opts = offline.parse_args(["--speed-mps", "0.7,1.2", "--pause-s", "5,60",
-                               "--width-ft", "900", "--noise-corr-s", "60"])
+                               "--width-ft", "900", "--noise-corr-s", "60",
+                               "--layout", "aisles", "--aisle-ft", "30"])
     assert (opts.venue.speed_mps, opts.venue.pause_s, opts.venue.width_ft,
             opts.venue.noise_corr_s) == ((0.7, 1.2), (5.0, 60.0), 900.0, 60.0)
+    assert (opts.venue.layout, opts.venue.aisle_ft) == ("aisles", 30.0)
     assert opts.venue.depth_ft == 400.0  # the rest is the matrix's venue
+    assert opts.venue.cross_aisle_ft == 120.0
+    assert offline.parse_args([]).venue.layout == "open"
 
 
 class _KeptState(offline.State):
