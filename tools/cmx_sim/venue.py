@@ -1,7 +1,8 @@
 """The venue model (pure, seeded): true walks, noisy location estimates, the fixes a feed sends.
 
 Every device has a true position. Walkers go from waypoint to waypoint at 1.0-1.6 m/s and
-pause at each; stationary devices never move. The location engine re-computes each
+pause at each (layout ``aisles``: from booth to booth along an exhibition hall's aisles,
+turning 90° at the crossings without pausing); stationary devices never move. The location engine re-computes each
 device's position on its own timer (CMX: every ``compute_interval_s``, each device at its
 own phase; Spaces and Meraki: every ``compute_interval_s`` .. ``compute_interval_max_s``,
 drawn anew each time): the estimate is the true position plus noise per axis, and now and
