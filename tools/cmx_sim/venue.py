@@ -2,18 +2,19 @@
 
 Every device has a true position. Walkers go from waypoint to waypoint at 1.0-1.6 m/s and
 pause at each (layout ``aisles``: from booth to booth along an exhibition hall's aisles,
-turning 90° at the crossings without pausing); stationary devices never move. The location engine re-computes each
-device's position on its own timer (CMX: every ``compute_interval_s``, each device at its
-own phase; Spaces and Meraki: every ``compute_interval_s`` .. ``compute_interval_max_s``,
-drawn anew each time): the estimate is the true position plus noise per axis, and now and
-then an outlier jump. Noise is ``independent`` (a fresh gaussian draw per estimate) or
-``correlated`` (an Ornstein-Uhlenbeck drift per axis with correlation time
-``noise_corr_s``: real location error wanders, it does not jump each fix); ``noise_ft`` is
-its standard deviation per axis either way. A share ``repeat_share`` of estimates repeats
-the previous report (a location engine that did not update). A fix is emitted on the
-first estimate (``moveDistanceInFt`` 10000, as CMX does), on a floor change, and whenever
-the estimate is ``movement_distance_ft`` or more from the last fix (0: every estimate, as
-the timer feeds send them).
+turning 90° at the crossings without pausing); stationary devices never move. The location
+engine re-computes each device's position on its own timer (CMX: every
+``compute_interval_s``, each device at its own phase; Spaces and Meraki: every
+``compute_interval_s`` .. ``compute_interval_max_s``, drawn anew each time): the estimate
+is the true position plus noise per axis, and now and then an outlier jump. Noise is
+``independent`` (a fresh gaussian draw per estimate) or ``correlated`` (an
+Ornstein-Uhlenbeck drift per axis with correlation time ``noise_corr_s``: real location
+error wanders, it does not jump each fix); ``noise_ft`` is its standard deviation per axis
+either way. A share ``repeat_share`` of estimates repeats the previous report (a location
+engine that did not update). A fix is emitted on the first estimate (``moveDistanceInFt``
+10000, as CMX does), on a floor change, and whenever the estimate is
+``movement_distance_ft`` or more from the last fix (0: every estimate, as the timer feeds
+send them).
 
 Each device draws from random streams of its own (its walk; its estimates), so the same
 seed gives the same true walks whatever the feed, its cadence or the noise model.
