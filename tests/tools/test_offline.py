@@ -47,6 +47,9 @@ def test_the_venue_variant_comes_from_the_command_line() -> None:
     assert opts.venue.depth_ft == 400.0  # the rest is the matrix's venue
     assert opts.venue.cross_aisle_ft == 120.0
     assert offline.parse_args([]).venue.layout == "open"
+    for bad in (["--layout", "maze"], ["--aisle-ft", "0"], ["--cross-aisle-ft", "-5"]):
+        with pytest.raises(SystemExit):
+            offline.parse_args(bad)
 
 
 class _KeptState(offline.State):

@@ -42,6 +42,14 @@ def non_negative(text: str) -> float:
     return value
 
 
+def positive(text: str) -> float:
+    """A float > 0."""
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
 def positive_int(text: str) -> int:
     """An int >= 1."""
     value = int(text)
@@ -82,9 +90,9 @@ def add_layout(group: Any) -> None:
     group.add_argument("--layout", choices=LAYOUTS, default=d.layout,
                        help="open: straight from waypoint to waypoint; aisles: an exhibition "
                             "hall, booth to booth along aisles, 90° turns at the crossings")
-    group.add_argument("--aisle-ft", type=float, default=d.aisle_ft,
+    group.add_argument("--aisle-ft", type=positive, default=d.aisle_ft,
                        help="aisles: the booth aisles' spacing")
-    group.add_argument("--cross-aisle-ft", type=float, default=d.cross_aisle_ft,
+    group.add_argument("--cross-aisle-ft", type=positive, default=d.cross_aisle_ft,
                        help="aisles: the cross aisles' spacing")
 
 
