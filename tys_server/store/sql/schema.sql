@@ -54,12 +54,6 @@ ALTER TABLE distance ADD COLUMN IF NOT EXISTS jitter_ft double precision NOT NUL
 ALTER TABLE distance ADD COLUMN IF NOT EXISTS run_point point;
 ALTER TABLE distance ADD COLUMN IF NOT EXISTS run_m double precision NOT NULL DEFAULT 0;
 ALTER TABLE distance ADD COLUMN IF NOT EXISTS zig double precision NOT NULL DEFAULT 0.15;
--- Added: the adaptive filter's rule D (docs/accuracy.md): run_point, run_m: where the
--- walk's straight run started and the metres it was credited (NULL, 0: no run); zig: the
--- device's share of sharp turns while walking, from the prior 0.15.
-ALTER TABLE distance ADD COLUMN IF NOT EXISTS run_point point;
-ALTER TABLE distance ADD COLUMN IF NOT EXISTS run_m double precision NOT NULL DEFAULT 0;
-ALTER TABLE distance ADD COLUMN IF NOT EXISTS zig double precision NOT NULL DEFAULT 0.15;
 
 CREATE TABLE IF NOT EXISTS count (
     time timestamp PRIMARY KEY,           -- start of the minute, UTC
