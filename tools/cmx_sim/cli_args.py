@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tools.cmx_sim.devices import MAC_MODES
+from tools.cmx_sim.venue import LAYOUTS, VenueConfig
 
 Formatter = argparse.ArgumentDefaultsHelpFormatter
 
@@ -84,8 +85,6 @@ def device_options() -> argparse.ArgumentParser:
 
 def add_layout(group: Any) -> None:
     """The venue's layout options (VenueConfig.layout, aisle_ft, cross_aisle_ft)."""
-    from tools.cmx_sim.venue import LAYOUTS, VenueConfig
-
     d = VenueConfig()
     group.add_argument("--layout", choices=LAYOUTS, default=d.layout,
                        help="open: straight from waypoint to waypoint; aisles: an exhibition "
