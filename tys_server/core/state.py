@@ -10,6 +10,7 @@ import math
 from collections.abc import Callable, Iterable
 
 from tys_server.core import restore
+from tys_server.core.adaptive import advance as adaptive_advance
 from tys_server.core.adaptive import settles
 from tys_server.core.calendar import EventCalendar
 from tys_server.core.days import DayTotals
@@ -84,6 +85,9 @@ class State(Registry, FlushBook):
         gated_params, adaptive, walking = self.gated_params, params.adaptive, self.walking
         queued, gate, gate_params, on_ip_seen = walking.queued, self._gate, self.gate, \
             self.on_ip_seen
+        # An existing track goes straight to its mode's filter: tracking.advance's own
+        # dispatch only adds a call per event.
+        advance_known = adaptive_advance if adaptive else advance
         for event in batch.events:
             kind = type(event)
             if kind is Fix:
@@ -119,9 +123,11 @@ class State(Registry, FlushBook):
                     self.refused_devices += 1
                     continue
                 before_ts = event.ts
+                track, credited_m, changed = advance(known, event, event_params)
             else:
                 before_ts = known.last_ts
-            track, credited_m, changed = advance(known, event, event_params)
+                track, credited_m, changed = advance_known(
+                    known, event, event_params)  # type: ignore[arg-type]
             if not changed:
                 if known is not None and event.ts < known.last_ts:
                     self.stale_movements += 1
@@ -129,7 +135,8 @@ class State(Registry, FlushBook):
             if track is not known:
                 tracks[mac] = track
             dirty_tracks.add(mac)
-            if adaptive and settles(track.walk) and mac not in queued:
+            # A walker stays queued until the settle pops it: test that first.
+            if adaptive and mac not in queued and settles(track.walk):
                 walking.add(mac, track.last_ts)
             if credited_m > 0.0:
                 # An adaptive credit that ended a walk is its stop (rule S): it belongs
