@@ -103,8 +103,11 @@ class BaseHandler(tornado.web.RequestHandler):
         send_error() calls this too, so every JSON reply and error has its type from here.
         """
         date: HttpDate = self.application.settings["http_date"]
-        self._headers = httputil.HTTPHeaders(
-            {"Server": _SERVER, "Content-Type": JSON_TYPE, "Date": date.now()})
+        # Set one by one: HTTPHeaders(dict) goes through MutableMapping.update (~0.25 µs more).
+        headers = self._headers = httputil.HTTPHeaders()
+        headers["Server"] = _SERVER
+        headers["Content-Type"] = JSON_TYPE
+        headers["Date"] = date.now()
         self.set_default_headers()
         self._write_buffer = []
         self._status_code = 200
