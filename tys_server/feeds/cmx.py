@@ -43,6 +43,7 @@ from tys_server.feeds.cmx_fields import (
 from tys_server.feeds.legacy_mse import LEGACY_KEYS, from_legacy
 
 MAX_COORDINATE_FT = 1e9
+_MIN_COORDINATE_FT = -MAX_COORDINATE_FT  # bound once: -MAX_COORDINATE_FT makes a float per use
 ZONE_MAX_CHARS = 255
 _PLAIN_NUMBERS = (float, int)  # exact types: bool is not a number here
 _PLAIN_MAX = 1e18  # bounds a plain number; beyond it (or NaN) the general path decides
@@ -142,8 +143,8 @@ def _plain_movement(entry: dict[str, Any], with_distance: bool,
         return None
     unit: Any = coordinate.get("unit")
     if not (type(x_ft) in _PLAIN_NUMBERS and type(y_ft) in _PLAIN_NUMBERS
-            and -MAX_COORDINATE_FT <= x_ft <= MAX_COORDINATE_FT
-            and -MAX_COORDINATE_FT <= y_ft <= MAX_COORDINATE_FT
+            and _MIN_COORDINATE_FT <= x_ft <= MAX_COORDINATE_FT
+            and _MIN_COORDINATE_FT <= y_ft <= MAX_COORDINATE_FT
             and (unit == "FEET" or unit is None)
             and type(floor) is int and INT64_MIN <= floor <= INT64_MAX
             and type(stamp) in _PLAIN_NUMBERS
