@@ -361,6 +361,21 @@ def test_a_restart_continues_walks_and_their_settle() -> None:
     assert second.total_m(MAC) == pytest.approx(5 * LEG_M + STOP_M)
 
 
+def test_a_credited_owner_is_listed_for_the_boards_once_between_takes() -> None:
+    state = State(FilterParams(), "UTC")
+    start_s = dt.datetime(2026, 11, 28, 12, tzinfo=dt.UTC).timestamp()
+    owner = state.add_user("a@example.org", "a", MAC, start_s)
+    assert state.take_changed_users() == {owner}  # the registration
+    moves = walk(start_s, 9)
+    state.ingest(batch(*moves[:4]), start_s + 60)  # credits at the third and fourth points
+    assert state.take_changed_users() == {owner}
+    assert state.take_changed_users() == set()
+    revision = owner.revision
+    state.ingest(batch(*moves[4:]), start_s + 200)  # five more credits
+    assert owner.revision == revision + 5  # a bump per credit, one listing for the boards
+    assert state.take_changed_users() == {owner}
+
+
 def test_forgetting_devices_drops_their_tracks_days_and_dirty_keys_only() -> None:
     state = State(FilterParams(), "America/Los_Angeles")
     midnight = dt.datetime(2026, 11, 28, tzinfo=LA).timestamp()
