@@ -16,6 +16,7 @@ from tys_server.core.adaptive import (
     STARTED,
     WALKING,
     ZIG_PRIOR,
+    ZIGZAG_MIN,
     gate_distance_ft,
     run_tolerance_ft,
 )
@@ -243,6 +244,68 @@ def test_a_sharp_turn_mid_walk_is_credited_via_a_corner_once_the_walk_goes_on() 
     points = [(0, 0), (50, 0), (100, 0), (150, 0), (120, 40), (150, 0)]
     _, credits = walk(mv(x, y, 15 * i, move_ft=None) for i, (x, y) in enumerate(points))
     assert sum(credits) == pytest.approx(3 * LEG_M)
+
+
+def zigzag_turn(zig: float, last: tuple[float, float],
+                dt_s: float = 15.0) -> tuple[Track, list[float]]:
+    """A walk started east from (0, 0) over (50, 0) and (100, 0), whose leg (50, 0) → (100, 0)
+    waits for confirmation (STARTED); then a sharp turn to last. The device's zig is set
+    first, as its walks before would have left it; the fixes after the first come dt_s
+    apart."""
+    first = mv(0.0, 0.0, 0.0, move_ft=None)
+    track = Track(first.floor, first.x_ft, first.y_ft, first.ts)
+    track.zig = zig
+    times = [15.0, 15.0 + dt_s, 15.0 + 2 * dt_s]
+    points = [(50.0, 0.0), (100.0, 0.0), last]
+    return walk((mv(x, y, t, move_ft=None) for t, (x, y) in zip(times, points, strict=True)),
+                track)
+
+
+def test_a_zig_zagging_device_s_dropped_leg_counts_for_the_progress_the_turn_shows() -> None:
+    # (100, 0) → (110, 60) turns 80.5° off the walk's line: a sharp turn, which drops the
+    # waiting leg. The new point is 84.9 ft from the leg's start but only 60.8 ft from its
+    # end: the leg made 24.0 ft of progress, which rule Z credits on a zig-zagging device.
+    track, credits = zigzag_turn(1.0, (110.0, 60.0))
+    gain_ft = math.hypot(60, 60) - math.hypot(10, 60)
+    assert credits == pytest.approx([0, LEG_M, gain_ft * M_PER_FT])
+    assert track.walk == NONE
+    assert track.pending_m == pytest.approx(math.hypot(10, 60) * M_PER_FT)  # it waits
+    # A device whose walks seldom zig-zag (zig under ZIGZAG_MIN once this turn is counted)
+    # drops the leg, as before rule Z.
+    quiet, credits = zigzag_turn(0.2, (110.0, 60.0))
+    assert quiet.zig < ZIGZAG_MIN
+    assert credits == pytest.approx([0, LEG_M, 0])
+
+
+def test_rule_z_credits_a_bounce_back_nothing_and_a_leg_at_most_its_own_metres() -> None:
+    # Back towards where the walk came from: the new point is nearer the leg's start than
+    # its end, no progress at all.
+    _, credits = zigzag_turn(1.0, (60.0, 40.0))
+    assert credits == pytest.approx([0, LEG_M, 0])
+    # 3 s apart, the waiting 50 ft leg was capped at max_speed_mps × 3 s (13.26 m). The
+    # turn 5 ft on, 80° off the line, shows 46.1 ft (14.05 m) of progress: the leg's
+    # capped metres are credited, no more.
+    angle = math.radians(80)
+    last = (100.0 + 5 * math.cos(angle), 5 * math.sin(angle))
+    track, credits = zigzag_turn(1.0, last, dt_s=3.0)
+    gain_ft = math.hypot(last[0], last[1]) - 5.0
+    assert gain_ft * M_PER_FT > 3.0 * PARAMS.max_speed_mps
+    assert credits == pytest.approx([0, LEG_M, 3.0 * PARAMS.max_speed_mps])
+    assert track.total_m == pytest.approx(LEG_M + 3.0 * PARAMS.max_speed_mps)
+
+
+def test_a_track_restored_before_the_turn_credits_rule_z_as_the_uninterrupted_one() -> None:
+    # Rule Z reads the waiting leg's ends, its metres, the walk and zig: all in the stored
+    # row, so a restart between the leg and the turn changes nothing.
+    through, credits = zigzag_turn(1.0, (110.0, 60.0))
+    assert credits[2] > 0.0
+    before, _ = zigzag_turn(1.0, (100.0, 0.0))  # the same fixes but the turn (a repeat)
+    assert before.walk == STARTED
+    cut = Track.restore(*before.as_row(), *before.adaptive_row())
+    restored, credits_after = walk([mv(110.0, 60.0, 45.0, move_ft=None)], cut)
+    assert credits_after == pytest.approx([credits[2]])
+    assert restored.as_row() + restored.adaptive_row() == \
+        through.as_row() + through.adaptive_row()
 
 
 def test_a_repeat_and_a_stale_movement_change_nothing() -> None:

@@ -10,7 +10,9 @@ way is added back (rule C), and a sharp turn in the middle of a walk is measured
 corner past the last fix rather than along the chord (rule T); behind the gate, a lone
 leg at least LONE_K times the device's jitter long counts if it ends in a stop (rule L);
 a device whose walks seldom zig-zag is credited a straight run's chord, not its legs
-(rule D). ``settle`` credits rule S without a next fix, once the feeds' clock says none
+(rule D); a device whose walks often do is credited, for a leg dropped at a sharp turn, what
+the chord from the leg's start to the new point gains on the new leg (rule Z). ``settle``
+credits rule S without a next fix, once the feeds' clock says none
 can come. Per-device state, in the Track: ``walk``, p0, the stop extension fixed at the
 last fix (``held_m``: classic's held leg is unused), rule D's run and ``zig``.
 
@@ -69,6 +71,11 @@ ZIG_PRIOR = 0.15
 ZIG_STEP = 0.1
 RUN_CMX = (0.25, 0.35, 40.0)
 RUN_GATED = (0.08, 0.18, 60.0)
+# Rule Z: from this zig on (independent noise of about σ 20 ft: walkers' zig there is
+# 0.45-0.6, still phones' stays near ZIG_PRIOR, as they seldom have a walk under way), a
+# leg waiting for confirmation that a sharp turn would drop is credited what the chord from
+# its start to the new point is longer than the new leg (docs/accuracy.md, "Rule Z").
+ZIGZAG_MIN = 0.4
 
 
 def settles(walk: int) -> bool:
@@ -118,6 +125,19 @@ def _run_leg(track: Track, fx: float, fy: float, tx: float, ty: float, leg_m: fl
     track.run_x_ft, track.run_y_ft = fx, fy
     track.run_m = leg_m
     return leg_m
+
+
+def _zigzag_m(x1: float, y1: float, x: float, y: float, line_ft: float, pending_m: float) -> float:
+    """Rule Z: the metres of the dropped leg p1→p2 that its walk made good, judged from the
+    point after it: |p1 point| − |p2 point| (line_ft), at most the leg's own pending_m.
+
+    Noise bouncing a point out and back makes no progress (nothing); a walk zig-zagging
+    along its line makes the chord; a walker turning twice keeps some of the first leg.
+    """
+    gain_m = (math.hypot(x - x1, y - y1) - line_ft) * M_PER_FT
+    if gain_m <= 0.0:
+        return 0.0
+    return gain_m if gain_m < pending_m else pending_m
 
 
 def stop(track: Track) -> float:
@@ -276,6 +296,11 @@ def advance(track: Track, mv: Movement, params: FilterParams) -> tuple[Track, fl
                 d = (ext_ft + math.hypot(x - kx, y - ky)) * M_PER_FT
                 if d > cap:
                     d = cap
+            elif (walk == NONE or walk == STARTED) and track.zig >= ZIGZAG_MIN:
+                # Rule Z: a noisy device's leg p1→p2, not yet credited, counts for the
+                # progress the new point shows.
+                credited = _zigzag_m(x1, y1, x, y, line_ft, track.pending_m)
+                track.total_m += credited
             track.walk = NONE  # a sharp turn: an uncredited pending leg is dropped
             track.run_x_ft = track.run_y_ft = None
         track.x0_ft, track.y0_ft = x1, y1
