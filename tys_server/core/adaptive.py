@@ -1,6 +1,6 @@
 """The adaptive distance filter (``tracking.filter: adaptive``, docs/accuracy.md). Pure.
 
-DESIGN 6's filter, with five additions measured against ground truth (/work/lab's
+DESIGN 6's filter, with additions measured against ground truth (/work/lab's
 report, docs/accuracy.md): a walk is confirmed before its second leg counts (STARTED), a
 leg slower than ``min_speed_mps`` or after ``settle_s`` of quiet means the walker had
 stopped, a walker who stops is credited the last leg plus ``stop_ext_share`` of a trigger
