@@ -288,7 +288,8 @@ def test_rule_z_credits_a_bounce_back_nothing_and_a_leg_at_most_its_own_metres()
     angle = math.radians(80)
     last = (100.0 + 5 * math.cos(angle), 5 * math.sin(angle))
     track, credits = zigzag_turn(1.0, last, dt_s=3.0)
-    gain_ft = math.hypot(last[0], last[1]) - 5.0
+    gain_ft = math.hypot(last[0] - 50.0, last[1]) - 5.0  # from the leg's start, (50, 0)
+    assert gain_ft == pytest.approx(46.1, abs=0.05)
     assert gain_ft * M_PER_FT > 3.0 * PARAMS.max_speed_mps
     assert credits == pytest.approx([0, LEG_M, 3.0 * PARAMS.max_speed_mps])
     assert track.total_m == pytest.approx(LEG_M + 3.0 * PARAMS.max_speed_mps)

@@ -71,7 +71,7 @@ ZIG_PRIOR = 0.15
 ZIG_STEP = 0.1
 RUN_CMX = (0.25, 0.35, 40.0)
 RUN_GATED = (0.08, 0.18, 60.0)
-# Rule Z: from this zig on (independent noise of about σ 20 ft: walkers' zig there is
+# Rule Z: from this zig on (independent noise of about σ 20 ft: CMX walkers' zig there is
 # 0.45-0.6, still phones' stays near ZIG_PRIOR, as they seldom have a walk under way), a
 # leg waiting for confirmation that a sharp turn would drop is credited what the chord from
 # its start to the new point is longer than the new leg (docs/accuracy.md, "Rule Z").
