@@ -97,6 +97,4 @@ class Registry:
     def take_changed_users(self) -> set[User]:
         """Users changed since the last call (the leaderboards' change feed)."""
         changed, self.changed_users = self.changed_users, set()
-        for user in changed:
-            user.listed_changed = False
         return changed

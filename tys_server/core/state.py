@@ -153,9 +153,7 @@ class State(Registry, FlushBook):
                 owner = owners.get(mac)
                 if owner is not None:
                     owner.revision += 1
-                    if not owner.listed_changed:
-                        owner.listed_changed = True
-                        self.changed_users.add(owner)
+                    self.changed_users.add(owner)
 
     def _other(self, event: Event) -> None:
         """A zone visit or an exit; a kind this state does not know (a newer feed's) is ignored."""

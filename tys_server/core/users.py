@@ -20,7 +20,7 @@ class User:
     """A registered visitor, the MACs (as stored) of their devices, and their profile."""
 
     __slots__ = ("email", "username", "macs", "revision", "team", "team_since_s", "alias",
-                 "hidden", "disqualified", "listed_changed")
+                 "hidden", "disqualified")
 
     def __init__(self, email: str, username: str, macs: list[str] | None = None) -> None:
         self.email = email
@@ -29,9 +29,6 @@ class User:
         # Bumped whenever the user's devices, distance or profile change: what was worked
         # out from them before (a dashboard) is stale once it moved.
         self.revision = 0
-        # True only while the user is in State.changed_users, put there by the ingest (it
-        # then skips the set's look-up: a cache miss per credit); take_changed_users clears it.
-        self.listed_changed = False
         self.team: str | None = None
         self.team_since_s: float | None = None
         self.alias: str | None = None
