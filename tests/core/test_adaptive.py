@@ -55,10 +55,11 @@ def walk(moves: Iterable[Movement], track: Track | None = None,
     return track, credits
 
 
-def zigzagging(first: Movement) -> Track:
-    """A track whose device zig-zags (zig 1: independent noise), so rule D never runs."""
+def zigzagging(first: Movement, zig: float = 1.0) -> Track:
+    """A track whose device zig-zags (by default zig 1: independent noise, so rule D never
+    runs), as its walks before would have left it."""
     track = Track(first.floor, first.x_ft, first.y_ft, first.ts)
-    track.zig = 1.0
+    track.zig = zig
     return track
 
 
@@ -250,11 +251,8 @@ def zigzag_turn(zig: float, last: tuple[float, float],
                 dt_s: float = 15.0) -> tuple[Track, list[float]]:
     """A walk started east from (0, 0) over (50, 0) and (100, 0), whose leg (50, 0) → (100, 0)
     waits for confirmation (STARTED); then a sharp turn to last. The device's zig is set
-    first, as its walks before would have left it; the fixes after the first come dt_s
-    apart."""
-    first = mv(0.0, 0.0, 0.0, move_ft=None)
-    track = Track(first.floor, first.x_ft, first.y_ft, first.ts)
-    track.zig = zig
+    first (zigzagging); the fixes after the first come dt_s apart."""
+    track = zigzagging(mv(0.0, 0.0, 0.0, move_ft=None), zig)
     times = [15.0, 15.0 + dt_s, 15.0 + 2 * dt_s]
     points = [(50.0, 0.0), (100.0, 0.0), last]
     return walk((mv(x, y, t, move_ft=None) for t, (x, y) in zip(times, points, strict=True)),
